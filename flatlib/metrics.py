@@ -1,0 +1,278 @@
+"""Sample quality (FID, KID, precision/recall) through torch-fidelity, always offline.
+
+FID (Heusel et al. 2017) fits a Gaussian to the features of each set and reports
+``|mu_1 - mu_2|^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2})``; KID (Binkowski et al. 2018) is the unbiased
+MMD^2 with the cubic kernel ``(x.y / d + 1)^3`` averaged over random subsets; precision/recall is the
+k-NN manifold estimate of Kynkaanniemi et al. 2019 (k = 3). torch-fidelity computes all three; this
+module only chooses the feature extractor and feeds it data:
+
+* ``"inception"``: torch-fidelity's ``inception-v3-compat`` (a port of the TF graph the lineage's
+  evaluator uses; pool3 2048-d features). Its weights file must be given by path
+  (``feature_extractor_weights_path``); it is never downloaded. Grayscale images are repeated to 3
+  channels, and every image is resized to 299x299 inside the extractor.
+* ``"featurenet"``: :class:`FeatureNet`, a small classifier the CPU default profile trains on its own
+  data set (a 16x16 image carries too little for Inception to be meaningful or fast on a CPU). Its
+  pooled 128-d layer ``feat`` plays the role of pool3 (FID/KID/PRC) and ``logits`` that of the
+  Inception logits (IS). Values are therefore "FID with FeatureNet features", comparable only with
+  each other, never with the paper's numbers.
+
+Reference statistics are cached under ``cache_root`` by torch-fidelity under the name
+``{reference_cache_name}-{weights digest}``: its own cache key holds the extractor's name but not its
+weights, so the digest keeps two FeatureNets from sharing an entry. The key does not see the data: a
+cache name must identify one reference set (e.g. ``mnist5k-16-train``).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch_fidelity
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from flatlib.data import uint8_to_float
+
+FEATURENET_NAME = "flatlib-featurenet"
+EXTRACTORS = {"inception": "inception-v3-compat", "featurenet": FEATURENET_NAME}
+INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS_FILE}"
+
+
+class FeatureNet(nn.Module):
+    """Small classifier: three conv3x3-GroupNorm-ReLU blocks (width, 2*width, feature_dim channels; 2x
+    max-pool after the first two) -> global average pool (any image size >= 4) -> ``feature_dim`` feature
+    -> linear logits. Takes float images in [-1, 1]."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32, feature_dim: int = 128):
+        super().__init__()
+        self.config = dict(in_channels=in_channels, num_classes=num_classes, width=width, feature_dim=feature_dim)
+        widths = [in_channels, width, 2 * width, feature_dim]
+        layers = []
+        for i in range(3):
+            layers += [nn.Conv2d(widths[i], widths[i + 1], 3, padding=1), nn.GroupNorm(8, widths[i + 1]), nn.ReLU()]
+            if i < 2:
+                layers.append(nn.MaxPool2d(2))
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+@torch.no_grad()
+def _accuracy(model: FeatureNet, images: torch.Tensor, labels: torch.Tensor, batch_size: int, device) -> float:
+    correct = sum(int((model(x.to(device)).argmax(1).cpu() == y).sum())
+                  for x, y in zip(images.split(batch_size), labels.split(batch_size)))
+    return correct / len(labels)
+
+
+def train_feature_net(dataset: Dataset, epochs: int = 5, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
+                      device: str | torch.device = "cpu", progress: bool = True, val_fraction: float = 0.1
+                      ) -> tuple[FeatureNet, dict]:
+    """Train a :class:`FeatureNet` with Adam and cross-entropy on ``dataset`` ((image in [-1, 1], label)).
+
+    A seeded ``val_fraction`` of the set is held out; initialisation and batch order come from ``seed`` only
+    (the global RNG is left as it was). Returns ``(model in eval mode, dict(train_acc, val_acc))``.
+    """
+    generator = torch.Generator().manual_seed(seed)  # a DataLoader would draw its base seed from the global RNG
+    images, labels = next(iter(DataLoader(dataset, batch_size=len(dataset), generator=generator)))
+    labels = torch.as_tensor(labels).long()
+    if labels.min() < 0:
+        raise ValueError("train_feature_net needs a labelled data set (got label -1)")
+    order = torch.randperm(len(labels), generator=generator)
+    num_val = max(1, round(val_fraction * len(labels)))
+    val, train = order[:num_val], order[num_val:]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = FeatureNet(images.shape[1], int(labels.max()) + 1).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for epoch in range(epochs):
+        model.train()
+        total = 0.0
+        for idx in train[torch.randperm(len(train), generator=generator)].split(batch_size):
+            loss = F.cross_entropy(model(images[idx].to(device)), labels[idx].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        if progress:
+            print(f"featurenet epoch {epoch + 1}/{epochs}: loss {total / len(train):.4f}", file=sys.stderr)
+    model.eval()
+    return model, {f"{split}_acc": _accuracy(model, images[idx], labels[idx], batch_size, device)
+                   for split, idx in (("train", train), ("val", val))}
+
+
+def save_feature_net(path: str | Path, model: FeatureNet, meta: dict | None = None) -> None:
+    """Write ``{config, state_dict, meta}`` (plain types only, so it loads with ``weights_only=True``)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"config": model.config, "state_dict": state, "meta": dict(meta or {})}, path)
+
+
+def _require_file(path, what: str) -> Path:
+    if path is None or not Path(path).is_file():
+        raise FileNotFoundError(f"{what} not found: {'no path given' if path is None else Path(path).resolve()}")
+    return Path(path)
+
+
+def load_feature_net(path: str | Path) -> tuple[FeatureNet, dict]:
+    """Inverse of :func:`save_feature_net`: ``(model on CPU in eval mode, meta)``."""
+    path = _require_file(path, "FeatureNet weights (train them with flatlib.metrics.train_feature_net)")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model = FeatureNet(**checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint["meta"]
+
+
+class FeatureNetExtractor(torch_fidelity.FeatureExtractorBase):
+    """A saved :class:`FeatureNet` as a torch-fidelity feature extractor (``feature_extractor_weights_path``).
+
+    Input: uint8 ``NxCxHxW`` as torch-fidelity feeds it, mapped to [-1, 1] like the training data. A
+    1-channel net averages 3 input channels (exact for grayscale stored as RGB, e.g. PNGs read by
+    torch-fidelity); a 3-channel net repeats a single input channel. Features: ``feat`` (pooled 128-d;
+    FID/KID/PRC) and ``logits`` (IS).
+    """
+
+    def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+        super().__init__(name, features_list)
+        self.net, _ = load_feature_net(feature_extractor_weights_path)
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def get_provided_features_list():
+        return "feat", "logits"
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return "logits" if metric == "isc" else "feat"
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    def forward(self, x):
+        if x.dtype != torch.uint8 or x.dim() != 4:
+            raise ValueError(f"expected uint8 NxCxHxW images, got {x.dtype} {tuple(x.shape)}")
+        channels = self.net.config["in_channels"]
+        x = uint8_to_float(x)
+        if x.shape[1] != channels:
+            if (channels, x.shape[1]) == (1, 3):
+                x = x.mean(1, keepdim=True)
+            elif (channels, x.shape[1]) == (3, 1):
+                x = x.expand(-1, 3, -1, -1)
+            else:
+                raise ValueError(f"FeatureNet takes {channels} channels, got {x.shape[1]}")
+        feat = self.net.features(x)
+        out = {"feat": feat, "logits": self.net.head(feat)}
+        return tuple(out[name] for name in self.features_list)
+
+
+if FEATURENET_NAME not in FEATURE_EXTRACTORS_REGISTRY:  # the registry refuses a second registration
+    torch_fidelity.register_feature_extractor(FEATURENET_NAME, FeatureNetExtractor)
+
+
+class UInt8Images(Dataset):
+    """uint8 ``NxCxHxW`` images as torch-fidelity takes a Dataset: items are bare ``CxHxW`` tensors."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+
+def _to_nchw(array: np.ndarray) -> np.ndarray:
+    """``N,H,W`` (grayscale), ``N,C,H,W`` or ``N,H,W,C`` (guided-diffusion's layout) with C in {1, 3};
+    a shape where both axis 1 and axis 3 could be channels is refused."""
+    if array.ndim == 3:
+        return array[:, None]
+    if array.ndim == 4 and (array.shape[1] in (1, 3)) != (array.shape[3] in (1, 3)):
+        return array if array.shape[1] in (1, 3) else array.transpose(0, 3, 1, 2)
+    raise ValueError(f"cannot tell the channel axis of samples with shape {array.shape}")
+
+
+def load_images(source) -> torch.Tensor:
+    """uint8 ``NxCxHxW`` from a uint8 tensor/array, a folder of PNGs (grayscale PNGs stay 1-channel, others
+    become RGB) or an ``.npz`` with key ``samples``."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(path.glob("*.png"))
+            if not files:
+                raise FileNotFoundError(f"no .png files in {path.resolve()}")
+            arrays = []
+            for file in files:
+                with Image.open(file) as image:
+                    arrays.append(np.asarray(image if image.mode == "L" else image.convert("RGB")))
+            images = _to_nchw(np.stack(arrays))
+        elif path.suffix == ".npz":
+            with np.load(_require_file(path, "samples file")) as archive:
+                images = _to_nchw(archive["samples"])
+        else:
+            raise FileNotFoundError(f"expected a folder of PNGs or an .npz file: {path.resolve()}")
+        source = np.ascontiguousarray(images)
+    images = torch.as_tensor(source).cpu()
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise ValueError(f"expected uint8 NxCxHxW images, got {images.dtype} {tuple(images.shape)}")
+    return images
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()[:12]
+
+
+def compute_metrics(samples, reference, *, extractor: str, weights_path, cache_root, reference_cache_name=None,
+                    kid: bool = True, prc: bool = False, batch_size: int = 64, device="cpu",
+                    kid_subset_size: int | None = None) -> dict:
+    """FID (and KID, precision/recall) of ``samples`` against ``reference`` with torch-fidelity.
+
+    ``samples``/``reference``: anything :func:`load_images` takes. ``extractor``: ``"inception"`` or
+    ``"featurenet"``; ``weights_path`` is required for both (torch-fidelity would download Inception when
+    it is None). ``reference_cache_name`` caches the reference features/statistics under ``cache_root``.
+    KID subsets hold ``min(1000, N)`` images by default (torch-fidelity's 1000 fails for smaller sets).
+    Returns ``dict(fid, kid_mean, kid_std[, precision, recall])``; precision is the fraction of samples
+    inside the reference manifold, recall the converse.
+    """
+    if extractor not in EXTRACTORS:
+        raise ValueError(f"unknown extractor {extractor!r}; choose from {sorted(EXTRACTORS)}")
+    if extractor == "inception":
+        what = (f"Inception weights for torch-fidelity (feature_extractor_weights_path; nothing is downloaded: "
+                f"place {INCEPTION_WEIGHTS_FILE} from {INCEPTION_WEIGHTS_URL} there and pass its path)")
+    else:
+        what = "FeatureNet weights (feature_extractor_weights_path; train them with train_feature_net)"
+    weights_path = _require_file(weights_path, what)
+    inputs = [load_images(samples), load_images(reference)]
+    if extractor == "inception":
+        inputs = [x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x for x in inputs]
+    device = torch.device(device)
+    kwargs = dict(input1=UInt8Images(inputs[0]), input2=UInt8Images(inputs[1]), fid=True, kid=kid, prc=prc,
+                  feature_extractor=EXTRACTORS[extractor], feature_extractor_weights_path=str(weights_path),
+                  cuda=device.type == "cuda", batch_size=batch_size, cache_root=str(cache_root),
+                  save_cpu_ram=True, verbose=False,
+                  kid_subset_size=kid_subset_size or min(1000, len(inputs[0]), len(inputs[1])))
+    if reference_cache_name is not None:
+        kwargs["input2_cache_name"] = f"{reference_cache_name}-{_digest(weights_path)}"
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        raw = torch_fidelity.calculate_metrics(**kwargs)
+    keys = {"fid": torch_fidelity.KEY_METRIC_FID, "kid_mean": torch_fidelity.KEY_METRIC_KID_MEAN,
+            "kid_std": torch_fidelity.KEY_METRIC_KID_STD, "precision": torch_fidelity.KEY_METRIC_PRECISION,
+            "recall": torch_fidelity.KEY_METRIC_RECALL}
+    return {ours: float(raw[theirs]) for ours, theirs in keys.items() if theirs in raw}
