@@ -1,0 +1,66 @@
+"""Checkpoint names of a run folder and loading a model from one (raw, EMA or SWA weights).
+
+Names follow guided-diffusion: ``model{step:06d}.pt`` (raw weights, loadable by guided-diffusion),
+``ema_{rate}_{step:06d}.pt``, ``opt{step:06d}.pt``, plus ``swa{step:06d}.pt`` written by the SWA phase.
+A run folder also holds ``config.yaml``, the resolved training config that rebuilds the model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from flatlib.config import DiffusionConfig
+from flatlib.unet import UNetConfig, create_unet
+
+WEIGHT_KINDS = ("raw", "ema", "swa")
+
+
+def weights_path(run_dir: str | Path, kind: str, step: int, ema_rate: float) -> Path:
+    run_dir = Path(run_dir)
+    if kind == "raw":
+        return run_dir / f"model{step:06d}.pt"
+    if kind == "ema":
+        return run_dir / f"ema_{ema_rate}_{step:06d}.pt"
+    if kind == "swa":
+        return run_dir / f"swa{step:06d}.pt"
+    raise ValueError(f"unknown weights kind {kind!r}; choose one of {WEIGHT_KINDS}")
+
+
+def training_state_path(run_dir: str | Path, step: int) -> Path:
+    """Optimizer state, step, RNG states and sampler state; written last, so it marks a whole checkpoint."""
+    return Path(run_dir) / f"opt{step:06d}.pt"
+
+
+def saved_steps(run_dir: str | Path) -> list[int]:
+    """Steps with a complete checkpoint (``opt*.pt`` is written last)."""
+    return sorted(int(p.stem[3:]) for p in Path(run_dir).glob("opt[0-9]*.pt"))
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder written by flatlib.train?")
+    return yaml.safe_load(path.read_text())
+
+
+def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None,
+               device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The UNet of a run folder with its raw / EMA / SWA weights at ``step`` (default: the newest), in eval
+    mode, and the run's resolved config (with ``step`` added)."""
+    config = read_run_config(run_dir)
+    steps = saved_steps(run_dir)
+    if not steps:
+        raise FileNotFoundError(f"no checkpoint in {Path(run_dir).resolve()}")
+    step = steps[-1] if step is None else step
+    path = weights_path(run_dir, kind, step, config["train"]["ema_rate"])
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found ({kind} weights at step {step})")
+    model = create_unet(UNetConfig.from_dict(config["model"]))
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.to(device).eval(), {**config, "step": step}
+
+
+def diffusion_config(config: dict) -> DiffusionConfig:
+    return DiffusionConfig.from_dict(config["diffusion"])

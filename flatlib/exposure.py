@@ -1,0 +1,94 @@
+"""Exposure bias as the gap between predicted-noise norms on the sampling chain and on the forward process.
+
+At each respaced step t_i (ADM-ES, Ning et al. 2024; the flatness paper's "norm of the predicted noise"):
+
+    sampling norm  S(t) = mean_images || eps_theta(x_t^sample, t) ||_2      x_t^sample from the model's own chain
+    training norm  R(t) = mean_images || eps_theta(q_sample(x0, t, eps), t) ||_2   x0 real images, eps ~ N(0, I)
+    gap(t) = S(t) - R(t)
+
+A model without exposure bias sees the same x_t distribution in both, so gap(t) ~ 0; error accumulated along
+the chain shows as gap > 0, largest near t = T. The norm runs over all C*H*W values (sqrt(C*H*W) for a
+unit-variance eps). How the per-step gap is reduced to one number is a reproduction choice (the paper does
+not say): ``aggregate`` = "mean" (default), "sum" or "max" over steps.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from flatlib.checkpoints import WEIGHT_KINDS, load_model
+from flatlib.data import evaluation_subset, load_dataset
+from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator
+
+AGGREGATES = {"mean": torch.mean, "sum": torch.sum, "max": torch.max}
+
+
+@torch.no_grad()
+def predicted_noise_norms(model, diffusion: GaussianDiffusion, real_images: torch.Tensor, seed: int = 0,
+                          batch_size: int = 256, device="cpu", eps_scale: float = 1.0, clip_denoised: bool = True,
+                          aggregate: str = "mean", progress: bool = True) -> dict:
+    """Per-step sampling and training norms of eps_theta for ``len(real_images)`` chains (image i seeded
+    ``seed + i``; the forward-process noise uses ``seed + 10**6 + i``). Steps are listed from t = T down."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {sorted(AGGREGATES)}, got {aggregate!r}")
+    model.eval()
+    steps, n = diffusion.num_timesteps, len(real_images)
+    sampling, training = torch.zeros(steps, device=device), torch.zeros(steps, device=device)
+    for start in tqdm(range(0, n, batch_size), desc="exposure", unit="batch", disable=not progress):
+        x0 = real_images[start:start + batch_size].to(device)
+        seeds = range(seed + start, seed + start + len(x0))
+        chain_rng = StackedRandomGenerator(device, seeds)
+        x_T = chain_rng.randn_like(x0)
+        for out in diffusion.p_sample_loop_progressive(model, x_T, chain_rng, clip_denoised, eps_scale):
+            sampling[steps - 1 - out["index"]] += out["eps"].flatten(1).norm(dim=1).sum()
+        forward_rng = StackedRandomGenerator(device, [s + 10 ** 6 for s in seeds])
+        for index in range(steps - 1, -1, -1):
+            t = torch.full((len(x0),), index, dtype=torch.long, device=device)
+            eps_hat, _ = diffusion.model_predictions(model, diffusion.q_sample(x0, t, forward_rng.randn_like(x0)), t)
+            training[steps - 1 - index] += eps_hat.flatten(1).norm(dim=1).sum()
+    sampling, training = (sampling / n).cpu(), (training / n).cpu()
+    gap = sampling - training
+    return dict(t=[int(diffusion.timestep_map[i]) for i in range(steps - 1, -1, -1)],
+                sampling_norm=sampling.tolist(), training_norm=training.tolist(), gap=gap.tolist(),
+                aggregate=aggregate, gap_aggregate=float(AGGREGATES[aggregate](gap)),
+                gap_mean=float(gap.mean()), gap_max=float(gap.max()), num_images=n,
+                unit_noise_norm=float(torch.tensor(float(real_images[0].numel())).sqrt()))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from flatlib.sample import respaced_diffusion
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, type=Path)
+    parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema")
+    parser.add_argument("--step", type=int)
+    parser.add_argument("--respacing", default="100")
+    parser.add_argument("--num", type=int, default=256, help="number of chains and of real images")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--aggregate", choices=sorted(AGGREGATES), default="mean")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", required=True, type=Path, help="output JSON")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    model, config = load_model(args.run, args.weights, args.step, args.device)
+    data = config["data"]
+    real = evaluation_subset(load_dataset(data["name"], data["root"], data["image_size"], data.get("path")),
+                             args.num, args.seed)
+    result = predicted_noise_norms(model, respaced_diffusion(config, args.respacing), real, args.seed,
+                                   args.batch_size, args.device, aggregate=args.aggregate,
+                                   progress=not args.no_progress)
+    result = dict(run=str(args.run), weights=args.weights, step=config["step"], respacing=str(args.respacing),
+                  **result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
