@@ -1,0 +1,399 @@
+"""Training of every Table 1 variant from one entry point: ADM, +IP, +SAM, with EMA tracked inside each run
+and SWA as a separate phase resumed from a late checkpoint.
+
+    python -m flatlib.train --variant sam --out runs/sam                  # one CPU process
+    torchrun --nproc_per_node 8 -m flatlib.train --variant sam --out runs/sam --params paper/cifar10.yaml
+    python -m flatlib.train --variant sam --phase swa --init runs/sam --out runs/sam_swa
+    python -m flatlib.train --variant sam --out runs/sam --dry-run       # print the resolved config
+
+The objective is the hybrid loss of improved DDPM (flatlib.diffusion.training_losses). A run folder holds
+``config.yaml`` (resolved), ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
+``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state),
+``swa{step:06d}.pt`` in the SWA phase, ``log.csv`` and ``metrics.json``. Rerunning the same command resumes
+from the newest ``opt*.pt`` and continues bitwise identically (CPU).
+
+SAM's two passes reuse the same batch, timesteps, noise, IP noise and dropout masks (the global RNG state is
+restored before the second forward); under DDP the first backward runs under ``no_sync`` (per-replica ascent)
+unless ``optim.sam_sync_first_backward``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from flatlib.averaging import EMA, SWA
+from flatlib.checkpoints import saved_steps, training_state_path, weights_path
+from flatlib.config import (ConfigError, DataConfig, DiffusionConfig, StrictConfig, apply_overrides, load_yaml,
+                            write_resolved)
+from flatlib.data import BatchStream, batch_iterator, load_dataset, random_hflip
+from flatlib.diffusion import create_diffusion, create_timestep_sampler
+from flatlib.sam import SAM
+from flatlib.unet import UNetConfig, create_unet
+
+OPTIMIZERS = ("adam", "adam-sam")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptimConfig(StrictConfig):
+    """params.yaml ``optim`` (a variant overrides some keys): the optimizer and the perturbation methods."""
+    optimizer: str = "adam"           # "adam" (ADM) or "adam-sam" (SAM around Adam, official --optimizer)
+    lr: float = 1e-4
+    weight_decay: float = 0.0         # AdamW with 0 = Adam, as in the lineage
+    rho: float = 0.1                  # SAM radius (official README: 0.1)
+    adaptive: bool = False            # ASAM; reproduction choice: plain SAM
+    sam_sync_first_backward: bool = False  # DDP: all-reduce the ascent gradient too (SAM paper: per replica)
+    grad_clip: float = 0.0            # 0 = off; applied after SAM's second backward
+    ip_gamma: float = 0.0             # Input Perturbation gamma (DDPM-IP: 0.15 CIFAR-10, 0.1 elsewhere)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optim.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name in ("lr", "rho", "grad_clip", "ip_gamma", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"optim.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(StrictConfig):
+    """params.yaml ``train``: the loop."""
+    steps: int
+    batch_size: int                   # global batch, split over DDP ranks
+    ema_rate: float = 0.9999
+    ema_warmup: bool = False          # reproduction choice for short runs (see flatlib.averaging)
+    timestep_sampler: str = "uniform"  # or "loss-second-moment"
+    precision: str = "fp32"           # "bf16" autocast on GPU (never an fp16 scaler: SAM would do nothing)
+    channels_last: bool = False
+    log_every: int = 100
+    save_every: int = 10000
+    device: str = "auto"              # "auto": cuda:LOCAL_RANK when available, else cpu
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if min(self.steps, self.batch_size, self.log_every, self.save_every) <= 0:
+            raise ConfigError("train.steps, batch_size, log_every and save_every must be positive")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SWAConfig(StrictConfig):
+    """params.yaml ``swa``: the separate SWA phase (official README: window 100, lr_min 1e-6)."""
+    start_step: int                   # resume the run's checkpoint at this step (paper: 180000 of 200000)
+    steps: int                        # length of the SWA phase
+    window: int = 100
+    lr_min: float = 1e-6
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunConfig(StrictConfig):
+    seed: int
+    data: DataConfig
+    model: UNetConfig
+    diffusion: DiffusionConfig
+    optim: OptimConfig
+    train: TrainConfig
+    swa: SWAConfig
+
+
+TRAIN_SECTIONS = ("seed", "data", "model", "diffusion", "optim", "train", "swa")
+
+
+def resolve_config(params: dict, variant: str) -> RunConfig:
+    """The run config of one variant: params.yaml's training sections with ``variants[variant]`` merged
+    into ``optim``."""
+    variants = params.get("variants", {})
+    if variant not in variants:
+        raise ConfigError(f"unknown variant {variant!r}; params.yaml defines {sorted(variants)}")
+    sections = {key: params[key] for key in TRAIN_SECTIONS if key in params}
+    sections["optim"] = {**sections.get("optim", {}), **(variants[variant] or {})}
+    return RunConfig.from_dict(sections, "params")
+
+
+class Trainer:
+    """One training run (phase "train") or SWA phase (phase "swa") of one variant."""
+
+    def __init__(self, cfg: RunConfig, out_dir: Path, phase: str = "train", init_dir: Path | None = None):
+        self.cfg, self.out_dir, self.phase = cfg, Path(out_dir), phase
+        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self.device = self._pick_device(cfg.train.device)
+        if cfg.train.batch_size % self.world_size:
+            raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.world_size} ranks")
+        self.local_batch = cfg.train.batch_size // self.world_size
+
+        torch.manual_seed(cfg.seed + self.rank)  # global RNG: initialisation (same on all ranks via DDP) + dropout
+        self.model = create_unet(cfg.model).to(self.device)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
+                          else self.model)
+        self.diffusion = create_diffusion(steps=cfg.diffusion.steps, noise_schedule=cfg.diffusion.noise_schedule,
+                                          learn_sigma=cfg.model.learn_sigma,
+                                          rescale_learned_sigmas=cfg.diffusion.rescale_learned_sigmas)
+        self.timestep_sampler = create_timestep_sampler(cfg.train.timestep_sampler, self.diffusion)
+        base_kwargs = dict(lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        if cfg.optim.optimizer == "adam-sam":
+            self.optimizer = SAM(self.model.parameters(), torch.optim.AdamW, rho=cfg.optim.rho,
+                                 adaptive=cfg.optim.adaptive, **base_kwargs)
+        else:
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), **base_kwargs)
+        self.ema = EMA(self.model, cfg.train.ema_rate, warmup=cfg.train.ema_warmup)
+        self.swa = None
+        seed = cfg.seed * 1000 + self.rank
+        self.cpu_generator = torch.Generator().manual_seed(seed)            # timesteps, flips
+        self.noise_generator = torch.Generator(self.device).manual_seed(seed + 500)  # eps and IP xi
+
+        self.step = 0
+        if phase == "swa":
+            self.first_step = cfg.swa.start_step
+            self.last_step = cfg.swa.start_step + cfg.swa.steps
+        else:
+            self.first_step, self.last_step = 0, cfg.train.steps
+        existing = saved_steps(self.out_dir)
+        if existing:
+            self.load(self.out_dir, existing[-1])
+        elif phase == "swa":
+            if init_dir is None:
+                raise ConfigError("the SWA phase needs --init RUN_DIR holding the checkpoint of swa.start_step")
+            self.load(Path(init_dir), cfg.swa.start_step)
+            self.swa = SWA(self.model, cfg.swa.window, cfg.optim.lr, cfg.swa.lr_min)
+        if phase == "swa" and self.swa is None:
+            raise ConfigError(f"{self.out_dir} holds no SWA state: was it written by the train phase?")
+
+    @staticmethod
+    def _pick_device(name: str) -> torch.device:
+        if name != "auto":
+            return torch.device(name)
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+
+    # ------------------------------------------------------------------------------------ checkpoints
+    def _rng_state(self) -> dict:
+        state = dict(cpu_generator=self.cpu_generator.get_state(), noise_generator=self.noise_generator.get_state(),
+                     torch=torch.get_rng_state())
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def save(self) -> None:
+        if self.rank:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        step, rate = self.step, self.cfg.train.ema_rate
+        torch.save(self.model.state_dict(), weights_path(self.out_dir, "raw", step, rate))
+        torch.save(self.ema.model.state_dict(), weights_path(self.out_dir, "ema", step, rate))
+        if self.swa is not None:
+            torch.save(self.swa.model.state_dict(), weights_path(self.out_dir, "swa", step, rate))
+        state = dict(step=step, optimizer=self.optimizer.state_dict(), ema_updates=self.ema.num_updates,
+                     timestep_sampler=self.timestep_sampler.state_dict(), rng=self._rng_state(),
+                     swa=None if self.swa is None else self.swa.state_dict())
+        torch.save(state, training_state_path(self.out_dir, step))
+
+    def load(self, folder: Path, step: int) -> None:
+        rate = self.cfg.train.ema_rate
+        paths = [weights_path(folder, "raw", step, rate), weights_path(folder, "ema", step, rate),
+                 training_state_path(folder, step)]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"checkpoint of step {step} is incomplete; missing {missing}")
+        load = lambda p: torch.load(p, map_location=self.device, weights_only=True)  # noqa: E731
+        self.model.load_state_dict(load(paths[0]))
+        state = load(paths[2])
+        self.ema.load_state_dict(dict(model=load(paths[1]), num_updates=state["ema_updates"]))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.timestep_sampler.load_state_dict(state["timestep_sampler"])
+        rng = state["rng"]
+        self.cpu_generator.set_state(rng["cpu_generator"].cpu())
+        self.noise_generator.set_state(rng["noise_generator"].cpu())
+        torch.set_rng_state(rng["torch"].cpu())
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
+        if state["swa"] is not None:
+            self.swa = SWA(self.model, self.cfg.swa.window, self.cfg.optim.lr, self.cfg.swa.lr_min)
+            self.swa.load_state_dict(state["swa"])
+        self.step = state["step"]
+
+    # ---------------------------------------------------------------------------------------- one step
+    def _autocast(self):
+        if self.cfg.train.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _losses(self, x0, t, noise, ip_noise) -> dict:
+        with self._autocast():
+            return self.diffusion.training_losses(self.ddp_model, x0, t, noise, ip_gamma=self.cfg.optim.ip_gamma,
+                                                  ip_noise=ip_noise)
+
+    def training_step(self, x0: torch.Tensor) -> dict:
+        """One optimizer step (two forward/backward passes for SAM) on a batch of clean images."""
+        opt = self.cfg.optim
+        t, weights = self.timestep_sampler.sample(x0.shape[0], self.device, generator=self.cpu_generator)
+        noise = torch.randn(x0.shape, generator=self.noise_generator, device=self.device)
+        ip_noise = (torch.randn(x0.shape, generator=self.noise_generator, device=self.device)
+                    if opt.ip_gamma > 0 else None)
+        if opt.optimizer == "adam-sam":
+            dropout_state = torch.get_rng_state() if self.device.type == "cpu" else torch.cuda.get_rng_state(self.device)
+            sync = (contextlib.nullcontext() if opt.sam_sync_first_backward or self.world_size == 1
+                    else self.ddp_model.no_sync())
+            with sync:
+                losses = self._losses(x0, t, noise, ip_noise)
+                (losses["loss"] * weights).mean().backward()
+            self.optimizer.first_step(zero_grad=True)
+            if self.device.type == "cpu":
+                torch.set_rng_state(dropout_state)  # same dropout masks at w + e
+            else:
+                torch.cuda.set_rng_state(dropout_state, self.device)
+            (self._losses(x0, t, noise, ip_noise)["loss"] * weights).mean().backward()
+            self._clip()
+            self.optimizer.second_step(zero_grad=True)
+        else:
+            losses = self._losses(x0, t, noise, ip_noise)
+            (losses["loss"] * weights).mean().backward()
+            self._clip()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        self.timestep_sampler.update_with_local_losses(t, losses["loss"].detach())
+        self.ema.update(self.model)
+        return dict(t=t, **{k: v.detach().float() for k, v in losses.items()})
+
+    def _clip(self) -> None:
+        if self.cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+
+    # ---------------------------------------------------------------------------------------- the loop
+    def run(self, progress: bool = True) -> dict:
+        cfg = self.cfg
+        dataset = load_dataset(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.path)
+        stream = BatchStream(len(dataset), self.local_batch, cfg.seed, self.rank, self.world_size,
+                             start_step=self.step)
+        batches = batch_iterator(dataset, stream, cfg.data.num_workers)
+        if self.step < self.first_step:
+            self.step = self.first_step
+        log = RunningLog(self.out_dir / "log.csv", self.diffusion.num_timesteps, self.device, enabled=self.rank == 0)
+        self.model.train()
+        bar = tqdm(total=self.last_step, initial=self.step, disable=not progress or self.rank != 0,
+                   desc=f"{self.phase} {self.out_dir.name}", unit="step", dynamic_ncols=True)
+        start = time.perf_counter()
+        start_step = self.step
+        while self.step < self.last_step:
+            if self.swa is not None:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.swa.learning_rate(self.step - self.first_step)
+            x0, _ = next(batches)
+            x0 = x0.to(self.device, non_blocking=True)
+            if cfg.data.hflip:
+                x0 = random_hflip(x0, self.cpu_generator)
+            if cfg.train.channels_last:
+                x0 = x0.contiguous(memory_format=torch.channels_last)
+            log.add(self.training_step(x0))
+            if self.swa is not None:
+                self.swa.after_step(self.model, self.step - self.first_step)
+            self.step += 1
+            bar.update(1)
+            if self.step % cfg.train.log_every == 0 or self.step == self.last_step:
+                row = log.flush(self.step, self.optimizer.param_groups[0]["lr"])
+                if row:
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", mse=f"{row['mse']:.4f}")
+            if self.step % cfg.train.save_every == 0 or self.step == self.last_step:
+                self.save()
+        bar.close()
+        elapsed = time.perf_counter() - start
+        metrics = dict(phase=self.phase, step=self.step, steps_run=self.step - start_step, seconds=round(elapsed, 2),
+                       steps_per_second=round((self.step - start_step) / elapsed, 3) if elapsed else None,
+                       final_loss=log.last.get("loss"), final_mse=log.last.get("mse"),
+                       swa_snapshots=None if self.swa is None else self.swa.num_averaged)
+        if self.rank == 0:
+            (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        return metrics
+
+
+class RunningLog:
+    """Loss sums kept on the device (no host sync per step), written to CSV every ``log_every`` steps:
+    the hybrid loss, its MSE and VB parts, and the loss per quarter of the timestep range."""
+
+    QUARTERS = 4
+
+    def __init__(self, path: Path, num_timesteps: int, device: torch.device, enabled: bool = True):
+        self.path, self.num_timesteps, self.enabled, self.last = path, num_timesteps, enabled, {}
+        self.sums = torch.zeros(3, device=device)
+        self.quarter_sums = torch.zeros(self.QUARTERS, device=device)
+        self.quarter_counts = torch.zeros(self.QUARTERS, device=device)
+        self.count, self.tick = 0, time.perf_counter()
+
+    def add(self, out: dict) -> None:
+        self.sums += torch.stack([out["loss"].mean(), out["mse"].mean(), out["vb"].mean()])
+        quarter = (out["t"] * self.QUARTERS // self.num_timesteps).clamp(max=self.QUARTERS - 1)
+        self.quarter_sums.index_add_(0, quarter, out["loss"])
+        self.quarter_counts.index_add_(0, quarter, torch.ones_like(out["loss"]))
+        self.count += 1
+
+    def flush(self, step: int, lr: float) -> dict:
+        if not self.enabled or self.count == 0:
+            return {}
+        now = time.perf_counter()
+        loss, mse, vb = (self.sums / self.count).tolist()
+        quarters = (self.quarter_sums / self.quarter_counts.clamp(min=1)).tolist()
+        row = dict(step=step, loss=loss, mse=mse, vb=vb, **{f"loss_q{i + 1}": q for i, q in enumerate(quarters)},
+                   lr=lr, steps_per_second=self.count / (now - self.tick))
+        new_file = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new_file:
+                writer.writeheader()
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        self.sums.zero_(); self.quarter_sums.zero_(); self.quarter_counts.zero_()
+        self.count, self.tick, self.last = 0, now, row
+        return row
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    parser.add_argument("--variant", required=True, help="a key of params.yaml 'variants' (adm, ip, sam, ...)")
+    parser.add_argument("--out", required=True, type=Path, help="run folder (resumes if it holds checkpoints)")
+    parser.add_argument("--phase", choices=("train", "swa"), default="train")
+    parser.add_argument("--init", type=Path, help="SWA phase: the run folder to start from (swa.start_step)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        cfg = resolve_config(apply_overrides(load_yaml(args.params), args.set), args.variant)
+    except ConfigError as err:
+        parser.exit(2, f"flatlib.train: configuration error: {err}\n")
+    if args.dry_run:
+        import yaml
+        yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
+        return None
+    distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", 1)) > 1
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    try:
+        trainer = Trainer(cfg, args.out, phase=args.phase, init_dir=args.init)
+        if trainer.rank == 0:
+            write_resolved(cfg, args.out / "config.yaml")
+        return trainer.run(progress=not args.no_progress)
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Training entry point: strict config, exact resume, SAM pass reuse, checkpoints, SWA phase, torchrun DDP."""
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from flatlib import train
+from flatlib.config import ConfigError, apply_overrides
+
+TINY = {
+    "seed": 0,
+    "data": {"name": "digits", "root": "data", "image_size": 8},
+    "model": {"image_size": 8, "in_channels": 1, "num_channels": 32, "num_res_blocks": 1, "channel_mult": "1,2",
+              "attention_resolutions": "4", "num_head_channels": 32, "dropout": 0.3, "learn_sigma": True},
+    "diffusion": {"steps": 100, "noise_schedule": "cosine"},
+    "optim": {"optimizer": "adam", "lr": 1e-3},
+    "variants": {"adm": {}, "sam_ip": {"optimizer": "adam-sam", "rho": 0.05, "ip_gamma": 0.15},
+                 "sam0": {"optimizer": "adam-sam", "rho": 0.0}},
+    "train": {"steps": 6, "batch_size": 8, "ema_rate": 0.9, "log_every": 2, "save_every": 3, "device": "cpu"},
+    "swa": {"start_step": 3, "steps": 4, "window": 2, "lr_min": 1e-5},
+}
+
+
+def write_params(tmp_path, params=TINY, **overrides):
+    params = copy.deepcopy(params)
+    apply_overrides(params, [f"{k.replace('__', '.')}={v}" for k, v in overrides.items()])
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def run(tmp_path, variant, out, *extra, **overrides):
+    return train.main(["--params", str(write_params(tmp_path, **overrides)), "--variant", variant, "--out",
+                       str(out), "--no-progress", *extra])
+
+
+def load(path):
+    return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"optim": {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9}}, "unknown keys \\['momentum'\\]"),
+    ({"train": {**TINY["train"], "steps": "many"}}, "TrainConfig.steps must be"),
+    ({"variants": {"adm": {"rho": -0.1}}}, "optim.rho must be >= 0"),
+    ({"optim": {"optimizer": "sgd"}}, "optim.optimizer must be one of"),
+])
+def test_bad_config_fails_before_any_work(tmp_path, bad, message):
+    params = {**copy.deepcopy(TINY), **bad}
+    with pytest.raises(ConfigError, match=message):
+        train.resolve_config(params, "adm")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, "-m", "flatlib.train", "--params", str(path), "--variant", "adm",
+                             "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert result.returncode == 2 and "configuration error" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_variant_and_override_key_are_rejected():
+    with pytest.raises(ConfigError, match="unknown variant 'swa'"):
+        train.resolve_config(copy.deepcopy(TINY), "swa")
+    with pytest.raises(ConfigError, match="unknown key 'stpes'"):
+        apply_overrides(copy.deepcopy(TINY), ["train.stpes=3"])
+
+
+def test_dry_run_prints_resolved_config(tmp_path, capsys):
+    run(tmp_path, "sam_ip", tmp_path / "run", "--dry-run")
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["optim"]["optimizer"] == "adam-sam" and resolved["optim"]["ip_gamma"] == 0.15
+    assert resolved["model"]["use_scale_shift_norm"] is True  # defaults filled in
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_is_bitwise_identical(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run(tmp_path, "sam_ip", straight)
+    run(tmp_path, "sam_ip", resumed, train__steps=3)
+    assert (resumed / "opt000003.pt").is_file() and not (resumed / "model000006.pt").exists()
+    metrics = run(tmp_path, "sam_ip", resumed)
+    assert metrics["steps_run"] == 3
+    for name in ["model000006.pt", "ema_0.9_000006.pt"]:
+        a, b = load(straight / name), load(resumed / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    # the model moved, so equality is not trivial
+    first = load(straight / "model000003.pt")
+    assert not all(torch.equal(first[k], a[k]) for k in a)
+    config = yaml.safe_load((straight / "config.yaml").read_text())
+    assert config["optim"]["rho"] == 0.05
+    rows = (straight / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss,mse,vb,loss_q1,loss_q2,loss_q3,loss_q4,lr") and len(rows) == 4
+
+
+def test_checkpoint_keeps_adam_moments(tmp_path):
+    out = tmp_path / "run"
+    run(tmp_path, "sam_ip", out, train__steps=3)
+    cfg = train.resolve_config(yaml.safe_load((tmp_path / "params.yaml").read_text()), "sam_ip")
+    trainer = train.Trainer(cfg, out)  # resumes from opt000003.pt
+    state = load(out / "opt000003.pt")["optimizer"]["state"]
+    first_param = next(trainer.model.parameters())
+    moments = trainer.optimizer.base_optimizer.state[first_param]
+    assert trainer.step == 3 and float(moments["step"]) == 3
+    assert torch.equal(moments["exp_avg"], state[0]["exp_avg"]) and moments["exp_avg"].abs().sum() > 0
+
+
+def test_sam_second_pass_reuses_noise_and_dropout(tmp_path):
+    """With rho = 0 the SAM step must equal the Adam step exactly: only possible if the second forward sees
+    the same timesteps, noise and dropout masks as the first (dropout is 0.3 here)."""
+    adam, sam = tmp_path / "adam", tmp_path / "sam"
+    run(tmp_path, "adm", adam, train__steps=2, train__save_every=2)
+    run(tmp_path, "sam0", sam, train__steps=2, train__save_every=2)
+    a, b = load(adam / "model000002.pt"), load(sam / "model000002.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_swa_phase_averages_window_ends(tmp_path):
+    base, swa = tmp_path / "base", tmp_path / "swa"
+    run(tmp_path, "adm", base)
+    metrics = run(tmp_path, "adm", swa, "--phase", "swa", "--init", str(base))
+    assert metrics["swa_snapshots"] == 2 and metrics["step"] == 7  # start 3 + 4 steps, window 2
+    averaged = load(swa / "swa000007.pt")
+    live = load(swa / "model000007.pt")
+    assert averaged.keys() == live.keys() and not all(torch.equal(averaged[k], live[k]) for k in live)
+    lrs = [float(line.split(",")[8]) for line in (swa / "log.csv").read_text().splitlines()[1:]]
+    assert min(lrs) == pytest.approx(1e-5)  # the LR reached swa.lr_min at the end of a window
+
+
+def test_swa_phase_without_init_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="--init"):
+        run(tmp_path, "adm", tmp_path / "swa", "--phase", "swa")
+
+
+def test_torchrun_ddp_on_two_cpu_processes(tmp_path, unused_tcp_port):
+    params = write_params(tmp_path, train__steps=2, train__save_every=2)
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", str(unused_tcp_port), "-m", "flatlib.train", "--params", str(params),
+                             "--variant", "sam_ip", "--out", str(out), "--no-progress"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text())["step"] == 2
+    assert (out / "model000002.pt").is_file()
