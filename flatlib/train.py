@@ -360,6 +360,31 @@ class RunningLog:
         return row
 
 
+RESUMABLE_CHANGES = {("train", "steps"), ("train", "log_every"), ("train", "save_every"), ("train", "device")}
+
+
+def check_run_folder(out_dir: Path, cfg: RunConfig, restart: bool) -> None:
+    """Refuse to resume checkpoints written under another config (or delete them when ``restart``)."""
+    config_path = out_dir / "config.yaml"
+    if not config_path.is_file():
+        return
+    import yaml
+
+    old, new = yaml.safe_load(config_path.read_text()), cfg.to_dict()
+    changed = sorted(f"{section}.{key}" for section in new if isinstance(new[section], dict)
+                     for key in new[section] if (section, key) not in RESUMABLE_CHANGES
+                     and old.get(section, {}).get(key) != new[section][key])
+    changed += ["seed"] if old.get("seed") != new["seed"] else []
+    if not changed:
+        return
+    if not restart:
+        raise ConfigError(f"{out_dir} holds a run with different {changed}: use another --out, delete it, "
+                          "or pass --restart-if-changed")
+    for path in out_dir.iterdir():
+        if path.suffix in (".pt", ".csv", ".json", ".yaml"):
+            path.unlink()
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -369,17 +394,21 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--phase", choices=("train", "swa"), default="train")
     parser.add_argument("--init", type=Path, help="SWA phase: the run folder to start from (swa.start_step)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+    parser.add_argument("--restart-if-changed", action="store_true",
+                        help="if --out holds checkpoints of a different config, delete them and start over "
+                             "(default: refuse); a longer train.steps alone resumes")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         cfg = resolve_config(apply_overrides(load_yaml(args.params), args.set), args.variant)
+        if args.dry_run:
+            import yaml
+            yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
+            return None
+        check_run_folder(args.out, cfg, args.restart_if_changed)
     except ConfigError as err:
         parser.exit(2, f"flatlib.train: configuration error: {err}\n")
-    if args.dry_run:
-        import yaml
-        yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
-        return None
     distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", 1)) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")

@@ -1,0 +1,59 @@
+"""Switch params.yaml to a profile: deep-merge ``profiles/NAME.yaml`` into it, keeping its comments.
+
+    python -m flatlib.profiles cifar10        # then: dvc repro   (git checkout params.yaml to go back)
+    python -m flatlib.profiles smoke --params /tmp/ws/params.yaml
+
+Every key of a profile must already exist in params.yaml (a typo is an error, not a new knob).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from flatlib.config import ConfigError
+
+PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+
+
+def merge(base, overrides, where: str = "") -> None:
+    """Recursively write ``overrides`` into ``base``; mappings merge, anything else replaces."""
+    for key, value in overrides.items():
+        path = f"{where}.{key}" if where else key
+        if key not in base:
+            raise ConfigError(f"profile key {path!r} is not in params.yaml")
+        if isinstance(value, dict) and isinstance(base[key], dict) and not path.startswith("variants"):
+            merge(base[key], value, path)
+        else:
+            base[key] = value
+
+
+def apply_profile(name: str, params_path: str | Path = "params.yaml") -> Path:
+    profile = PROFILES / f"{name}.yaml"
+    if not profile.is_file():
+        known = sorted(p.stem for p in PROFILES.glob("*.yaml"))
+        raise ConfigError(f"unknown profile {name!r}; known: {known}")
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    params_path = Path(params_path)
+    params = yaml.load(params_path.read_text())
+    merge(params, yaml.load(profile.read_text()))
+    with open(params_path, "w") as f:
+        yaml.dump(params, f)
+    return params_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("profile", help="a file name under profiles/ without .yaml (smoke, cifar10, ...)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    try:
+        print(f"applied profile {args.profile} to {apply_profile(args.profile, args.params)}")
+    except ConfigError as err:
+        parser.exit(2, f"flatlib.profiles: {err}\n")
+
+
+if __name__ == "__main__":
+    main()
