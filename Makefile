@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test bench
+.PHONY: setup repro test bench refresh-notebooks
 
 setup: $(STAMP)
 
@@ -17,10 +17,20 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 repro: setup
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+SMOKE  ?= .smoke
 
 test: setup
-	$(BIN)/python -m pytest
+	FLATLIB_SMOKE_DIR=$(SMOKE) $(BIN)/python -m pytest
+	cd $(SMOKE)/expected && PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/python -m pytest --nbval \
+		-p no:cacheprovider --rootdir . *.ipynb
+
+# After an intended change of results: rerun the smoke pipeline and store its executed notebooks as the
+# outputs nbval validates against (then review `git diff tests/nbval` and commit).
+refresh-notebooks: setup
+	FLATLIB_SMOKE_DIR=$(SMOKE) $(BIN)/python -m pytest tests/test_pipeline.py -q
+	cp $(SMOKE)/reports/*.ipynb tests/nbval/
 
 bench: setup
 	$(BIN)/python benchmarks/train_speed.py

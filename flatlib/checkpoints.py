@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from flatlib.config import DiffusionConfig
+from flatlib.diffusion import GaussianDiffusion, create_diffusion
 from flatlib.unet import UNetConfig, create_unet
 
 WEIGHT_KINDS = ("raw", "ema", "swa")
@@ -62,5 +63,16 @@ def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None,
     return model.to(device).eval(), {**config, "step": step}
 
 
-def diffusion_config(config: dict) -> DiffusionConfig:
-    return DiffusionConfig.from_dict(config["diffusion"])
+def build_diffusion(config: dict, respacing: str | int = "") -> GaussianDiffusion:
+    """The diffusion of a run config (or params.yaml) dict, respaced to T' steps when ``respacing`` is set
+    (guided-diffusion index sets); learn_sigma comes from the model section."""
+    cfg = DiffusionConfig.from_dict(config["diffusion"], "diffusion")
+    return create_diffusion(steps=cfg.steps, noise_schedule=cfg.noise_schedule,
+                            learn_sigma=config["model"]["learn_sigma"],
+                            rescale_learned_sigmas=cfg.rescale_learned_sigmas, timestep_respacing=str(respacing))
+
+
+def image_shape(config: dict) -> tuple[int, int, int]:
+    """(C, H, W) of the images a run config's model generates."""
+    model = config["model"]
+    return model.get("in_channels", 3), model["image_size"], model["image_size"]

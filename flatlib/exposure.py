@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from flatlib.checkpoints import WEIGHT_KINDS, load_model
+from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, load_model
 from flatlib.data import evaluation_subset, load_dataset
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator
 
@@ -60,8 +60,6 @@ def predicted_noise_norms(model, diffusion: GaussianDiffusion, real_images: torc
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from flatlib.sample import respaced_diffusion
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, type=Path)
     parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema")
@@ -80,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     data = config["data"]
     real = evaluation_subset(load_dataset(data["name"], data["root"], data["image_size"], data.get("path")),
                              args.num, args.seed)
-    result = predicted_noise_norms(model, respaced_diffusion(config, args.respacing), real, args.seed,
+    result = predicted_noise_norms(model, build_diffusion(config, args.respacing), real, args.seed,
                                    args.batch_size, args.device, aggregate=args.aggregate,
                                    progress=not args.no_progress)
     result = dict(run=str(args.run), weights=args.weights, step=config["step"], respacing=str(args.respacing),

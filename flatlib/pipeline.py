@@ -26,14 +26,13 @@ import torch
 from tqdm.auto import tqdm
 
 from flatlib import flatness
-from flatlib.checkpoints import load_model
+from flatlib.checkpoints import build_diffusion, image_shape, load_model
 from flatlib.config import ConfigError, DataConfig, StrictConfig, load_yaml
 from flatlib.data import ArrayImageDataset, evaluation_subset, load_dataset
-from flatlib.diffusion import create_diffusion
 from flatlib.exposure import predicted_noise_norms
 from flatlib.metrics import compute_metrics, save_feature_net, train_feature_net
 from flatlib.quant import quantize_model
-from flatlib.sample import generate, respaced_diffusion, save_grid
+from flatlib.sample import generate, save_grid
 
 PAPER_LABELS = {("adm", "raw"): "ADM", ("adm", "ema"): "+EMA", ("adm", "swa"): "+SWA",
                 ("ip", "raw"): "+IP", ("ip", "ema"): "+IP+EMA", ("ip", "swa"): "+IP+SWA",
@@ -173,10 +172,9 @@ def stage_sample(params: dict, args) -> None:
     device = _device(cfg.device)
     for weights in cfg.weights:
         model, config = load_model(run_dir(args.variant, weights), weights, device=device)
-        shape = (config["model"]["in_channels"], config["model"]["image_size"], config["model"]["image_size"])
         for respacing in cfg.respacings:
-            samples = generate(model, respaced_diffusion(config, respacing), list(range(cfg.num)), shape,
-                               cfg.batch_size, device, cfg.eps_scale, progress=args.progress)
+            samples = generate(model, build_diffusion(config, respacing), list(range(cfg.num)),
+                               image_shape(config), cfg.batch_size, device, cfg.eps_scale, progress=args.progress)
             out = Path("samples") / args.variant / f"{weights}_T{respacing}.npz"
             out.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(out, samples=samples.numpy())
@@ -214,14 +212,13 @@ def stage_quant(params: dict, args) -> None:
     device, results = _device(sample.device), {}
     for weights in sample.weights:
         model, config = load_model(run_dir(args.variant, weights), weights, device=device)
-        shape = (config["model"]["in_channels"], config["model"]["image_size"], config["model"]["image_size"])
         full = Path("samples") / args.variant / f"{weights}_T{cfg.respacing}.npz"
         row = {"32": dict(fid_of(full, fid, device), weight_rel_error=0.0)}
         for bits in cfg.bits:
             quantized, report = quantize_model(model, bits, per_channel=cfg.per_channel,
                                                layer_types=tuple(cfg.layer_types))
-            samples = generate(quantized, respaced_diffusion(config, cfg.respacing), list(range(sample.num)),
-                               shape, sample.batch_size, device, sample.eps_scale, progress=args.progress)
+            samples = generate(quantized, build_diffusion(config, cfg.respacing), list(range(sample.num)),
+                               image_shape(config), sample.batch_size, device, sample.eps_scale, progress=args.progress)
             grid = Path("samples/quant") / args.variant / f"{weights}_T{cfg.respacing}_{bits}bit.png"
             grid.parent.mkdir(parents=True, exist_ok=True)
             save_grid(samples, grid)
@@ -234,10 +231,7 @@ def stage_quant(params: dict, args) -> None:
 
 def loss_set(params: dict, cfg: FlatnessConfig, device: str) -> flatness.DiffusionLossSet:
     """The fixed (x0, t, eps) set: same images, timesteps and noise for every model and measure."""
-    diffusion_cfg = params["diffusion"]
-    diffusion = create_diffusion(steps=diffusion_cfg["steps"], noise_schedule=diffusion_cfg["noise_schedule"],
-                                 learn_sigma=params["model"]["learn_sigma"],
-                                 rescale_learned_sigmas=diffusion_cfg["rescale_learned_sigmas"])
+    diffusion = build_diffusion(params)
     images = evaluation_subset(training_dataset(params), cfg.num_triples, params["seed"])
     return flatness.DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max), seed=params["seed"],
                                      batch_size=cfg.batch_size, hybrid=cfg.hybrid_loss, device=device)
@@ -286,7 +280,7 @@ def stage_exposure(params: dict, args) -> None:
     results = {}
     for weights in sample.weights:
         model, config = load_model(run_dir(args.variant, weights), weights, device=device)
-        results[weights] = predicted_noise_norms(model, respaced_diffusion(config, cfg.respacing), real,
+        results[weights] = predicted_noise_norms(model, build_diffusion(config, cfg.respacing), real,
                                                  params["seed"], sample.batch_size, device,
                                                  aggregate=cfg.aggregate, progress=args.progress)
         print(f"{args.variant}/{weights}: exposure gap ({cfg.aggregate}) {results[weights]['gap_aggregate']:+.4f}")
@@ -316,9 +310,8 @@ def stage_rho_sweep(params: dict, args) -> None:
     losses, results = loss_set(params, flat, device), {}
     for rho, folder in tqdm(sorted(runs.items()), desc="rho sweep", disable=not args.progress):
         model, config = load_model(folder, "raw", step=cfg.steps, device=device)
-        shape = (config["model"]["in_channels"], config["model"]["image_size"], config["model"]["image_size"])
-        samples = generate(model, respaced_diffusion(config, cfg.respacing), list(range(cfg.num_samples)), shape,
-                           256, device, progress=False)
+        samples = generate(model, build_diffusion(config, cfg.respacing), list(range(cfg.num_samples)),
+                           image_shape(config), 256, device, progress=False)
         sharp = flatness.lpf(model, losses, cfg.sigma, flat.draws, params["seed"], flat.filter_relative)
         results[str(rho)] = dict(fid=fid_of(samples, fid, device)["fid"], mc_sharpness=sharp["mc_sharpness"],
                                  base_loss=sharp["base_loss"], lpf=sharp["lpf"], run=str(folder))

@@ -18,21 +18,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from flatlib.checkpoints import WEIGHT_KINDS, diffusion_config, load_model
-from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, create_diffusion, samples_to_uint8
+from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, image_shape, load_model
+from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
 from flatlib.quant import quantize_model
 
 
-def respaced_diffusion(config: dict, respacing: str | int) -> GaussianDiffusion:
-    """The run's diffusion respaced to T' steps (guided-diffusion index sets)."""
-    cfg = diffusion_config(config)
-    return create_diffusion(steps=cfg.steps, noise_schedule=cfg.noise_schedule,
-                            learn_sigma=config["model"]["learn_sigma"],
-                            rescale_learned_sigmas=cfg.rescale_learned_sigmas, timestep_respacing=str(respacing))
-
-
 @torch.no_grad()
-def generate(model: torch.nn.Module, diffusion: GaussianDiffusion, seeds: list[int], image_shape: tuple,
+def generate(model: torch.nn.Module, diffusion: GaussianDiffusion, seeds: list[int], shape: tuple,
              batch_size: int, device: str | torch.device = "cpu", eps_scale: float = 1.0,
              progress: bool = True) -> torch.Tensor:
     """uint8 samples ``len(seeds) x C x H x W``; image i depends only on seeds[i] (never on batch_size)."""
@@ -40,7 +32,7 @@ def generate(model: torch.nn.Module, diffusion: GaussianDiffusion, seeds: list[i
     out = []
     for start in tqdm(range(0, len(seeds), batch_size), desc="sampling", unit="batch", disable=not progress):
         rng = StackedRandomGenerator(device, seeds[start:start + batch_size])
-        x_T = rng.randn((len(rng.generators), *image_shape), device=device)
+        x_T = rng.randn((len(rng.generators), *shape), device=device)
         x0 = diffusion.p_sample_loop(model, x_T, rng, clip_denoised=True, eps_scale=eps_scale)
         out.append(samples_to_uint8(x0).cpu())
     return torch.cat(out)
@@ -85,9 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quant_bits:
         model, report = quantize_model(model, args.quant_bits, per_channel=args.quant_per_channel)
         info["quant_relative_error"] = report["rel_error"]
-    diffusion = respaced_diffusion(config, args.respacing)
-    shape = (config["model"]["in_channels"], config["model"]["image_size"], config["model"]["image_size"])
-    samples = generate(model, diffusion, list(range(args.seed, args.seed + args.num)), shape, args.batch_size,
+    samples = generate(model, build_diffusion(config, args.respacing), list(range(args.seed, args.seed + args.num)),
+                       image_shape(config), args.batch_size,
                        args.device, args.eps_scale, progress=not args.no_progress)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, samples=samples.numpy())

@@ -33,11 +33,11 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from flatlib.averaging import EMA, SWA
-from flatlib.checkpoints import saved_steps, training_state_path, weights_path
+from flatlib.checkpoints import build_diffusion, saved_steps, training_state_path, weights_path
 from flatlib.config import (ConfigError, DataConfig, DiffusionConfig, StrictConfig, apply_overrides, load_yaml,
                             write_resolved)
 from flatlib.data import BatchStream, batch_iterator, load_dataset, random_hflip
-from flatlib.diffusion import create_diffusion, create_timestep_sampler
+from flatlib.diffusion import create_timestep_sampler
 from flatlib.sam import SAM
 from flatlib.unet import UNetConfig, create_unet
 
@@ -139,9 +139,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
                           else self.model)
-        self.diffusion = create_diffusion(steps=cfg.diffusion.steps, noise_schedule=cfg.diffusion.noise_schedule,
-                                          learn_sigma=cfg.model.learn_sigma,
-                                          rescale_learned_sigmas=cfg.diffusion.rescale_learned_sigmas)
+        self.diffusion = build_diffusion(cfg.to_dict())
         self.timestep_sampler = create_timestep_sampler(cfg.train.timestep_sampler, self.diffusion)
         base_kwargs = dict(lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         if cfg.optim.optimizer == "adam-sam":

@@ -146,3 +146,14 @@ def test_torchrun_ddp_on_two_cpu_processes(tmp_path, unused_tcp_port):
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "metrics.json").read_text())["step"] == 2
     assert (out / "model000002.pt").is_file()
+
+
+def test_changed_config_is_refused_unless_restart(tmp_path):
+    out = tmp_path / "run"
+    run(tmp_path, "adm", out, train__steps=2, train__save_every=2)
+    with pytest.raises(SystemExit) as exit_info:  # lr changed: resuming would mix two configs
+        run(tmp_path, "adm", out, train__steps=2, train__save_every=2, optim__lr=0.5)
+    assert exit_info.value.code == 2
+    assert run(tmp_path, "adm", out, train__steps=4, train__save_every=2)["steps_run"] == 2  # longer run resumes
+    metrics = run(tmp_path, "adm", out, "--restart-if-changed", train__steps=2, train__save_every=2, optim__lr=0.5)
+    assert metrics["steps_run"] == 2 and not (out / "model000004.pt").exists()

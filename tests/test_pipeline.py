@@ -1,0 +1,104 @@
+"""The DVC pipeline end to end at the smoke profile, in a fresh copy of the repository.
+
+Builds ``$FLATLIB_SMOKE_DIR`` (default ``.smoke``): a copy of the tracked files with profiles/smoke.yaml
+applied, on which ``dvc repro`` runs every stage; then checks that a second repro has nothing to do and that
+changing one parameter invalidates only the stages that read it. The Makefile's test target afterwards
+validates the stored notebook outputs (tests/nbval/*.ipynb) with nbval inside this workspace.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flatlib.config import ConfigError
+from flatlib.profiles import apply_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = Path(os.environ.get("FLATLIB_SMOKE_DIR", ROOT / ".smoke")).resolve()
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, cwd=SMOKE):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd)}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def workspace():
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    shutil.rmtree(SMOKE, ignore_errors=True)
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (SMOKE / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, SMOKE / name)
+    run(["git", "init", "-q"])
+    apply_profile("smoke", SMOKE / "params.yaml")
+    run(["dvc", "repro"])
+    expected = SMOKE / "expected"  # stored notebook outputs, validated by nbval next to reports/
+    expected.mkdir()
+    for notebook in (ROOT / "tests" / "nbval").glob("*.ipynb"):
+        shutil.copy2(notebook, expected / notebook.name)
+    return SMOKE
+
+
+def test_every_stage_ran_and_wrote_its_artifacts(workspace):
+    fid = json.loads((workspace / "metrics/fid.json").read_text())
+    assert set(fid["rows"]) == {f"{v}/{w}" for v in ("adm", "ip", "sam") for w in ("raw", "ema", "swa")}
+    assert all(set(row) == {"T20", "T100"} for row in fid["rows"].values())
+    for stage in ("quant", "flatness", "exposure"):
+        assert sorted(p.stem for p in (workspace / "metrics" / stage).glob("*.json")) == ["adm", "ip", "sam"]
+    notebooks = sorted(p.stem for p in (workspace / "reports").glob("*.ipynb"))
+    assert notebooks == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert (workspace / "runs/sam_swa/swa000004.pt").is_file()
+
+
+def test_second_repro_has_nothing_to_do(workspace):
+    assert "up to date" in run(["dvc", "status"])
+
+
+def test_one_param_change_invalidates_only_its_readers(workspace):
+    params = workspace / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("aggregate: mean", "aggregate: max"))
+        status = json.loads(run(["dvc", "status", "--json"]))
+        assert sorted(status) == ["exposure@adm", "exposure@ip", "exposure@sam"]
+    finally:
+        params.write_text(original)
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))
+def test_every_profile_yields_a_valid_config(tmp_path, profile):
+    from flatlib import pipeline, train
+    from flatlib.config import load_yaml
+
+    copy = tmp_path / "params.yaml"
+    shutil.copy2(ROOT / "params.yaml", copy)
+    apply_profile(profile, copy)
+    params = load_yaml(copy)
+    for variant in params["variants"]:
+        cfg = train.resolve_config(params, variant)
+        assert cfg.swa.start_step + cfg.swa.steps == cfg.train.steps  # SWA replaces the end of the run
+    for section, cls in [("sample", pipeline.SampleConfig), ("fid", pipeline.FIDConfig),
+                         ("quant", pipeline.QuantConfig), ("flatness", pipeline.FlatnessConfig),
+                         ("exposure", pipeline.ExposureConfig), ("rho_sweep", pipeline.RhoSweepConfig),
+                         ("featurenet", pipeline.FeatureNetConfig)]:
+        cls.from_dict(params[section], section)
+    assert params["rho_sweep"]["steps"] % params["train"]["save_every"] == 0  # adm/sam checkpoints exist there
+
+
+def test_profile_with_unknown_key_is_rejected(tmp_path, monkeypatch):
+    from flatlib import profiles
+
+    monkeypatch.setattr(profiles, "PROFILES", tmp_path)
+    (tmp_path / "typo.yaml").write_text("train: {stpes: 3}\n")
+    shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
+    with pytest.raises(ConfigError, match="train.stpes"):
+        apply_profile("typo", tmp_path / "params.yaml")
