@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from flatlib.config import DataConfig
+
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
@@ -149,6 +151,12 @@ def load_dataset(name: str, root: str | Path = "data", image_size: int | None = 
             raise ValueError("image_folder needs data.path and data.image_size")
         return ImageFolderDataset(Path(root) / path, image_size)
     raise ValueError(f"unknown data set {name!r}; choose mnist5k, digits, cifar10 or image_folder")
+
+
+def dataset_from_config(data: dict) -> Dataset:
+    """The data set of a params.yaml (or run config) ``data`` section, its keys checked by DataConfig."""
+    cfg = DataConfig.from_dict(data, "data")
+    return load_dataset(cfg.name, cfg.root, cfg.image_size, cfg.path)
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, load_model
-from flatlib.data import evaluation_subset, load_dataset
+from flatlib.data import dataset_from_config, evaluation_subset
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator
 
 AGGREGATES = {"mean": torch.mean, "sum": torch.sum, "max": torch.max}
@@ -75,9 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     model, config = load_model(args.run, args.weights, args.step, args.device)
-    data = config["data"]
-    real = evaluation_subset(load_dataset(data["name"], data["root"], data["image_size"], data.get("path")),
-                             args.num, args.seed)
+    real = evaluation_subset(dataset_from_config(config["data"]), args.num, args.seed)
     result = predicted_noise_norms(model, build_diffusion(config, args.respacing), real, args.seed,
                                    args.batch_size, args.device, aggregate=args.aggregate,
                                    progress=not args.no_progress)

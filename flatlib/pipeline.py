@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 
 from flatlib import flatness
 from flatlib.checkpoints import build_diffusion, image_shape, load_model
-from flatlib.config import ConfigError, DataConfig, StrictConfig, load_yaml
-from flatlib.data import ArrayImageDataset, evaluation_subset, load_dataset
+from flatlib.config import ConfigError, StrictConfig, load_yaml
+from flatlib.data import ArrayImageDataset, dataset_from_config, evaluation_subset
 from flatlib.exposure import predicted_noise_norms
 from flatlib.metrics import compute_metrics, save_feature_net, train_feature_net
 from flatlib.quant import quantize_model
@@ -139,15 +139,10 @@ def run_dir(variant: str, weights: str) -> Path:
     return Path("runs") / (f"{variant}_swa" if weights == "swa" else variant)
 
 
-def training_dataset(params: dict):
-    data = DataConfig.from_dict(params["data"], "data")
-    return load_dataset(data.name, data.root, data.image_size, data.path)
-
-
 # ---------------------------------------------------------------------------------------------- stages
 def stage_reference(params: dict, args) -> None:
     cfg = _section(params, "fid", FIDConfig)
-    dataset = training_dataset(params)
+    dataset = dataset_from_config(params["data"])
     if isinstance(dataset, ArrayImageDataset) and cfg.reference_size >= len(dataset):
         images = dataset.images
     else:
@@ -160,7 +155,7 @@ def stage_reference(params: dict, args) -> None:
 
 def stage_featurenet(params: dict, args) -> None:
     cfg = _section(params, "featurenet", FeatureNetConfig)
-    model, scores = train_feature_net(training_dataset(params), epochs=cfg.epochs, batch_size=cfg.batch_size,
+    model, scores = train_feature_net(dataset_from_config(params["data"]), epochs=cfg.epochs, batch_size=cfg.batch_size,
                                       lr=cfg.lr, seed=params["seed"], device=_device("auto"))
     save_feature_net(FEATURENET, model, meta=dict(scores, data=params["data"]))
     _write_json(Path("metrics/featurenet.json"), scores)
@@ -232,7 +227,7 @@ def stage_quant(params: dict, args) -> None:
 def loss_set(params: dict, cfg: FlatnessConfig, device: str) -> flatness.DiffusionLossSet:
     """The fixed (x0, t, eps) set: same images, timesteps and noise for every model and measure."""
     diffusion = build_diffusion(params)
-    images = evaluation_subset(training_dataset(params), cfg.num_triples, params["seed"])
+    images = evaluation_subset(dataset_from_config(params["data"]), cfg.num_triples, params["seed"])
     return flatness.DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max), seed=params["seed"],
                                      batch_size=cfg.batch_size, hybrid=cfg.hybrid_loss, device=device)
 
@@ -276,7 +271,7 @@ def stage_flatness(params: dict, args) -> None:
 def stage_exposure(params: dict, args) -> None:
     cfg, sample = _section(params, "exposure", ExposureConfig), _section(params, "sample", SampleConfig)
     device = _device(sample.device)
-    real = evaluation_subset(training_dataset(params), cfg.num, params["seed"])
+    real = evaluation_subset(dataset_from_config(params["data"]), cfg.num, params["seed"])
     results = {}
     for weights in sample.weights:
         model, config = load_model(run_dir(args.variant, weights), weights, device=device)

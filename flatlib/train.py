@@ -30,13 +30,14 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import yaml
 from tqdm.auto import tqdm
 
 from flatlib.averaging import EMA, SWA
 from flatlib.checkpoints import build_diffusion, saved_steps, training_state_path, weights_path
 from flatlib.config import (ConfigError, DataConfig, DiffusionConfig, StrictConfig, apply_overrides, load_yaml,
                             write_resolved)
-from flatlib.data import BatchStream, batch_iterator, load_dataset, random_hflip
+from flatlib.data import BatchStream, batch_iterator, dataset_from_config, random_hflip
 from flatlib.diffusion import create_timestep_sampler
 from flatlib.sam import SAM
 from flatlib.unet import UNetConfig, create_unet
@@ -274,7 +275,7 @@ class Trainer:
     # ---------------------------------------------------------------------------------------- the loop
     def run(self, progress: bool = True) -> dict:
         cfg = self.cfg
-        dataset = load_dataset(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.path)
+        dataset = dataset_from_config(cfg.data.to_dict())
         stream = BatchStream(len(dataset), self.local_batch, cfg.seed, self.rank, self.world_size,
                              start_step=self.step)
         batches = batch_iterator(dataset, stream, cfg.data.num_workers)
@@ -366,8 +367,6 @@ def check_run_folder(out_dir: Path, cfg: RunConfig, restart: bool) -> None:
     config_path = out_dir / "config.yaml"
     if not config_path.is_file():
         return
-    import yaml
-
     old, new = yaml.safe_load(config_path.read_text()), cfg.to_dict()
     changed = sorted(f"{section}.{key}" for section in new if isinstance(new[section], dict)
                      for key in new[section] if (section, key) not in RESUMABLE_CHANGES
@@ -401,7 +400,6 @@ def main(argv: list[str] | None = None) -> dict | None:
     try:
         cfg = resolve_config(apply_overrides(load_yaml(args.params), args.set), args.variant)
         if args.dry_run:
-            import yaml
             yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
             return None
         check_run_folder(args.out, cfg, args.restart_if_changed)
