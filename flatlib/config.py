@@ -7,10 +7,12 @@ ignored). ``--set section.key=value`` overrides are parsed as YAML scalars.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from pathlib import Path
 
+import torch
 import yaml
 
 
@@ -71,6 +73,15 @@ class StrictConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def resolve_device(name: str) -> torch.device:
+    """A ``device`` param: "auto" is cuda:LOCAL_RANK (0 outside torchrun) when a GPU is present, else cpu."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, load_model
+from flatlib.config import resolve_device
 from flatlib.data import dataset_from_config, evaluation_subset
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator
 
@@ -69,15 +70,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--aggregate", choices=sorted(AGGREGATES), default="mean")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto: the GPU when present, else cpu")
     parser.add_argument("--out", required=True, type=Path, help="output JSON")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
-    model, config = load_model(args.run, args.weights, args.step, args.device)
+    device = resolve_device(args.device)
+    model, config = load_model(args.run, args.weights, args.step, device)
     real = evaluation_subset(dataset_from_config(config["data"]), args.num, args.seed)
     result = predicted_noise_norms(model, build_diffusion(config, args.respacing), real, args.seed,
-                                   args.batch_size, args.device, aggregate=args.aggregate,
+                                   args.batch_size, device, aggregate=args.aggregate,
                                    progress=not args.no_progress)
     result = dict(run=str(args.run), weights=args.weights, step=config["step"], respacing=str(args.respacing),
                   **result)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from flatlib import flatness
 from flatlib.checkpoints import build_diffusion, image_shape, load_model
-from flatlib.config import ConfigError, StrictConfig, load_yaml
+from flatlib.config import ConfigError, StrictConfig, load_yaml, resolve_device
 from flatlib.data import ArrayImageDataset, dataset_from_config, evaluation_subset
 from flatlib.exposure import predicted_noise_norms
 from flatlib.metrics import compute_metrics, save_feature_net, train_feature_net
@@ -113,10 +113,6 @@ class RhoSweepConfig(StrictConfig):
     respacing: int = 20
 
 
-def _device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def _section(params: dict, name: str, cls):
     return cls.from_dict(params.get(name, {}), name)
 
@@ -156,7 +152,7 @@ def stage_reference(params: dict, args) -> None:
 def stage_featurenet(params: dict, args) -> None:
     cfg = _section(params, "featurenet", FeatureNetConfig)
     model, scores = train_feature_net(dataset_from_config(params["data"]), epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                      lr=cfg.lr, seed=params["seed"], device=_device("auto"))
+                                      lr=cfg.lr, seed=params["seed"], device=resolve_device("auto"))
     save_feature_net(FEATURENET, model, meta=dict(scores, data=params["data"]))
     _write_json(Path("metrics/featurenet.json"), scores)
     print(f"featurenet: {scores}")
@@ -164,7 +160,7 @@ def stage_featurenet(params: dict, args) -> None:
 
 def stage_sample(params: dict, args) -> None:
     cfg = _section(params, "sample", SampleConfig)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     for weights in cfg.weights:
         model, config = load_model(run_dir(args.variant, weights), weights, device=device)
         for respacing in cfg.respacings:
@@ -186,7 +182,7 @@ def fid_of(samples, cfg: FIDConfig, device: str) -> dict:
 
 def stage_fid(params: dict, args) -> None:
     cfg, sample = _section(params, "fid", FIDConfig), _section(params, "sample", SampleConfig)
-    device, results = _device(sample.device), {}
+    device, results = resolve_device(sample.device), {}
     for variant in params["variants"]:
         for weights in sample.weights:
             for respacing in sample.respacings:
@@ -204,7 +200,7 @@ def stage_quant(params: dict, args) -> None:
     if cfg.respacing not in sample.respacings:
         raise ConfigError(f"quant.respacing {cfg.respacing} must be one of sample.respacings {sample.respacings}: "
                           "the full-precision FID is taken from those samples")
-    device, results = _device(sample.device), {}
+    device, results = resolve_device(sample.device), {}
     for weights in sample.weights:
         model, config = load_model(run_dir(args.variant, weights), weights, device=device)
         full = Path("samples") / args.variant / f"{weights}_T{cfg.respacing}.npz"
@@ -253,7 +249,7 @@ def flatness_report(model, losses, cfg: FlatnessConfig, seed: int, progress: boo
 
 def stage_flatness(params: dict, args) -> None:
     cfg, sample = _section(params, "flatness", FlatnessConfig), _section(params, "sample", SampleConfig)
-    device = _device(sample.device)
+    device = resolve_device(sample.device)
     losses, results = loss_set(params, cfg, device), {}
     for weights in sample.weights:
         model, _ = load_model(run_dir(args.variant, weights), weights, device=device)
@@ -270,7 +266,7 @@ def stage_flatness(params: dict, args) -> None:
 
 def stage_exposure(params: dict, args) -> None:
     cfg, sample = _section(params, "exposure", ExposureConfig), _section(params, "sample", SampleConfig)
-    device = _device(sample.device)
+    device = resolve_device(sample.device)
     real = evaluation_subset(dataset_from_config(params["data"]), cfg.num, params["seed"])
     results = {}
     for weights in sample.weights:
@@ -298,7 +294,8 @@ def stage_rho_sweep(params: dict, args) -> None:
     the SAM run's rho and every extra rho of ``rho_sweep.rhos``."""
     cfg, fid = _section(params, "rho_sweep", RhoSweepConfig), _section(params, "fid", FIDConfig)
     flat = _section(params, "flatness", FlatnessConfig)
-    device = _device(_section(params, "sample", SampleConfig).device)
+    sample = _section(params, "sample", SampleConfig)
+    device = resolve_device(sample.device)
     sam_rho = params["variants"]["sam"].get("rho", params["optim"]["rho"])
     runs = {0.0: Path("runs/adm"), float(sam_rho): Path("runs/sam")}
     runs.update({float(rho): RHO_RUNS / f"rho_{rho}" for rho in cfg.rhos})
@@ -306,7 +303,7 @@ def stage_rho_sweep(params: dict, args) -> None:
     for rho, folder in tqdm(sorted(runs.items()), desc="rho sweep", disable=not args.progress):
         model, config = load_model(folder, "raw", step=cfg.steps, device=device)
         samples = generate(model, build_diffusion(config, cfg.respacing), list(range(cfg.num_samples)),
-                           image_shape(config), 256, device, progress=False)
+                           image_shape(config), sample.batch_size, device, progress=False)
         sharp = flatness.lpf(model, losses, cfg.sigma, flat.draws, params["seed"], flat.filter_relative)
         results[str(rho)] = dict(fid=fid_of(samples, fid, device)["fid"], mc_sharpness=sharp["mc_sharpness"],
                                  base_loss=sharp["base_loss"], lpf=sharp["lpf"], run=str(folder))

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, image_shape, load_model
+from flatlib.config import resolve_device
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
 from flatlib.quant import quantize_model
 
@@ -65,12 +66,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eps-scale", type=float, default=1.0, help="ADM-ES lambda (1 = off, as in the paper)")
     parser.add_argument("--quant-bits", type=int, default=0, help="quantize weights first (0 = full precision)")
     parser.add_argument("--quant-per-channel", action="store_true")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto: the GPU when present, else cpu")
     parser.add_argument("--out", required=True, type=Path, help="output .npz")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
-    model, config = load_model(args.run, args.weights, args.step, args.device)
+    device = resolve_device(args.device)
+    model, config = load_model(args.run, args.weights, args.step, device)
     info = dict(run=str(args.run), weights=args.weights, step=config["step"], respacing=str(args.respacing),
                 num=args.num, seed=args.seed, eps_scale=args.eps_scale, quant_bits=args.quant_bits,
                 quant_per_channel=args.quant_per_channel)
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
         info["quant_relative_error"] = report["rel_error"]
     samples = generate(model, build_diffusion(config, args.respacing), list(range(args.seed, args.seed + args.num)),
                        image_shape(config), args.batch_size,
-                       args.device, args.eps_scale, progress=not args.no_progress)
+                       device, args.eps_scale, progress=not args.no_progress)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, samples=samples.numpy())
     save_grid(samples, args.out.with_suffix(".png"))

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from flatlib.averaging import EMA, SWA
 from flatlib.checkpoints import build_diffusion, saved_steps, training_state_path, weights_path
 from flatlib.config import (ConfigError, DataConfig, DiffusionConfig, StrictConfig, apply_overrides, load_yaml,
-                            write_resolved)
+                            resolve_device, write_resolved)
 from flatlib.data import BatchStream, batch_iterator, dataset_from_config, random_hflip
 from flatlib.diffusion import create_timestep_sampler
 from flatlib.sam import SAM
@@ -129,7 +129,7 @@ class Trainer:
     def __init__(self, cfg: RunConfig, out_dir: Path, phase: str = "train", init_dir: Path | None = None):
         self.cfg, self.out_dir, self.phase = cfg, Path(out_dir), phase
         self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-        self.device = self._pick_device(cfg.train.device)
+        self.device = resolve_device(cfg.train.device)
         if cfg.train.batch_size % self.world_size:
             raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.world_size} ranks")
         self.local_batch = cfg.train.batch_size // self.world_size
@@ -170,14 +170,6 @@ class Trainer:
             self.swa = SWA(self.model, cfg.swa.window, cfg.optim.lr, cfg.swa.lr_min)
         if phase == "swa" and self.swa is None:
             raise ConfigError(f"{self.out_dir} holds no SWA state: was it written by the train phase?")
-
-    @staticmethod
-    def _pick_device(name: str) -> torch.device:
-        if name != "auto":
-            return torch.device(name)
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
 
     # ------------------------------------------------------------------------------------ checkpoints
     def _rng_state(self) -> dict:
@@ -236,6 +228,12 @@ class Trainer:
             return self.diffusion.training_losses(self.ddp_model, x0, t, noise, ip_gamma=self.cfg.optim.ip_gamma,
                                                   ip_noise=ip_noise)
 
+    def _backward(self, x0, t, noise, ip_noise, weights) -> dict:
+        """Forward the hybrid loss, backward its importance-weighted mean; returns the per-image losses."""
+        losses = self._losses(x0, t, noise, ip_noise)
+        (losses["loss"] * weights).mean().backward()
+        return losses
+
     def training_step(self, x0: torch.Tensor) -> dict:
         """One optimizer step (two forward/backward passes for SAM) on a batch of clean images."""
         opt = self.cfg.optim
@@ -248,19 +246,17 @@ class Trainer:
             sync = (contextlib.nullcontext() if opt.sam_sync_first_backward or self.world_size == 1
                     else self.ddp_model.no_sync())
             with sync:
-                losses = self._losses(x0, t, noise, ip_noise)
-                (losses["loss"] * weights).mean().backward()
+                losses = self._backward(x0, t, noise, ip_noise, weights)
             self.optimizer.first_step(zero_grad=True)
             if self.device.type == "cpu":
                 torch.set_rng_state(dropout_state)  # same dropout masks at w + e
             else:
                 torch.cuda.set_rng_state(dropout_state, self.device)
-            (self._losses(x0, t, noise, ip_noise)["loss"] * weights).mean().backward()
+            self._backward(x0, t, noise, ip_noise, weights)
             self._clip()
             self.optimizer.second_step(zero_grad=True)
         else:
-            losses = self._losses(x0, t, noise, ip_noise)
-            (losses["loss"] * weights).mean().backward()
+            losses = self._backward(x0, t, noise, ip_noise, weights)
             self._clip()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
