@@ -1,7 +1,7 @@
 """Training throughput of Adam vs SAM (benchmark, not a test): steps/s and SAM's cost relative to Adam.
 
     python benchmarks/train_speed.py                     # CPU default profile + the paper's CIFAR-10 config
-    python benchmarks/train_speed.py --configs cifar10 --batch-size 128 --precision bf16   # on a GPU
+    python benchmarks/train_speed.py --configs cifar10 --batch-size 128 --precision bf16 --channels-last  # GPU
 
 Each measurement builds a Trainer from params.yaml (variant adm or sam) with the model swapped for a named
 config, runs warm-up steps, then times ``--steps`` steps (synchronising the GPU only at the ends).
@@ -43,6 +43,7 @@ def main():
                         help="'default' (params.yaml model) or names of flatlib.unet.NAMED_CONFIGS")
     parser.add_argument("--batch-size", type=int, help="override train.batch_size")
     parser.add_argument("--precision", choices=("fp32", "bf16"))
+    parser.add_argument("--channels-last", action="store_true", help="train.channels_last: true")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
@@ -58,10 +59,13 @@ def main():
             params["train"]["batch_size"] = 8  # the paper's 128 would take minutes per step on 2 CPU cores
         if args.precision:
             params["train"]["precision"] = args.precision
+        if args.channels_last:
+            params["train"]["channels_last"] = True
         adam = steps_per_second(params, "adm", args.steps, args.warmup)
         sam = steps_per_second(params, "sam", args.steps, args.warmup)
         row = dict(config=name, device="cuda" if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}",
                    batch_size=params["train"]["batch_size"], precision=params["train"]["precision"],
+                   channels_last=bool(params["train"].get("channels_last")),
                    adam_steps_per_s=round(adam, 3), sam_steps_per_s=round(sam, 3), sam_cost_ratio=round(adam / sam, 2))
         results.append(row)
         print(json.dumps(row), flush=True)

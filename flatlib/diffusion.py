@@ -11,6 +11,7 @@ float32 tensors. `t` is always an index into this diffusion's (possibly respaced
 receives `timestep_map[t]`, the original timestep (guided-diffusion, rescale_timesteps=False).
 """
 import math
+import weakref
 
 import numpy as np
 import torch
@@ -68,10 +69,25 @@ def space_timesteps(num_timesteps, section_counts):
     return sorted(set(kept))
 
 
+_DEVICE_TABLES: dict = {}  # (id(arr), device) -> (weakref to arr, its float64 copy on that device)
+
+
+def _device_table(arr: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A schedule array (float64 numpy or a tensor) copied to ``device`` once; lookups index it there
+    (no host sync per call)."""
+    key = (id(arr), device)
+    cached = _DEVICE_TABLES.get(key)
+    if cached is None or cached[0]() is not arr:
+        for dead in [k for k, (ref, _) in _DEVICE_TABLES.items() if ref() is None]:
+            del _DEVICE_TABLES[dead]
+        cached = _DEVICE_TABLES[key] = (weakref.ref(arr), torch.as_tensor(arr).to(device))
+    return cached[1]
+
+
 def extract(arr, t, broadcast_shape):
     """arr[t] for a float64 numpy array and a LongTensor of indices, as float32 on t.device,
     with trailing singleton dims appended and expanded to broadcast_shape."""
-    out = torch.from_numpy(arr)[t.cpu()].float().to(t.device)
+    out = _device_table(arr, t.device)[t].float()
     return out.view(-1, *([1] * (len(broadcast_shape) - 1))).expand(broadcast_shape)
 
 
@@ -175,7 +191,7 @@ class GaussianDiffusion:
 
     def model_predictions(self, model, x_t, t):
         """(eps, v) from model(x_t, original t); v is None when learn_sigma is False."""
-        out = model(x_t, self.timestep_map.to(t.device)[t])
+        out = model(x_t, _device_table(self.timestep_map, t.device)[t])
         C = x_t.shape[1]
         assert out.shape == (x_t.shape[0], 2 * C if self.learn_sigma else C, *x_t.shape[2:]), out.shape
         return (out[:, :C], out[:, C:]) if self.learn_sigma else (out, None)
@@ -257,7 +273,7 @@ class GaussianDiffusion:
             std = eta * torch.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
             mean = out["pred_xstart"] * torch.sqrt(abar_prev) + torch.sqrt(1 - abar_prev - std ** 2) * eps
         sample = mean
-        if (eta is None or eta > 0) and bool((t > 0).any()):
+        if eta is None or eta > 0:  # noise is drawn at t = 0 too and masked: no host sync on t's values
             nonzero = (t > 0).to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
             sample = mean + nonzero * std * rng.randn_like(x)
         return dict(out, sample=sample)
@@ -323,7 +339,7 @@ class ScheduleSampler:
         p = p / p.sum()
         t = torch.multinomial(p, batch_size, replacement=True, generator=generator)
         w = 1.0 / (len(p) * p[t])
-        return t.to(device), w.float().to(device)
+        return t.to(device, non_blocking=True), w.float().to(device, non_blocking=True)
 
     def update_with_local_losses(self, t, losses):
         """Record this rank's per-image losses (all ranks' when torch.distributed is initialized)."""
