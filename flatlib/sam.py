@@ -31,38 +31,52 @@ class SAM(torch.optim.Optimizer):
         super().__init__(params, dict(rho=rho, adaptive=adaptive, **base_kwargs))
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
         self.param_groups = self.base_optimizer.param_groups
+        self._perturbed: list[torch.Tensor] = []  # parameters moved to w + e by first_step
 
-    def _ascent_direction(self, p: torch.Tensor, group: dict) -> torch.Tensor:
-        """The un-normalised ascent direction: g, or w^2 * g for ASAM (its norm uses |w| * g)."""
-        return p.grad * p.square() if group["adaptive"] else p.grad
+    def _with_grads(self, group: dict) -> list[torch.Tensor]:
+        return [p for p in group["params"] if p.grad is not None]
 
     @torch.no_grad()
     def _grad_norm(self) -> torch.Tensor:
         """||g||_2 (or ||w * g||_2 for ASAM) over ALL parameters at once, kept on the device (no host sync)."""
-        norms = [(p.grad * p.abs() if group["adaptive"] else p.grad).norm(2)
-                 for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norms = []
+        for group in self.param_groups:
+            params = self._with_grads(group)
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            norms += torch._foreach_norm(torch._foreach_mul(grads, torch._foreach_abs(params))
+                                         if group["adaptive"] else grads)
         return torch.stack(norms).norm(2)
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
-        """Store w and move to the adversarial point w + e(w)."""
+        """Store w and move to the adversarial point w + e(w): e = rho g / ||g|| (ASAM: rho w^2 g / ||w g||).
+        Multi-tensor (foreach) kernels: a handful of launches for the whole model instead of a few per tensor."""
         scale_denominator = self._grad_norm() + 1e-12
+        self._perturbed = []
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                self.state[p]["w"] = p.detach().clone()
-                p.add_(self._ascent_direction(p, group) * (group["rho"] / scale_denominator))
+            params = self._with_grads(group)
+            if not params:
+                continue
+            for p in params:
+                if "w" not in self.state[p]:
+                    self.state[p]["w"] = torch.empty_like(p)  # kept between steps: no allocation per step
+            torch._foreach_copy_([self.state[p]["w"] for p in params], params)
+            self._perturbed += params
+            direction = [p.grad for p in params]
+            if group["adaptive"]:
+                direction = torch._foreach_mul(direction, torch._foreach_mul(params, params))
+            torch._foreach_add_(params, torch._foreach_mul(direction, group["rho"] / scale_denominator))
         if zero_grad:
             self.zero_grad()
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore w, then take the base optimizer's step with the gradient computed at w + e."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if "w" in self.state[p]:
-                    p.copy_(self.state[p].pop("w"))
+        if self._perturbed:
+            torch._foreach_copy_(self._perturbed, [self.state[p]["w"] for p in self._perturbed])
+            self._perturbed = []
         self.base_optimizer.step()
         if zero_grad:
             self.zero_grad()
