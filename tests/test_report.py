@@ -58,11 +58,13 @@ def base_fid(variant, weights, respacing):
             - (5.0 if respacing == 100 else 0.0))
 
 
-def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, rho_sharpness=None) -> Path:
+def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, rho_sharpness=None,
+                   rho_loss=None) -> Path:
     """A workspace whose artifacts make every claim reproduce, unless the overrides say otherwise.
 
     fid: {("sam", "raw", 20): value}; quant8: {variant: 8-bit FID of raw weights}; sharpness: {(variant,
-    weights): MC sharpness}; gap: {variant: exposure gap}; rho_sharpness: {rho: MC sharpness}."""
+    weights): MC sharpness}; gap: {variant: exposure gap}; rho_sharpness: {rho: MC sharpness}; rho_loss: {rho:
+    base loss} (default 0.05: every rho run has learned)."""
     fid, quant8, sharpness, gap = fid or {}, quant8 or {}, sharpness or {}, gap or {}
     (root / "params.yaml").write_text(PARAMS)
     value = lambda v, w, t: fid.get((v, w, t), base_fid(v, w, t))  # noqa: E731
@@ -117,7 +119,8 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
     rho_sharpness = rho_sharpness or {0.0: 0.003, 0.1: 0.002, 0.5: 0.001}
     write_json(root / "metrics/rho_sweep.json", {
         "steps": 2, "sigma": 0.01, "respacing": 20,
-        "rows": {str(float(r)): {"fid": 40.0 - r, "mc_sharpness": s, "base_loss": 0.9, "lpf": 0.9 + s, "run": "runs/x"}
+        "rows": {str(float(r)): {"fid": 40.0 - r, "mc_sharpness": s, "base_loss": (rho_loss or {}).get(r, 0.05),
+                                 "lpf": (rho_loss or {}).get(r, 0.05) + s, "run": "runs/x"}
                  for r, s in rho_sharpness.items()}})
     return root
 
@@ -237,3 +240,9 @@ def test_stored_notebooks_are_clean_and_parameterized():
         assert len(params) == 1 and params[0].source.startswith('workspace = ".."'), name
         assert len(nb.cells) <= 12 and nb.cells[0].cell_type == "markdown"
         assert any(c.cell_type == "markdown" and "Reproduction choices" in c.source for c in nb.cells)
+
+
+def test_rho_verdict_fails_when_a_run_has_not_learned(tmp_path):
+    ws = make_workspace(tmp_path, rho_loss={0.5: 1.01})  # sharpness still falls with rho, but rho 0.5 is untrained
+    assert verdict(ws, "rho") == "not reproduced"
+    assert "rho=0.5 did not learn (base loss 1.01000)" in report.claims(ws).loc["rho", "measured"]
