@@ -33,17 +33,17 @@ class SAM(torch.optim.Optimizer):
         self.param_groups = self.base_optimizer.param_groups
         self._perturbed: list[torch.Tensor] = []  # parameters moved to w + e by first_step
 
-    def _with_grads(self, group: dict) -> list[torch.Tensor]:
-        return [p for p in group["params"] if p.grad is not None]
+    def _groups_with_grads(self) -> list[tuple[dict, list[torch.Tensor]]]:
+        """(group, its parameters that have a gradient) for every group that has any."""
+        groups = [(group, [p for p in group["params"] if p.grad is not None]) for group in self.param_groups]
+        return [(group, params) for group, params in groups if params]
 
+    @staticmethod
     @torch.no_grad()
-    def _grad_norm(self) -> torch.Tensor:
+    def _grad_norm(groups) -> torch.Tensor:
         """||g||_2 (or ||w * g||_2 for ASAM) over ALL parameters at once, kept on the device (no host sync)."""
         norms = []
-        for group in self.param_groups:
-            params = self._with_grads(group)
-            if not params:
-                continue
+        for group, params in groups:
             grads = [p.grad for p in params]
             norms += torch._foreach_norm(torch._foreach_mul(grads, torch._foreach_abs(params))
                                          if group["adaptive"] else grads)
@@ -53,12 +53,10 @@ class SAM(torch.optim.Optimizer):
     def first_step(self, zero_grad: bool = False) -> None:
         """Store w and move to the adversarial point w + e(w): e = rho g / ||g|| (ASAM: rho w^2 g / ||w g||).
         Multi-tensor (foreach) kernels: a handful of launches for the whole model instead of a few per tensor."""
-        scale_denominator = self._grad_norm() + 1e-12
+        groups = self._groups_with_grads()
+        scale_denominator = self._grad_norm(groups) + 1e-12
         self._perturbed = []
-        for group in self.param_groups:
-            params = self._with_grads(group)
-            if not params:
-                continue
+        for group, params in groups:
             for p in params:
                 if "w" not in self.state[p]:
                     self.state[p]["w"] = torch.empty_like(p)  # kept between steps: no allocation per step
