@@ -3,9 +3,14 @@
 Names follow guided-diffusion: ``model{step:06d}.pt`` (raw weights, loadable by guided-diffusion),
 ``ema_{rate}_{step:06d}.pt``, ``opt{step:06d}.pt``, plus ``swa{step:06d}.pt`` written by the SWA phase.
 A run folder also holds ``config.yaml``, the resolved training config that rebuilds the model.
+
+Every checkpoint is read with ``torch.load(weights_only=True)`` (tensors and plain containers only: a
+crafted file cannot run code) through :func:`read_checkpoint`, which turns an unreadable file into a
+:class:`~flatlib.errors.CorruptFileError` naming it (issue 14, guarantees 3 and 5).
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -13,6 +18,7 @@ import yaml
 
 from flatlib.config import DiffusionConfig
 from flatlib.diffusion import GaussianDiffusion, create_diffusion
+from flatlib.errors import CorruptFileError, MissingInputError
 from flatlib.unet import UNetConfig, create_unet
 
 WEIGHT_KINDS = ("raw", "ema", "swa")
@@ -39,27 +45,53 @@ def saved_steps(run_dir: str | Path) -> list[int]:
     return sorted(int(p.stem[3:]) for p in Path(run_dir).glob("opt[0-9]*.pt"))
 
 
+def is_swa_phase(run_dir: str | Path) -> bool:
+    """An SWA phase's folder is the one that holds ``swa*.pt`` weights (the train phase writes none)."""
+    return any(Path(run_dir).glob("swa[0-9]*.pt"))
+
+
+def configured_step(config: dict, swa_phase: bool) -> int:
+    """The step a run config trains to: ``train.steps``, or ``swa.start_step + swa.steps`` for an SWA phase."""
+    return config["swa"]["start_step"] + config["swa"]["steps"] if swa_phase else config["train"]["steps"]
+
+
 def read_run_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder written by flatlib.train?")
+        raise MissingInputError(f"{path} not found: is {run_dir} a run folder written by flatlib.train?")
     return yaml.safe_load(path.read_text())
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"):
+    """``torch.load(path, weights_only=True)``; a truncated, corrupt or code-carrying file raises
+    :class:`CorruptFileError` naming it."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CorruptFileError(f"{Path(path).resolve()} is not a readable weights-only checkpoint ({reason}): "
+                               "if a crash or a copy cut it short, delete it and rerun the training, which "
+                               "resumes from the newest intact checkpoint and writes it again") from err
 
 
 def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None,
                device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """The UNet of a run folder with its raw / EMA / SWA weights at ``step`` (default: the newest), in eval
-    mode, and the run's resolved config (with ``step`` added)."""
+    """The UNet of a run folder with its raw / EMA / SWA weights at ``step``, in eval mode, and the run's
+    resolved config (with ``step`` added). The default step is the one the run's config.yaml trains to
+    (:func:`configured_step`), never simply the newest file: a run trained further under another
+    ``train.steps`` is not silently evaluated at a later step (issue 14, guarantee 0)."""
     config = read_run_config(run_dir)
-    steps = saved_steps(run_dir)
-    if not steps:
-        raise FileNotFoundError(f"no checkpoint in {Path(run_dir).resolve()}")
-    step = steps[-1] if step is None else step
+    if step is None:
+        step = configured_step(config, is_swa_phase(run_dir))
+        if step not in saved_steps(run_dir):
+            raise MissingInputError(
+                f"{Path(run_dir).resolve()} holds no complete checkpoint of its configured step {step} "
+                f"(saved: {saved_steps(run_dir) or 'none'}): rerun its training to finish it")
     path = weights_path(run_dir, kind, step, config["train"]["ema_rate"])
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found ({kind} weights at step {step})")
+        raise MissingInputError(f"{path} not found ({kind} weights at step {step})")
     model = create_unet(UNetConfig.from_dict(config["model"]))
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(read_checkpoint(path))
     return model.to(device).eval(), {**config, "step": step}
 
 

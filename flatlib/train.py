@@ -9,8 +9,16 @@ and SWA as a separate phase resumed from a late checkpoint.
 The objective is the hybrid loss of improved DDPM (flatlib.diffusion.training_losses). A run folder holds
 ``config.yaml`` (resolved), ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
 ``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state),
-``swa{step:06d}.pt`` in the SWA phase, ``log.csv`` and ``metrics.json``. Rerunning the same command resumes
-from the newest ``opt*.pt`` and continues bitwise identically (CPU).
+``swa{step:06d}.pt`` in the SWA phase, ``log.csv``, ``metrics.json`` and ``code.json`` (the digest of the
+code that trained it). Rerunning the same command resumes from the newest ``opt*.pt`` and continues bitwise
+identically (CPU).
+
+Reliability (issue 14): resume only continues a run of the same params and code (:func:`check_run_folder`;
+:func:`code_digest`); a rerun with nothing left to do writes nothing; a ``train.steps`` below the newest
+checkpoint is refused; the SWA phase checks its ``--init`` run (:func:`check_init_run`); a trainer holds
+its folder with an exclusive ``flock`` on ``RUN/.lock`` (:func:`hold_run_folder`); every file is written
+atomically, the training state ``opt*.pt`` last, and a newest checkpoint that fails to load is reported
+and skipped; SIGINT/SIGTERM stop the run after the current step with a checkpoint (:class:`StopSignal`).
 
 SAM's two passes reuse the same batch, timesteps, noise, IP noise and dropout masks (the global RNG state is
 restored before the second forward); under DDP the first backward runs under ``no_sync`` (per-replica ascent)
@@ -19,12 +27,17 @@ unless ``optim.sam_sync_first_backward``.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import csv
 import dataclasses
+import fcntl
+import hashlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,10 +46,14 @@ import torch.distributed as dist
 import yaml
 from tqdm.auto import tqdm
 
+from flatlib import atomic
 from flatlib.averaging import EMA, SWA
-from flatlib.checkpoints import build_diffusion, saved_steps, training_state_path, weights_path
+from flatlib.checkpoints import (build_diffusion, configured_step, read_checkpoint, read_run_config, saved_steps,
+                                 training_state_path, weights_path)
 from flatlib.config import (ConfigError, DataConfig, DiffusionConfig, StrictConfig, apply_overrides, load_yaml,
-                            resolve_device, write_resolved)
+                            resolve_device)
+from flatlib.errors import (CorruptFileError, FlatlibError, Interrupted, MissingInputError, RunFolderError,
+                            add_debug_flag, cli_errors)
 from flatlib.data import BatchStream, batch_iterator, dataset_from_config, random_hflip
 from flatlib.diffusion import create_timestep_sampler
 from flatlib.sam import SAM
@@ -160,12 +177,10 @@ class Trainer:
             self.last_step = cfg.swa.start_step + cfg.swa.steps
         else:
             self.first_step, self.last_step = 0, cfg.train.steps
-        existing = saved_steps(self.out_dir)
-        if existing:
-            self.load(self.out_dir, existing[-1])
-        elif phase == "swa":
+        if not self.resume() and phase == "swa":
             if init_dir is None:
                 raise ConfigError("the SWA phase needs --init RUN_DIR holding the checkpoint of swa.start_step")
+            check_init_run(Path(init_dir), cfg)
             self.load(Path(init_dir), cfg.swa.start_step)
             self.swa = SWA(self.model, cfg.swa.window, cfg.optim.lr, cfg.swa.lr_min)
         if phase == "swa" and self.swa is None:
@@ -180,30 +195,44 @@ class Trainer:
         return state
 
     def save(self) -> None:
+        """Write the checkpoint of the current step, each file atomically and the training state last: a
+        crash at any point leaves the previous checkpoint the newest complete one (``saved_steps``)."""
         if self.rank:
             return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         step, rate = self.step, self.cfg.train.ema_rate
-        torch.save(self.model.state_dict(), weights_path(self.out_dir, "raw", step, rate))
-        torch.save(self.ema.model.state_dict(), weights_path(self.out_dir, "ema", step, rate))
+        atomic.torch_save(self.model.state_dict(), weights_path(self.out_dir, "raw", step, rate))
+        atomic.torch_save(self.ema.model.state_dict(), weights_path(self.out_dir, "ema", step, rate))
         if self.swa is not None:
-            torch.save(self.swa.model.state_dict(), weights_path(self.out_dir, "swa", step, rate))
+            atomic.torch_save(self.swa.model.state_dict(), weights_path(self.out_dir, "swa", step, rate))
         state = dict(step=step, optimizer=self.optimizer.state_dict(), ema_updates=self.ema.num_updates,
                      timestep_sampler=self.timestep_sampler.state_dict(), rng=self._rng_state(),
                      swa=None if self.swa is None else self.swa.state_dict())
-        torch.save(state, training_state_path(self.out_dir, step))
+        atomic.torch_save(state, training_state_path(self.out_dir, step))
+
+    def resume(self) -> bool:
+        """Load the newest checkpoint of the run folder that loads; a newer one that does not (a crash cut it
+        short) is reported by name on stderr and skipped, and training resumes bitwise identically from the
+        intact one. Returns whether a checkpoint was loaded."""
+        for step in reversed(saved_steps(self.out_dir)):
+            try:
+                self.load(self.out_dir, step)
+                return True
+            except (CorruptFileError, MissingInputError) as err:
+                if self.rank == 0:
+                    print(f"flatlib.train: warning: skipping the checkpoint of step {step}: {err}", file=sys.stderr)
+        return False
 
     def load(self, folder: Path, step: int) -> None:
+        """Restore the whole training state of ``step``; every file is read before anything is restored."""
         rate = self.cfg.train.ema_rate
         paths = [weights_path(folder, "raw", step, rate), weights_path(folder, "ema", step, rate),
                  training_state_path(folder, step)]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
-            raise FileNotFoundError(f"checkpoint of step {step} is incomplete; missing {missing}")
-        load = lambda p: torch.load(p, map_location=self.device, weights_only=True)  # noqa: E731
-        self.model.load_state_dict(load(paths[0]))
-        state = load(paths[2])
-        self.ema.load_state_dict(dict(model=load(paths[1]), num_updates=state["ema_updates"]))
+            raise MissingInputError(f"checkpoint of step {step} is incomplete; missing {missing}")
+        raw, ema, state = (read_checkpoint(p, self.device) for p in paths)
+        self.model.load_state_dict(raw)
+        self.ema.load_state_dict(dict(model=ema, num_updates=state["ema_updates"]))
         self.optimizer.load_state_dict(state["optimizer"])
         self.timestep_sampler.load_state_dict(state["timestep_sampler"])
         rng = state["rng"]
@@ -270,7 +299,14 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------- the loop
     def run(self, progress: bool = True) -> dict:
+        """Train to the last step and write ``metrics.json``; a run already there writes nothing and returns
+        its stored metrics with ``steps_run`` 0. SIGINT/SIGTERM stop it after the current step with a
+        checkpoint and raise :class:`Interrupted` (exit status 130/143); rerunning resumes."""
         cfg = self.cfg
+        if max(self.step, self.first_step) >= self.last_step:
+            stored = self.out_dir / "metrics.json"
+            return {**(json.loads(stored.read_text()) if stored.is_file() else {}), "phase": self.phase,
+                    "step": self.step, "steps_run": 0}
         dataset = dataset_from_config(cfg.data.to_dict())
         stream = BatchStream(len(dataset), self.local_batch, cfg.seed, self.rank, self.world_size,
                              start_step=self.step)
@@ -283,27 +319,20 @@ class Trainer:
                    desc=f"{self.phase} {self.out_dir.name}", unit="step", dynamic_ncols=True)
         start = time.perf_counter()
         start_step = self.step
-        while self.step < self.last_step:
-            if self.swa is not None:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.swa.learning_rate(self.step - self.first_step)
-            x0, _ = next(batches)
-            x0 = x0.to(self.device, non_blocking=True)
-            if cfg.data.hflip:
-                x0 = random_hflip(x0, self.cpu_generator)
-            if cfg.train.channels_last:
-                x0 = x0.contiguous(memory_format=torch.channels_last)
-            log.add(self.training_step(x0))
-            if self.swa is not None:
-                self.swa.after_step(self.model, self.step - self.first_step)
-            self.step += 1
-            bar.update(1)
-            if self.step % cfg.train.log_every == 0 or self.step == self.last_step:
-                row = log.flush(self.step, self.optimizer.param_groups[0]["lr"])
-                if row:
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", mse=f"{row['mse']:.4f}")
-            if self.step % cfg.train.save_every == 0 or self.step == self.last_step:
-                self.save()
+        with StopSignal(self.world_size) as stop:
+            while self.step < self.last_step:
+                self._train_one(batches, log, bar)
+                saved = self.step % cfg.train.save_every == 0 or self.step == self.last_step
+                if saved:
+                    self.save()
+                signum = stop.requested()
+                if signum:
+                    if not saved:
+                        self.save()
+                    bar.close()
+                    raise Interrupted(f"stopped by {signal.Signals(signum).name} at step {self.step} of "
+                                      f"{self.last_step}; its checkpoint is in {self.out_dir}: rerun the same "
+                                      "command to resume", signum)
         bar.close()
         elapsed = time.perf_counter() - start
         metrics = dict(phase=self.phase, step=self.step, steps_run=self.step - start_step, seconds=round(elapsed, 2),
@@ -311,8 +340,30 @@ class Trainer:
                        final_loss=log.last.get("loss"), final_mse=log.last.get("mse"),
                        swa_snapshots=None if self.swa is None else self.swa.num_averaged)
         if self.rank == 0:
-            (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            atomic.write_json(self.out_dir / "metrics.json", metrics, indent=2)
         return metrics
+
+    def _train_one(self, batches, log: RunningLog, bar) -> None:
+        """One step of the loop: SWA learning rate, batch, optimizer step, averaging, log."""
+        cfg = self.cfg
+        if self.swa is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.swa.learning_rate(self.step - self.first_step)
+        x0, _ = next(batches)
+        x0 = x0.to(self.device, non_blocking=True)
+        if cfg.data.hflip:
+            x0 = random_hflip(x0, self.cpu_generator)
+        if cfg.train.channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        log.add(self.training_step(x0))
+        if self.swa is not None:
+            self.swa.after_step(self.model, self.step - self.first_step)
+        self.step += 1
+        bar.update(1)
+        if self.step % cfg.train.log_every == 0 or self.step == self.last_step:
+            row = log.flush(self.step, self.optimizer.param_groups[0]["lr"])
+            if row:
+                bar.set_postfix(loss=f"{row['loss']:.4f}", mse=f"{row['mse']:.4f}")
 
 
 class RunningLog:
@@ -355,27 +406,148 @@ class RunningLog:
         return row
 
 
+class StopSignal:
+    """SIGINT/SIGTERM request a stop instead of killing the process mid-write (issue 14, guarantee 4): the
+    loop finishes its current step, saves it and raises :class:`Interrupted`. The first signal restores the
+    previous handlers, so a second one acts as usual. Under DDP every rank must stop after the same step:
+    the request is max-reduced over a gloo group (a CPU round trip, no device sync) after every step."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, world_size: int = 1):
+        self.signum, self.previous = 0, {}
+        self.group = dist.new_group(backend="gloo") if world_size > 1 else None
+
+    def __enter__(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def requested(self) -> int:
+        """The signal number that asked to stop (on any rank), 0 if none."""
+        if self.group is None:
+            return self.signum
+        flag = torch.tensor([self.signum])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
+        return int(flag)
+
+
+# ------------------------------------------------------------------------------------- run folders
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "log_every"), ("train", "save_every"), ("train", "device")}
+CODE_RECORD = "code.json"
+LOCK_FILE = ".lock"
 
 
-def check_run_folder(out_dir: Path, cfg: RunConfig, restart: bool) -> None:
-    """Refuse to resume checkpoints written under another config (or delete them when ``restart``)."""
+def code_digest() -> dict:
+    """SHA-256 of the flatlib sources that shape training: ``flatlib/train.py`` and every flatlib module it
+    imports, transitively (found by parsing the import statements, so a new dependency counts at once and
+    evaluation-only modules such as pipeline, sample or metrics do not). Returns ``dict(sha256, files)``."""
+    package = Path(__file__).resolve().parent
+    todo, files = ["train"], {"__init__"}
+    while todo:
+        module = todo.pop()
+        if module in files:
+            continue
+        files.add(module)
+        for node in ast.walk(ast.parse((package / f"{module}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("flatlib"):
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            todo += [name[len("flatlib."):] for name in names if name.startswith("flatlib.")
+                     and (package / f"{name[len('flatlib.'):].replace('.', '/')}.py").is_file()]
+    sha = hashlib.sha256()
+    for module in sorted(files):
+        sha.update(f"{module}\0".encode() + (package / f"{module.replace('.', '/')}.py").read_bytes() + b"\0")
+    return dict(sha256=sha.hexdigest(), files=sorted(f"flatlib/{m.replace('.', '/')}.py" for m in files))
+
+
+def recorded_code(run_dir: Path) -> str | None:
+    """The code digest a run folder records (None for a folder written before digests were recorded)."""
+    path = Path(run_dir) / CODE_RECORD
+    return json.loads(path.read_text())["sha256"] if path.is_file() else None
+
+
+def config_changes(old: dict, new: dict, ignore_sections: tuple[str, ...] = ()) -> list[str]:
+    """Keys whose value differs between two resolved run configs, except those a resume tolerates."""
+    changed = sorted(f"{section}.{key}" for section in new if isinstance(new[section], dict)
+                     and section not in ignore_sections for key in new[section]
+                     if (section, key) not in RESUMABLE_CHANGES and old.get(section, {}).get(key) != new[section][key])
+    return changed + (["seed"] if old.get("seed") != new["seed"] else [])
+
+
+def _code_change(run_dir: Path) -> list[str]:
+    old, new = recorded_code(run_dir), code_digest()["sha256"]
+    return [] if old == new else [f"code (digest {old[:12] if old else 'not recorded'}, now {new[:12]}; see code.json)"]
+
+
+def check_run_folder(out_dir: Path, cfg: RunConfig, restart: bool, phase: str = "train") -> None:
+    """Resume only a run of the same params and the same code (:func:`code_digest`), trained no further than
+    this config's last step; otherwise refuse, or delete its files when ``restart`` (issue 14, guarantee 0)."""
     config_path = out_dir / "config.yaml"
     if not config_path.is_file():
         return
-    old, new = yaml.safe_load(config_path.read_text()), cfg.to_dict()
-    changed = sorted(f"{section}.{key}" for section in new if isinstance(new[section], dict)
-                     for key in new[section] if (section, key) not in RESUMABLE_CHANGES
-                     and old.get(section, {}).get(key) != new[section][key])
-    changed += ["seed"] if old.get("seed") != new["seed"] else []
+    changed = config_changes(yaml.safe_load(config_path.read_text()), cfg.to_dict()) + _code_change(out_dir)
+    last, saved = configured_step(cfg.to_dict(), phase == "swa"), saved_steps(out_dir)
+    if saved and saved[-1] > last:
+        changed.append(f"last step ({last}, below its checkpoint of step {saved[-1]})")
     if not changed:
         return
     if not restart:
-        raise ConfigError(f"{out_dir} holds a run with different {changed}: use another --out, delete it, "
-                          "or pass --restart-if-changed")
+        raise ConfigError(f"{out_dir} holds a run with different {', '.join(changed)}: use another --out, delete "
+                          "it, or pass --restart-if-changed to start it over")
     for path in out_dir.iterdir():
         if path.suffix in (".pt", ".csv", ".json", ".yaml"):
             path.unlink()
+
+
+def check_init_run(init_dir: Path, cfg: RunConfig) -> None:
+    """The SWA phase continues its ``--init`` run, so that run must be this variant's train phase under the
+    same params (but for the SWA section and the keys a resume tolerates) and the same code."""
+    changed = config_changes(read_run_config(init_dir), cfg.to_dict(), ignore_sections=("swa",))
+    changed += _code_change(init_dir)
+    if changed:
+        raise ConfigError(f"--init {init_dir} was trained with different {', '.join(changed)}: the SWA phase "
+                          "must start from the train phase of the same variant, params and code")
+
+
+@contextlib.contextmanager
+def hold_run_folder(out_dir: Path):
+    """Hold a run folder for one trainer: an exclusive, non-blocking ``flock`` on ``RUN/.lock`` (released
+    when the process ends, however it ends); a second trainer fails at once. Temporary files a killed
+    writer left behind are removed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderError(f"{out_dir} is being written by another trainer (it holds {out_dir / LOCK_FILE}): "
+                                 "wait for it to end or stop it first") from None
+        atomic.remove_stale_temporaries(out_dir)
+        yield
+
+
+def record_run(out_dir: Path, cfg: RunConfig) -> None:
+    """Write the resolved config (``config.yaml``) and the code digest (``code.json``) of a run, each only
+    when it changed: a rerun with nothing to do writes nothing."""
+    for name, text in (("config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
+                       (CODE_RECORD, json.dumps(code_digest(), indent=2) + "\n")):
+        path = out_dir / name
+        if not path.is_file() or path.read_text() != text:
+            atomic.write_text(path, text)
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -388,29 +560,39 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--init", type=Path, help="SWA phase: the run folder to start from (swa.start_step)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     parser.add_argument("--restart-if-changed", action="store_true",
-                        help="if --out holds checkpoints of a different config, delete them and start over "
-                             "(default: refuse); a longer train.steps alone resumes")
+                        help="if --out holds checkpoints of a different config or code, or trained past the "
+                             "last step, delete them and start over (default: refuse); a longer train.steps "
+                             "alone resumes")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--no-progress", action="store_true")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
+    with cli_errors("train", args.debug, expected=(FlatlibError, ConfigError)):
         cfg = resolve_config(apply_overrides(load_yaml(args.params), args.set), args.variant)
         if args.dry_run:
             yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
             return None
-        check_run_folder(args.out, cfg, args.restart_if_changed)
-    except ConfigError as err:
-        parser.exit(2, f"flatlib.train: configuration error: {err}\n")
+        return _train(cfg, args)
+
+
+def _train(cfg: RunConfig, args) -> dict:
+    """Rank 0 holds and checks the run folder; every rank then builds its trainer and runs it."""
     distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", 1)) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    rank = dist.get_rank() if distributed else 0
     try:
-        trainer = Trainer(cfg, args.out, phase=args.phase, init_dir=args.init)
-        if trainer.rank == 0:
-            write_resolved(cfg, args.out / "config.yaml")
-        return trainer.run(progress=not args.no_progress)
+        with hold_run_folder(args.out) if rank == 0 else contextlib.nullcontext():
+            if rank == 0:
+                check_run_folder(args.out, cfg, args.restart_if_changed, args.phase)
+            if distributed:
+                dist.barrier()
+            trainer = Trainer(cfg, args.out, phase=args.phase, init_dir=args.init)
+            if rank == 0:
+                record_run(args.out, cfg)
+            return trainer.run(progress=not args.no_progress)
     finally:
         if distributed:
             dist.destroy_process_group()

@@ -58,7 +58,8 @@ def test_bad_config_fails_before_any_work(tmp_path, bad, message):
     path.write_text(yaml.safe_dump(params))
     result = subprocess.run([sys.executable, "-m", "flatlib.train", "--params", str(path), "--variant", "adm",
                              "--out", str(tmp_path / "run")], capture_output=True, text=True)
-    assert result.returncode == 2 and "configuration error" in result.stderr
+    assert result.returncode == 2 and result.stderr.startswith("flatlib.train: error: ")
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "run").exists()
 
 
@@ -132,7 +133,7 @@ def test_swa_phase_averages_window_ends(tmp_path):
 
 def test_swa_phase_without_init_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="--init"):
-        run(tmp_path, "adm", tmp_path / "swa", "--phase", "swa")
+        run(tmp_path, "adm", tmp_path / "swa", "--phase", "swa", "--debug")
 
 
 def test_torchrun_ddp_on_two_cpu_processes(tmp_path, unused_tcp_port):
