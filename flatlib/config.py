@@ -7,6 +7,7 @@ ignored). ``--set section.key=value`` overrides are parsed as YAML scalars.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import types
 import typing
@@ -18,6 +19,12 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration value is unknown, missing, or of the wrong type."""
+
+
+def _nearest(key: str, valid) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid key, or nothing when none is close."""
+    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 def _accepts(kind, value) -> bool:
@@ -54,7 +61,9 @@ class StrictConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise ConfigError(f"unknown keys {unknown} in {where}; valid keys: {sorted(fields)}")
+            raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} in {where}: "
+                              + ", ".join(f"{key!r}{_nearest(key, fields)}" for key in unknown)
+                              + f"; valid keys: {sorted(fields)}")
         missing = [name for name, f in fields.items() if name not in values
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
@@ -105,7 +114,7 @@ def apply_overrides(params: dict, overrides: list[str]) -> dict:
                 raise ConfigError(f"override {item!r}: {part!r} is not a section of the parameters")
             node = node[part]
         if leaf not in node:
-            raise ConfigError(f"override {item!r}: unknown key {leaf!r} (known: {sorted(node)})")
+            raise ConfigError(f"override {item!r}: unknown key {leaf!r}{_nearest(leaf, node)} (known: {sorted(node)})")
         node[leaf] = yaml.safe_load(raw)
     return params
 

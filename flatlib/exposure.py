@@ -14,6 +14,7 @@ not say): ``aggregate`` = "mean" (default), "sum" or "max" over steps.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,11 +22,24 @@ import torch
 from tqdm.auto import tqdm
 
 from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, load_model
-from flatlib.config import resolve_device
+from flatlib.config import ConfigError, StrictConfig, resolve_device
 from flatlib.data import dataset_from_config, evaluation_subset
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator
 
 AGGREGATES = {"mean": torch.mean, "sum": torch.sum, "max": torch.max}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExposureConfig(StrictConfig):
+    """params.yaml ``exposure``: chains per model, T' and how the per-step gap is reduced to one number."""
+    num: int = 64                         # chains and real images
+    respacing: int = 20
+    aggregate: str = "mean"               # reproduction choice: mean gap over sampling steps
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.aggregate not in AGGREGATES:
+            raise ConfigError(f"exposure.aggregate must be one of {sorted(AGGREGATES)}, got {self.aggregate!r}")
 
 
 @torch.no_grad()
@@ -60,29 +74,38 @@ def predicted_noise_norms(model, diffusion: GaussianDiffusion, real_images: torc
                 unit_noise_norm=float(torch.tensor(float(real_images[0].numel())).sqrt()))
 
 
+def exposure_of_run(run_dir: Path, weights: str, cfg: ExposureConfig, seed: int, batch_size: int, device,
+                    step: int | None = None, progress: bool = True) -> dict:
+    """:func:`predicted_noise_norms` of a run's weights against ``cfg.num`` real images of its own data set
+    (a seeded subset): the one exposure measurement of the CLI and the exposure stage."""
+    model, config = load_model(run_dir, weights, step, device)
+    real = evaluation_subset(dataset_from_config(config["data"]), cfg.num, seed)
+    return predicted_noise_norms(model, build_diffusion(config, cfg.respacing), real, seed, batch_size, device,
+                                 aggregate=cfg.aggregate, progress=progress)
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, type=Path)
-    parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema")
-    parser.add_argument("--step", type=int)
-    parser.add_argument("--respacing", default="100")
-    parser.add_argument("--num", type=int, default=256, help="number of chains and of real images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--aggregate", choices=sorted(AGGREGATES), default="mean")
+    defaults = ExposureConfig()
+    parser = argparse.ArgumentParser(prog="python -m flatlib.exposure", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.train")
+    parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema", help="which weights of the run")
+    parser.add_argument("--step", type=int, help="checkpoint step (default: the run's last)")
+    parser.add_argument("--respacing", type=int, default=defaults.respacing, help="T': number of sampling steps")
+    parser.add_argument("--num", type=int, default=defaults.num, help="number of chains and of real images")
+    parser.add_argument("--seed", type=int, default=0, help="chain i and real image subset seed")
+    parser.add_argument("--batch-size", type=int, default=256, help="chains per batch")
+    parser.add_argument("--aggregate", choices=sorted(AGGREGATES), default=defaults.aggregate,
+                        help="how the per-step gap is reduced to one number")
     parser.add_argument("--device", default="auto", help="auto: the GPU when present, else cpu")
     parser.add_argument("--out", required=True, type=Path, help="output JSON")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    device = resolve_device(args.device)
-    model, config = load_model(args.run, args.weights, args.step, device)
-    real = evaluation_subset(dataset_from_config(config["data"]), args.num, args.seed)
-    result = predicted_noise_norms(model, build_diffusion(config, args.respacing), real, args.seed,
-                                   args.batch_size, device, aggregate=args.aggregate,
-                                   progress=not args.no_progress)
-    result = dict(run=str(args.run), weights=args.weights, step=config["step"], respacing=str(args.respacing),
-                  **result)
+    cfg = ExposureConfig(num=args.num, respacing=args.respacing, aggregate=args.aggregate)
+    result = exposure_of_run(args.run, args.weights, cfg, args.seed, args.batch_size, resolve_device(args.device),
+                             args.step, progress=not args.no_progress)
+    result = dict(run=str(args.run), weights=args.weights, **result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     return result

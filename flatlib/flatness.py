@@ -25,12 +25,36 @@ the same seed on the same device type draw identical perturbations, and the k-th
 """
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from flatlib.config import StrictConfig
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FlatnessConfig(StrictConfig):
+    """params.yaml ``flatness``: the fixed loss set and every measure's settings."""
+    num_triples: int = 256                # fixed (x0, t, eps) set shared by every measure and model
+    t_min: int = 0
+    t_max: int = 1000                     # official README: t_range 1000
+    hybrid_loss: bool = False             # reproduction choice: L_simple (eps MSE)
+    sigmas: list = dataclasses.field(default_factory=lambda: [0.005, 0.01])
+    draws: int = 20                       # LPF Monte Carlo draws (Bisla et al.: 100)
+    filter_relative: bool = False
+    curve_span: float = 1.0               # 1-D curves over alpha in [-span, span], filter-normalised d
+    curve_points: int = 21
+    curve_directions: int = 1
+    surface_weights: list = dataclasses.field(default_factory=lambda: ["raw"])  # 2-D surfaces: ADM vs SAM
+    surface_variants: list = dataclasses.field(default_factory=lambda: ["adm", "sam"])
+    surface_points: int = 11
+    hessian_iters: int = 20
+    hessian_samples: int = 10
+    batch_size: int = 256
 
 
 @contextmanager

@@ -11,6 +11,7 @@ of the first 64 images next to it; a JSON sidecar records what was sampled.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,9 +20,20 @@ import torch
 from tqdm.auto import tqdm
 
 from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, image_shape, load_model
-from flatlib.config import resolve_device
+from flatlib.config import StrictConfig, resolve_device
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
 from flatlib.quant import quantize_model
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SampleConfig(StrictConfig):
+    """params.yaml ``sample``: the Table 1 samples of every (variant, weights) row."""
+    num: int                              # samples per row and T' (paper: 50,000)
+    respacings: list = dataclasses.field(default_factory=lambda: [20, 100])
+    weights: list = dataclasses.field(default_factory=lambda: ["raw", "ema", "swa"])
+    batch_size: int = 256
+    eps_scale: float = 1.0                # ADM-ES lambda; the paper samples with 1 (off)
+    device: str = "auto"
 
 
 @torch.no_grad()
@@ -54,24 +66,43 @@ def save_grid(images: torch.Tensor, path: str | Path, columns: int = 8) -> None:
     Image.fromarray(array[..., 0] if c == 1 else array).save(path)
 
 
+def sample_run(model: torch.nn.Module, config: dict, respacing: str | int, seeds: list[int], cfg: SampleConfig,
+               device: str | torch.device, progress: bool = True) -> torch.Tensor:
+    """uint8 samples of a run's model at T' = ``respacing`` (the diffusion and image shape of its config):
+    the one sampling path of the CLI, the sample, quant and rho-sweep stages."""
+    return generate(model, build_diffusion(config, respacing), seeds, image_shape(config), cfg.batch_size, device,
+                    cfg.eps_scale, progress=progress)
+
+
+def save_samples(samples: torch.Tensor, out: Path) -> None:
+    """``out`` (.npz with key ``samples``) and its PNG grid next to it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, samples=samples.numpy())
+    save_grid(samples, out.with_suffix(".png"))
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    defaults = SampleConfig(num=0)
+    parser = argparse.ArgumentParser(prog="python -m flatlib.sample", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.train")
-    parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema")
-    parser.add_argument("--step", type=int, help="checkpoint step (default: newest)")
+    parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema", help="which weights of the run")
+    parser.add_argument("--step", type=int, help="checkpoint step (default: the run's last)")
     parser.add_argument("--respacing", default="100", help="T': number of sampling steps (or a section string)")
     parser.add_argument("--num", type=int, required=True, help="number of samples")
     parser.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--eps-scale", type=float, default=1.0, help="ADM-ES lambda (1 = off, as in the paper)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per sampling batch")
+    parser.add_argument("--eps-scale", type=float, default=defaults.eps_scale,
+                        help="ADM-ES lambda (1 = off, as in the paper)")
     parser.add_argument("--quant-bits", type=int, default=0, help="quantize weights first (0 = full precision)")
-    parser.add_argument("--quant-per-channel", action="store_true")
-    parser.add_argument("--device", default="auto", help="auto: the GPU when present, else cpu")
-    parser.add_argument("--out", required=True, type=Path, help="output .npz")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--quant-per-channel", action="store_true", help="one quantization scale per channel")
+    parser.add_argument("--device", default=defaults.device, help="auto: the GPU when present, else cpu")
+    parser.add_argument("--out", required=True, type=Path, help="output .npz (a .png grid and .json go beside it)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    device = resolve_device(args.device)
+    cfg = SampleConfig(num=args.num, batch_size=args.batch_size, eps_scale=args.eps_scale, device=args.device)
+    device = resolve_device(cfg.device)
     model, config = load_model(args.run, args.weights, args.step, device)
     info = dict(run=str(args.run), weights=args.weights, step=config["step"], respacing=str(args.respacing),
                 num=args.num, seed=args.seed, eps_scale=args.eps_scale, quant_bits=args.quant_bits,
@@ -79,12 +110,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quant_bits:
         model, report = quantize_model(model, args.quant_bits, per_channel=args.quant_per_channel)
         info["quant_relative_error"] = report["rel_error"]
-    samples = generate(model, build_diffusion(config, args.respacing), list(range(args.seed, args.seed + args.num)),
-                       image_shape(config), args.batch_size,
-                       device, args.eps_scale, progress=not args.no_progress)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, samples=samples.numpy())
-    save_grid(samples, args.out.with_suffix(".png"))
+    samples = sample_run(model, config, args.respacing, list(range(args.seed, args.seed + args.num)), cfg, device,
+                         progress=not args.no_progress)
+    save_samples(samples, args.out)
     args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from flatlib import layout
 from flatlib.config import ConfigError
+from flatlib.params import load_params
 from flatlib.profiles import apply_profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,14 +51,15 @@ def workspace():
 
 
 def test_every_stage_ran_and_wrote_its_artifacts(workspace):
-    fid = json.loads((workspace / "metrics/fid.json").read_text())
-    assert set(fid["rows"]) == {f"{v}/{w}" for v in ("adm", "ip", "sam") for w in ("raw", "ema", "swa")}
-    assert all(set(row) == {"T20", "T100"} for row in fid["rows"].values())
-    for stage in ("quant", "flatness", "exposure"):
-        assert sorted(p.stem for p in (workspace / "metrics" / stage).glob("*.json")) == ["adm", "ip", "sam"]
+    for variant in ("adm", "ip", "sam"):
+        fid = json.loads((workspace / layout.variant_metrics("fid", variant)).read_text())
+        assert set(fid["rows"]) == {"raw", "ema", "swa"}
+        assert all(set(row) == {"T20", "T100"} for row in fid["rows"].values())
+    for kind in layout.PER_VARIANT_METRICS:
+        assert sorted(p.stem for p in (workspace / layout.METRICS / kind).glob("*.json")) == ["adm", "ip", "sam"]
     notebooks = sorted(p.stem for p in (workspace / "reports").glob("*.ipynb"))
     assert notebooks == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-    assert (workspace / "runs/sam_swa/swa000004.pt").is_file()
+    assert (workspace / layout.run_dir("sam", "swa") / layout.weights_file("swa", 4, 0.999)).is_file()
 
 
 def test_second_repro_has_nothing_to_do(workspace):
@@ -76,22 +79,13 @@ def test_one_param_change_invalidates_only_its_readers(workspace):
 
 @pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))
 def test_every_profile_yields_a_valid_config(tmp_path, profile):
-    from flatlib import pipeline, train
-    from flatlib.config import load_yaml
-
     copy = tmp_path / "params.yaml"
     shutil.copy2(ROOT / "params.yaml", copy)
     apply_profile(profile, copy)
-    params = load_yaml(copy)
-    for variant in params["variants"]:
-        cfg = train.resolve_config(params, variant)
+    params = load_params(copy)  # typed sections and every check across them
+    for variant in params.variants:
+        cfg = params.run_config(variant)
         assert cfg.swa.start_step + cfg.swa.steps == cfg.train.steps  # SWA replaces the end of the run
-    for section, cls in [("sample", pipeline.SampleConfig), ("fid", pipeline.FIDConfig),
-                         ("quant", pipeline.QuantConfig), ("flatness", pipeline.FlatnessConfig),
-                         ("exposure", pipeline.ExposureConfig), ("rho_sweep", pipeline.RhoSweepConfig),
-                         ("featurenet", pipeline.FeatureNetConfig)]:
-        cls.from_dict(params[section], section)
-    assert params["rho_sweep"]["steps"] % params["train"]["save_every"] == 0  # adm/sam checkpoints exist there
 
 
 def test_profile_with_unknown_key_is_rejected(tmp_path, monkeypatch):

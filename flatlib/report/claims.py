@@ -2,16 +2,20 @@
 the printed profile notes and the params.yaml reproduction choices behind each notebook."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import re
 
 import pandas as pd
 
-from flatlib.report.artifacts import (DECIMALS, FLATNESS_ROWS, RESPACINGS, ROWS, SIGNIFICANT, _ws, fmt, label,
-                                      load_exposure, load_featurenet, load_fid, load_params, load_quant,
-                                      paper_dataset, paper_fid, round_value)
-from flatlib.report.tables import _curve_rise, _flatness_entries, _surface_rise, rho_table, sigmas
+from flatlib import layout
+from flatlib.layout import FLATNESS_ROWS, PAPER_ROWS, label
+from flatlib.params import params_comments
+from flatlib.report.artifacts import (DECIMALS, SIGNIFICANT, flatness_entries, fmt, load_exposure, load_featurenet,
+                                      load_fid, load_params, load_quant, mean_rise, paper_dataset, round_value,
+                                      workspace_path)
+from flatlib.report.paper import RESPACINGS, paper_fid
+from flatlib.report.tables import rho_table, sigmas
 
 
 # ------------------------------------------------------------------------------------------------ claims
@@ -21,7 +25,7 @@ class NotEvaluable(Exception):
 
 def _fid(workspace, row: str, respacing: int) -> float:
     fid = load_fid(workspace)["rows"]
-    keys = {label(*r): f"{r[0]}/{r[1]}" for r in ROWS}
+    keys = {label(*r): f"{r[0]}/{r[1]}" for r in PAPER_ROWS}
     key = keys.get(row, row)
     if key not in fid or f"T{respacing}" not in fid[key]:
         raise NotEvaluable(f"no FID for {row} at T'={respacing} in metrics/fid.json")
@@ -58,7 +62,7 @@ def _claim_best_is_sam(ws):
     fid = load_fid(ws)["rows"]
     parts, ok = [], True
     for t in RESPACINGS:
-        values = {label(*r): round_value(fid[f"{r[0]}/{r[1]}"][f"T{t}"]["fid"], "fid") for r in ROWS
+        values = {label(*r): round_value(fid[f"{r[0]}/{r[1]}"][f"T{t}"]["fid"], "fid") for r in PAPER_ROWS
                   if f"{r[0]}/{r[1]}" in fid and f"T{t}" in fid[f"{r[0]}/{r[1]}"]}
         if len(values) < 2:
             raise NotEvaluable(f"fewer than two Table 1 rows at T'={t} in metrics/fid.json")
@@ -70,7 +74,7 @@ def _claim_best_is_sam(ws):
 
 
 def _claim_mc_sharpness(ws):
-    entries = _flatness_entries(ws)
+    entries = flatness_entries(ws)
     missing = [r for r in FLATNESS_ROWS if r not in entries]
     if missing:
         raise NotEvaluable(f"no flatness entry for {', '.join(missing)}")
@@ -88,8 +92,8 @@ def _claim_mc_sharpness(ws):
 
 
 def _claim_curve(ws):
-    entries = _flatness_entries(ws)
-    values = {r: round_value(_curve_rise(entries[r]), "sharpness") for r in FLATNESS_ROWS if r in entries}
+    entries = flatness_entries(ws)
+    values = {r: round_value(mean_rise(entries[r], "curve"), "sharpness") for r in FLATNESS_ROWS if r in entries}
     if "+SAM" not in values or any(not math.isfinite(v) for v in values.values()):
         raise NotEvaluable("1-D loss curves missing for some rows")
     ok = all(_less(values["+SAM"], v) for r, v in values.items() if r != "+SAM")
@@ -97,8 +101,8 @@ def _claim_curve(ws):
 
 
 def _claim_surface(ws):
-    entries = _flatness_entries(ws)
-    values = {r: round_value(_surface_rise(entries[r]), "sharpness") for r in ("ADM", "+SAM") if r in entries}
+    entries = flatness_entries(ws)
+    values = {r: round_value(mean_rise(entries[r], "surface"), "sharpness") for r in ("ADM", "+SAM") if r in entries}
     if len(values) < 2 or any(not math.isfinite(v) for v in values.values()):
         raise NotEvaluable("2-D surfaces of ADM and +SAM not both measured (flatness.surface_variants/weights)")
     return (f"mean rise over the grid: ADM {fmt(values['ADM'], 'sharpness')}, +SAM {fmt(values['+SAM'], 'sharpness')}",
@@ -229,7 +233,7 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
 def print_claims(df: pd.DataFrame, workspace=None, name: str = "claims") -> None:
     """Each claim as a plain-text block (and, given ``workspace``, reports/tables/NAME.csv)."""
     if workspace is not None:
-        path = _ws(workspace) / "reports" / "tables" / f"{name}.csv"
+        path = workspace_path(workspace, layout.TABLES / f"{name}.csv")
         path.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(path)
     for cid, r in df.iterrows():
@@ -267,17 +271,15 @@ def print_extractor_note(workspace) -> None:
 
 def is_paper_profile(workspace) -> bool:
     p = load_params(workspace)
-    return (p.get("fid", {}).get("extractor") == "inception" and p.get("sample", {}).get("num", 0) >= 50000
-            and p.get("data", {}).get("name") in ("cifar10", "image_folder"))
+    return p.fid.extractor == "inception" and p.sample.num >= 50000 and p.data.name in ("cifar10", "image_folder")
 
 
 def print_profile_note(workspace) -> None:
     """One generated paragraph saying what the workspace's numbers can and cannot be compared with."""
     p = load_params(workspace)
-    data, sample, fid, train = p.get("data", {}), p.get("sample", {}), p.get("fid", {}), p.get("train", {})
-    size = data.get("image_size")
-    print(f"Profile: {data.get('name')} {size}x{size}, {train.get('steps')} training steps, "
-          f"{sample.get('num')} samples per row, FID with {fid.get('extractor')} features "
+    size = p.data.image_size
+    print(f"Profile: {p.data.name} {size}x{size}, {p.train.steps} training steps, "
+          f"{p.sample.num} samples per row, FID with {p.fid.extractor} features "
           f"(paper column: {paper_dataset(workspace)}).")
     if is_paper_profile(workspace):
         print("This is a paper-scale profile: measured FIDs are on the paper's scale.")
@@ -306,26 +308,10 @@ CHOICES = {
 }
 
 
-def _comments(text: str) -> dict:
-    """'section.key' -> the trailing comment of that line in params.yaml (block style, 2-space indents)."""
-    out, section = {}, None
-    for line in text.splitlines():
-        m = re.match(r"^(\s*)([A-Za-z_][\w]*):(.*)$", line)
-        if not m:
-            continue
-        indent, key, rest = m.groups()
-        comment = rest.split(" #", 1)[1].strip() if " #" in rest else ""
-        if not indent:
-            section = key
-            out[key] = comment
-        elif len(indent) == 2 and section:
-            out[f"{section}.{key}"] = comment
-    return out
-
-
 def choices(workspace, keys) -> pd.DataFrame:
     """The current values of ``keys`` ("section.key") in params.yaml with their comments there."""
-    params, comments = load_params(workspace), _comments((_ws(workspace) / "params.yaml").read_text())
+    params = dataclasses.asdict(load_params(workspace))
+    comments = params_comments(workspace_path(workspace, "params.yaml"))
     records = []
     for key in keys:
         value = params

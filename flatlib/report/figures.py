@@ -12,10 +12,13 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from flatlib.report.artifacts import (ArtifactMissing, PAPER_TABLE1, _ws, fmt, label, load_exposure, load_quant,
+from flatlib import layout
+from flatlib.layout import label
+from flatlib.report.artifacts import (ArtifactMissing, exposure_entries, flatness_entries, fmt, load_quant,
                                       load_training_log, quant_grid_path, rows, sample_grid_path, variants,
-                                      weights_kinds)
-from flatlib.report.tables import _flatness_entries, flatness_table, rho_table, table1
+                                      weights_kinds, workspace_path)
+from flatlib.report.paper import PAPER_TABLE1
+from flatlib.report.tables import flatness_table, rho_table, table1
 
 
 # ----------------------------------------------------------------------------------------------- figures
@@ -56,7 +59,7 @@ def figure_bytes(fig) -> bytes:
 
 
 def figure_path(workspace, name: str) -> Path:
-    return _ws(workspace) / "reports" / "figures" / f"{name}.png"
+    return workspace_path(workspace, layout.FIGURES / f"{name}.png")
 
 
 def save_figure(fig, workspace, name: str, show: bool = True) -> Path:
@@ -206,7 +209,7 @@ def plot_training_loss(workspace, show: bool = True) -> None:
 def plot_loss_curves(workspace, show: bool = True) -> None:
     """Loss under weight perturbation L(theta + a d) along filter-normalised random directions (mean over
     directions), every Table 1 row on one plot; right: the rise L(theta + a d) - L(theta)."""
-    entries = _flatness_entries(workspace)
+    entries = flatness_entries(workspace)
     fig, axes = _subplots(1, 2, figsize=(11, 4.0))
     for (v, w) in rows(workspace):
         entry = entries.get(label(v, w))
@@ -229,9 +232,9 @@ def plot_loss_curves(workspace, show: bool = True) -> None:
 @styled
 def plot_loss_surfaces(workspace, show: bool = True) -> None:
     """2-D loss surfaces (ADM vs ADM+SAM in the paper) as contour plots with one shared colour scale."""
-    entries = [(name, e["surface"]) for name, e in _flatness_entries(workspace).items() if e.get("surface")]
+    entries = [(name, e["surface"]) for name, e in flatness_entries(workspace).items() if e.get("surface")]
     if not entries:
-        raise ArtifactMissing("metrics/flatness/*.json (a 'surface' entry)", "flatness@adm")
+        raise ArtifactMissing(f"{layout.variant_metrics('flatness', 'adm')} (a 'surface' entry)", "flatness@adm")
     losses = [np.asarray(s["losses"], dtype=float) for _, s in entries]
     lo, hi = min(float(x.min()) for x in losses), max(float(x.max()) for x in losses)
     levels = np.linspace(lo, hi if hi > lo else lo + 1e-12, 16)
@@ -271,16 +274,11 @@ def plot_hessian(workspace, show: bool = True) -> None:
     save_figure(fig, workspace, "hessian", show)
 
 
-def _exposure_entries(workspace) -> list[tuple[str, str, dict]]:
-    data = {v: load_exposure(workspace, v) for v in variants(workspace)}
-    return [(v, w, data[v][w]) for v, w in rows(workspace) if w in data[v]]
-
-
 @styled
 def plot_noise_norms(workspace, show: bool = True) -> None:
     """Norm of the predicted noise per sampling step: on the model's own chain (sampling) vs on forward-noised
     real images (training), one panel per Table 1 row; sampling runs left to right (t = T to 0)."""
-    entries = _exposure_entries(workspace)
+    entries = exposure_entries(workspace)
     ncols = len(weights_kinds(workspace))
     nrows = -(-len(entries) // ncols)
     fig, axes = _subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows), squeeze=False, sharex=True,
@@ -307,7 +305,7 @@ def plot_noise_norms(workspace, show: bool = True) -> None:
 def plot_exposure_gap(workspace, show: bool = True) -> None:
     """The gap (sampling minus training norm) per step, every Table 1 row on one plot."""
     fig, ax = _subplots(figsize=(7.5, 4.0))
-    for v, w, e in _exposure_entries(workspace):
+    for v, w, e in exposure_entries(workspace):
         ax.plot(e["t"], e["gap"], label=label(v, w), **_row_style(v, w))
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.invert_xaxis()

@@ -7,10 +7,13 @@ import re
 import numpy as np
 import pandas as pd
 
-from flatlib.report.artifacts import (DATASETS, PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1, RESPACINGS,
-                                      _kinds, _ws, label, load_exposure, load_fid, load_flatness, load_quant,
-                                      load_rho_sweep, paper_dataset, paper_fid, round_value, rows, table_text,
-                                      variants)
+from flatlib import layout
+from flatlib.layout import label
+from flatlib.report.artifacts import (flatness_entries, load_exposure, load_fid, load_quant, load_rho_sweep,
+                                      mean_rise, paper_dataset, round_value, rows, table_text, variants,
+                                      with_kinds, workspace_path)
+from flatlib.report.paper import (DATASETS, PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1, RESPACINGS,
+                                  paper_fid)
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -45,7 +48,7 @@ def table1(workspace, dataset: str | None = None) -> pd.DataFrame:
         kinds.update({f"measured T'={t}": "fid", f"paper rank T'={t}": "rank", f"measured rank T'={t}": "rank"})
     df = pd.DataFrame(table, index=pd.Index([label(*r) for r in index], name="method"))
     df.attrs["dataset"] = dataset
-    return _kinds(df, kinds)
+    return with_kinds(df, kinds)
 
 
 def rank_agreement(table: pd.DataFrame) -> pd.DataFrame:
@@ -64,7 +67,7 @@ def rank_agreement(table: pd.DataFrame) -> pd.DataFrame:
         out[f"T'={t}"] = {"rows": len(pair), "Spearman rho": rho}
     df = pd.DataFrame.from_dict(out, orient="index", columns=["rows", "Spearman rho"])
     df.index.name = "respacing"
-    return _kinds(df, {"Spearman rho": "corr", "rows": "int"})
+    return with_kinds(df, {"Spearman rho": "corr", "rows": "int"})
 
 
 def quant_table(workspace) -> pd.DataFrame:
@@ -92,33 +95,12 @@ def quant_table(workspace) -> pd.DataFrame:
     df = pd.DataFrame(records).set_index("method")
     df = df.loc[sorted(df.index, key=lambda m: order.get(m, len(order)))]
     df.attrs["respacing"] = respacing
-    return _kinds(df, kinds)
-
-
-def _curve_rise(entry: dict) -> float:
-    """Mean over directions and alphas of L(theta + a d) - L(theta) on the 1-D curve."""
-    curve = entry.get("curve")
-    if not curve:
-        return float("nan")
-    return float(np.mean(np.asarray(curve["losses"], dtype=float)) - curve["base_loss"])
-
-
-def _surface_rise(entry: dict) -> float:
-    surface = entry.get("surface")
-    if not surface:
-        return float("nan")
-    return float(np.mean(np.asarray(surface["losses"], dtype=float)) - surface["base_loss"])
-
-
-def _flatness_entries(workspace) -> dict:
-    """{label: entry} over every (variant, weights) of the flatness artifacts, in Table 1 order."""
-    data = {v: load_flatness(workspace, v) for v in variants(workspace)}
-    return {label(v, w): data[v][w] for v, w in rows(workspace) if w in data[v]}
+    return with_kinds(df, kinds)
 
 
 def sigmas(workspace) -> list[str]:
     """The LPF/MC sigmas measured (JSON keys, e.g. "0.01"), ascending."""
-    found = {s for entry in _flatness_entries(workspace).values() for s in entry.get("lpf", {})}
+    found = {s for entry in flatness_entries(workspace).values() for s in entry.get("lpf", {})}
     return sorted(found, key=float)
 
 
@@ -128,7 +110,7 @@ def flatness_table(workspace) -> pd.DataFrame:
     and Hutchinson trace."""
     records, kinds = [], {"base loss": "loss", "1-D curve rise": "sharpness", "Hessian top eig": "hessian",
                           "Hessian trace": "hessian", "trace std err": "hessian"}
-    for name, entry in _flatness_entries(workspace).items():
+    for name, entry in flatness_entries(workspace).items():
         lpf = entry.get("lpf", {})
         rec = {"method": name, "base loss": next(iter(lpf.values()))["base_loss"] if lpf else float("nan")}
         for s in sorted(lpf, key=float):
@@ -136,7 +118,7 @@ def flatness_table(workspace) -> pd.DataFrame:
             rec[f"MC sharp s={s}"] = lpf[s]["mc_sharpness"]
             rec[f"LPF std err s={s}"] = lpf[s].get("std_err", float("nan"))
             kinds.update({f"LPF s={s}": "loss", f"MC sharp s={s}": "sharpness", f"LPF std err s={s}": "sharpness"})
-        rec["1-D curve rise"] = _curve_rise(entry)
+        rec["1-D curve rise"] = mean_rise(entry, "curve")
         top = entry.get("hessian_top_eigenvalue") or {}
         rec["Hessian top eig"] = top.get("eigenvalue", float("nan"))
         rec["converged"] = top.get("converged", "-") if top else "-"
@@ -144,7 +126,7 @@ def flatness_table(workspace) -> pd.DataFrame:
         rec["Hessian trace"] = trace.get("trace", float("nan"))
         rec["trace std err"] = trace.get("std_err", float("nan"))
         records.append(rec)
-    return _kinds(pd.DataFrame(records).set_index("method"), kinds)
+    return with_kinds(pd.DataFrame(records).set_index("method"), kinds)
 
 
 def exposure_table(workspace) -> pd.DataFrame:
@@ -169,7 +151,7 @@ def exposure_table(workspace) -> pd.DataFrame:
     if agg == "mean":
         df = df.drop(columns="gap mean")
     df.attrs["aggregate"] = agg
-    return _kinds(df, {f"gap ({agg})": "gap", "gap mean": "gap", "gap max": "gap", "sampling norm": "norm",
+    return with_kinds(df, {f"gap ({agg})": "gap", "gap mean": "gap", "gap max": "gap", "sampling norm": "norm",
                        "training norm": "norm", "unit noise norm": "norm"})
 
 
@@ -181,7 +163,7 @@ def rho_table(workspace) -> pd.DataFrame:
                 "MC sharpness": r["mc_sharpness"]} for rho, r in data["rows"].items()]
     df = pd.DataFrame(records).sort_values("rho").set_index("rho")
     df.attrs.update(steps=data.get("steps"), sigma=data.get("sigma"), respacing=data.get("respacing"))
-    return _kinds(df, {"FID": "fid", "base loss": "loss", "LPF": "loss", "MC sharpness": "sharpness"})
+    return with_kinds(df, {"FID": "fid", "base loss": "loss", "LPF": "loss", "MC sharpness": "sharpness"})
 
 
 def _csv_safe(name: str) -> str:
@@ -190,7 +172,7 @@ def _csv_safe(name: str) -> str:
 
 def show_table(df: pd.DataFrame, workspace, name: str, title: str | None = None) -> None:
     """Print ``df`` rounded as plain text and write it at full precision to reports/tables/NAME.csv."""
-    path = _ws(workspace) / "reports" / "tables" / f"{_csv_safe(name)}.csv"
+    path = workspace_path(workspace, layout.TABLES / f"{_csv_safe(name)}.csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path)
     if title:

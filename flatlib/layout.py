@@ -1,0 +1,151 @@
+"""Where every artifact of the pipeline lives, and what the paper calls each row: the one place that spells a
+path or a label (the stages, the report, the tests and, checked by a test, dvc.yaml all follow it).
+
+Paths are relative to the workspace (the repository root a ``dvc repro`` runs in). This module imports no
+torch, so the report and the tests read it cheaply.
+
+    data/reference.npz, data/featurenet.pt          FID reference images, CPU-profile feature extractor
+    runs/{variant}/, runs/{variant}_swa/            training run and its SWA phase (checkpoints, log.csv)
+    runs/rho_sweep/rho_{rho}/                        the rho sweep's extra SAM runs
+    samples/{variant}/{weights}_T{T'}.npz|.png       Table 1 samples and their grids
+    samples/quant/{variant}/{weights}_T{T'}_{b}bit.png   quantized-sampling grids
+    metrics/{fid,quant,flatness,exposure}/{variant}.json, metrics/rho_sweep.json, metrics/featurenet.json
+    reports/{notebook}.ipynb, reports/tables/, reports/figures/
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+# ------------------------------------------------------------------------------------------ paper labels
+#: A Table 1 row is a (variant, weights) pair of the pipeline; the paper's label, in the paper's order.
+PAPER_ROWS = {("adm", "raw"): "ADM", ("adm", "ema"): "+EMA", ("adm", "swa"): "+SWA",
+              ("ip", "raw"): "+IP", ("ip", "ema"): "+IP+EMA", ("ip", "swa"): "+IP+SWA",
+              ("sam", "raw"): "+SAM", ("sam", "ema"): "+SAM+EMA", ("sam", "swa"): "+SAM+SWA"}
+#: the rows of the flatness comparison "explicit (SAM) vs indirect (EMA, SWA, IP) flatness"
+FLATNESS_ROWS = ("ADM", "+EMA", "+SWA", "+IP", "+SAM")
+WEIGHT_KINDS = ("raw", "ema", "swa")
+
+
+def label(variant: str, weights: str) -> str:
+    """The paper's name of a row ("+SAM+EMA"), or ``variant/weights`` for a row the paper does not have."""
+    return PAPER_ROWS.get((variant, weights), f"{variant}/{weights}")
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+REFERENCE = Path("data/reference.npz")
+FEATURENET = Path("data/featurenet.pt")
+FIDELITY_CACHE = Path(".fidelity_cache")
+
+# -------------------------------------------------------------------------------------------- run folders
+RUNS = Path("runs")
+RHO_RUNS = RUNS / "rho_sweep"
+
+
+def run_dir(variant: str, phase: str = "train") -> Path:
+    """The training run of a variant (``phase="train"``) or its SWA phase (``phase="swa"``)."""
+    if phase not in ("train", "swa"):
+        raise ValueError(f"phase must be 'train' or 'swa', got {phase!r}")
+    return RUNS / (f"{variant}_swa" if phase == "swa" else variant)
+
+
+def weights_run_dir(variant: str, weights: str) -> Path:
+    """Raw and EMA weights live in the training run, SWA weights in its SWA phase."""
+    return run_dir(variant, "swa" if weights == "swa" else "train")
+
+
+def rho_run_dir(rho: float) -> Path:
+    return RHO_RUNS / f"rho_{rho}"
+
+
+# ------------------------------------------------------------------------------------ files of a run folder
+RUN_CONFIG = "config.yaml"
+RUN_LOG = "log.csv"
+RUN_METRICS = "metrics.json"
+
+
+def weights_file(kind: str, step: int, ema_rate: float) -> str:
+    """guided-diffusion's names: ``model{step:06d}.pt`` (raw), ``ema_{rate}_{step:06d}.pt``; ours for SWA."""
+    names = {"raw": f"model{step:06d}.pt", "ema": f"ema_{ema_rate}_{step:06d}.pt", "swa": f"swa{step:06d}.pt"}
+    if kind not in names:
+        raise ValueError(f"unknown weights kind {kind!r}; choose one of {WEIGHT_KINDS}")
+    return names[kind]
+
+
+def training_state_file(step: int) -> str:
+    """Optimizer state, step, RNG and sampler state; written last, so it marks a complete checkpoint."""
+    return f"opt{step:06d}.pt"
+
+
+TRAINING_STATE_GLOB = "opt[0-9]*.pt"
+
+# ------------------------------------------------------------------------------------------------ samples
+SAMPLES = Path("samples")
+QUANT_SAMPLES = SAMPLES / "quant"
+
+
+def samples_dir(variant: str) -> Path:
+    return SAMPLES / variant
+
+
+def samples_file(variant: str, weights: str, respacing: int, suffix: str = ".npz") -> Path:
+    return samples_dir(variant) / f"{weights}_T{respacing}{suffix}"
+
+
+def quant_dir(variant: str) -> Path:
+    return QUANT_SAMPLES / variant
+
+
+def quant_grid_file(variant: str, weights: str, respacing: int, bits: int) -> Path:
+    return quant_dir(variant) / f"{weights}_T{respacing}_{bits}bit.png"
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+METRICS = Path("metrics")
+FEATURENET_METRICS = METRICS / "featurenet.json"
+RHO_SWEEP_METRICS = METRICS / "rho_sweep.json"
+#: metrics written once per variant: metrics/{kind}/{variant}.json
+PER_VARIANT_METRICS = ("fid", "quant", "flatness", "exposure")
+
+
+def variant_metrics(kind: str, variant: str) -> Path:
+    if kind not in PER_VARIANT_METRICS:
+        raise ValueError(f"unknown per-variant metrics {kind!r}; choose one of {PER_VARIANT_METRICS}")
+    return METRICS / kind / f"{variant}.json"
+
+
+# ------------------------------------------------------------------------------------------------ reports
+REPORTS = Path("reports")
+TABLES = REPORTS / "tables"
+FIGURES = REPORTS / "figures"
+NOTEBOOKS = Path("notebooks")
+NOTEBOOK_NAMES = ("table1_fid", "quantization", "flatness", "exposure", "rho_sweep", "summary")
+
+
+def report_notebook(name: str) -> Path:
+    return REPORTS / f"{name}.ipynb"
+
+
+# ------------------------------------------------------------------------------------- who writes what
+def stage_of(relpath: str | Path) -> str:
+    """The DVC stage that writes an artifact (for "run `dvc repro STAGE`" messages)."""
+    parts = Path(relpath).parts
+    if Path(relpath) in (REFERENCE, FEATURENET):
+        return Path(relpath).stem
+    if Path(relpath) == FEATURENET_METRICS:
+        return "featurenet"
+    if Path(relpath) == RHO_SWEEP_METRICS:
+        return "rho_sweep"
+    if parts[0] == RUNS.name:
+        if parts[1] == RHO_RUNS.name:
+            return "rho_train"
+        name = parts[1]
+        return f"swa@{name[:-4]}" if name.endswith("_swa") else f"train@{name}"
+    if parts[:2] == QUANT_SAMPLES.parts:
+        return f"quant@{parts[2]}"
+    if parts[0] == SAMPLES.name:
+        return f"sample@{parts[1]}"
+    if parts[0] == METRICS.name and parts[1] in PER_VARIANT_METRICS:
+        return f"{parts[1]}@{Path(parts[2]).stem}"
+    if parts[0] == REPORTS.name:
+        return f"notebooks@{Path(parts[-1]).stem}"
+    raise ValueError(f"{relpath} is not an artifact of the pipeline")

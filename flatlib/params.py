@@ -1,0 +1,154 @@
+"""params.yaml parsed once into typed, strict sections: the one way every stage, CLI and the report read it.
+
+Each section's dataclass lives beside the code that consumes it (``UNetConfig`` in unet, ``TrainConfig`` in
+train, ``SampleConfig`` in sample, ...); :class:`Params` assembles them, merges a variant into ``optim`` (the
+only place that does) and checks what spans sections before any work starts: every T' at most
+``diffusion.steps``, the SWA phase inside the run at a saved step, the rho sweep at a saved step, ...
+
+    params = load_params("params.yaml", overrides=["train.steps=8"])
+    run = params.run_config("sam")            # flatlib.train.RunConfig of one variant
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from flatlib.config import (ConfigError, DataConfig, DiffusionConfig, StrictConfig, apply_overrides, load_yaml)
+from flatlib.exposure import ExposureConfig
+from flatlib.flatness import FlatnessConfig
+from flatlib.layout import WEIGHT_KINDS
+from flatlib.quant import QuantConfig
+from flatlib.sample import SampleConfig
+from flatlib.train import OptimConfig, RunConfig, SWAConfig, TrainConfig
+from flatlib.unet import UNetConfig
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LaunchConfig(StrictConfig):
+    """params.yaml ``launch``: how the DVC training stages start (torchrun + DDP)."""
+    nproc_per_node: int = 1               # training processes (GPUs) per run; the global batch is split
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FeatureNetConfig(StrictConfig):
+    """params.yaml ``featurenet``: the CPU-profile FID feature extractor (flatlib.metrics.FeatureNet)."""
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FIDConfig(StrictConfig):
+    """params.yaml ``fid``: extractor and reference set of FID/KID/precision-recall."""
+    extractor: str = "featurenet"         # "inception" for the paper profiles
+    inception_weights: str | None = None  # path of torch-fidelity's Inception weights file (placed by hand)
+    reference_size: int = 5000            # training images in the reference set (paper: all of CIFAR-10)
+    kid: bool = True
+    prc: bool = True
+    batch_size: int = 256
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RhoSweepConfig(StrictConfig):
+    """params.yaml ``rho_sweep``: extra SAM runs compared with ADM (rho = 0) and the SAM run at ``steps``."""
+    rhos: list = dataclasses.field(default_factory=lambda: [0.02, 0.5])  # 0 and optim.rho reuse adm/sam
+    steps: int = 300
+    sigma: float = 0.01
+    num_samples: int = 256
+    respacing: int = 20
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Params(StrictConfig):
+    """Every section of params.yaml."""
+    seed: int
+    launch: LaunchConfig = LaunchConfig()
+    data: DataConfig
+    model: UNetConfig
+    diffusion: DiffusionConfig
+    optim: OptimConfig
+    variants: dict
+    train: TrainConfig
+    swa: SWAConfig
+    featurenet: FeatureNetConfig = FeatureNetConfig()
+    sample: SampleConfig
+    fid: FIDConfig = FIDConfig()
+    quant: QuantConfig = QuantConfig()
+    flatness: FlatnessConfig = FlatnessConfig()
+    exposure: ExposureConfig = ExposureConfig()
+    rho_sweep: RhoSweepConfig = RhoSweepConfig()
+
+    def __post_init__(self):
+        super().__post_init__()
+        for variant in self.variants:  # a variant may only override optim keys, with valid values
+            if self.run_config(variant).optim.lr <= 0:
+                raise ConfigError(f"optim.lr must be > 0 (variant {variant!r})")
+        self._check_across_sections()
+
+    def run_config(self, variant: str, **optim) -> RunConfig:
+        """The training config of ``variant``: ``variants[variant]`` (then ``optim``) merged into ``optim``."""
+        if variant not in self.variants:
+            raise ConfigError(f"unknown variant {variant!r}; params.yaml defines {sorted(self.variants)}")
+        overrides = {**(self.variants[variant] or {}), **optim}
+        merged = OptimConfig.from_dict({**dataclasses.asdict(self.optim), **overrides}, f"variants.{variant}")
+        return RunConfig(seed=self.seed, data=self.data, model=self.model, diffusion=self.diffusion, optim=merged,
+                         train=self.train, swa=self.swa)
+
+    def variant_rho(self, variant: str = "sam") -> float:
+        return self.run_config(variant).optim.rho
+
+    def _check_across_sections(self) -> None:
+        steps = self.diffusion.steps
+        respacings = {"sample.respacings": self.sample.respacings, "quant.respacing": [self.quant.respacing],
+                      "exposure.respacing": [self.exposure.respacing], "rho_sweep.respacing": [self.rho_sweep.respacing]}
+        for key, values in respacings.items():
+            bad = [t for t in values if not isinstance(t, int) or not 1 <= t <= steps]
+            if bad:
+                raise ConfigError(f"{key} {bad}: every T' must be an integer in [1, diffusion.steps = {steps}]")
+        if self.quant.respacing not in self.sample.respacings:
+            raise ConfigError(f"quant.respacing {self.quant.respacing} must be one of sample.respacings "
+                              f"{self.sample.respacings}: the full-precision FID is taken from those samples")
+        unknown = sorted(set(self.sample.weights) - set(WEIGHT_KINDS))
+        if unknown:
+            raise ConfigError(f"sample.weights {unknown} unknown; choose from {list(WEIGHT_KINDS)}")
+        if self.data.image_size != self.model.image_size:
+            raise ConfigError(f"data.image_size {self.data.image_size} != model.image_size {self.model.image_size}")
+        train, swa = self.train, self.swa
+        if swa.window < 1 or swa.steps < 1:
+            raise ConfigError(f"swa.window ({swa.window}) and swa.steps ({swa.steps}) must be >= 1")
+        if not 0 < swa.start_step < train.steps or swa.start_step % train.save_every:
+            raise ConfigError(f"swa.start_step {swa.start_step} must be a saved step (a multiple of train.save_every "
+                              f"{train.save_every}) below train.steps {train.steps}")
+        if self.rho_sweep.steps % train.save_every or self.rho_sweep.steps > train.steps:
+            raise ConfigError(f"rho_sweep.steps {self.rho_sweep.steps} must be a multiple of train.save_every "
+                              f"{train.save_every} and at most train.steps {train.steps}: the sweep compares with "
+                              "the adm and sam runs' checkpoints at that step")
+        missing = sorted(set(self.flatness.surface_variants) - set(self.variants))
+        if missing:
+            raise ConfigError(f"flatness.surface_variants {missing} are not variants {sorted(self.variants)}")
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple = ()) -> Params:
+    """params.yaml (with ``section.key=value`` overrides) as typed, checked :class:`Params`."""
+    return Params.from_dict(apply_overrides(load_yaml(path), list(overrides)), "params")
+
+
+def params_comments(path: str | Path = "params.yaml") -> dict[str, str]:
+    """``"section.key"`` (and ``"section"``) -> the comment on that line of params.yaml (the documented
+    reproduction choices), read with ruamel's round-trip parser."""
+    from ruamel.yaml import YAML
+
+    tree = YAML().load(Path(path).read_text())
+
+    def comment_of(node, key) -> str:
+        tokens = node.ca.items.get(key) or []
+        text = "".join(t.value for t in tokens if t is not None and hasattr(t, "value"))
+        return text.split("\n")[0].lstrip("# ").strip()
+
+    out = {}
+    for section, value in tree.items():
+        out[section] = comment_of(tree, section)
+        if hasattr(value, "ca"):
+            for key in value:
+                out[f"{section}.{key}"] = comment_of(value, key)
+    return out
