@@ -17,9 +17,12 @@ module only chooses the feature extractor and feeds it data:
   each other, never with the paper's numbers.
 
 Reference statistics are cached under ``cache_root`` by torch-fidelity under the name
-``{reference_cache_name}-{weights digest}``: its own cache key holds the extractor's name but not its
-weights, so the digest keeps two FeatureNets from sharing an entry. The key does not see the data: a
-cache name must identify one reference set (e.g. ``mnist5k-16-train``).
+``{reference_cache_name}-{data digest}-{weights digest}`` (issue 14, guarantee 0: never a stale result):
+torch-fidelity's own key holds the extractor's name only, so the SHA-256 of the reference images (the
+uint8 tensor, whatever file they came from) and of the extractor's weights file make a changed reference
+set or extractor a new entry. torch-fidelity unpickles its cache and the Inception weights with
+``weights_only=False``; we let it only after checking them (guarantee 5): the Inception file against its
+published SHA-256 (:data:`INCEPTION_SHA256`), every cache entry of our key by loading it weights-only.
 """
 from __future__ import annotations
 
@@ -37,12 +40,20 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
+from flatlib.checkpoints import read_checkpoint
 from flatlib.data import uint8_to_float
+from flatlib.errors import CorruptFileError, MissingInputError
 
 FEATURENET_NAME = "flatlib-featurenet"
 EXTRACTORS = {"inception": "inception-v3-compat", "featurenet": FEATURENET_NAME}
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS_FILE}"
+#: SHA-256 of that file (95,628,359 bytes; the same bytes as pytorch-fid's pt_inception-2015-12-05-6726825d.pth).
+#: Its name carries the first 8 hex digits, as torch.hub's check_hash expects: "6726825d".
+INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+#: what torch-fidelity's cache entries hold besides tensors: numpy arrays (the FID statistics)
+_CACHE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.float64)),
+                  type(np.dtype(np.float32))]
 
 
 class FeatureNet(nn.Module):
@@ -121,14 +132,35 @@ def save_feature_net(path: str | Path, model: FeatureNet, meta: dict | None = No
 
 def _require_file(path, what: str) -> Path:
     if path is None or not Path(path).is_file():
-        raise FileNotFoundError(f"{what} not found: {'no path given' if path is None else Path(path).resolve()}")
+        raise MissingInputError(f"{what} not found: {'no path given' if path is None else Path(path).resolve()}")
     return Path(path)
+
+
+def sha256_file(path: str | Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def check_inception_weights(path) -> Path:
+    """``path`` if it holds torch-fidelity's published Inception weights (SHA-256 checked before anything
+    unpickles it); else :class:`MissingInputError` or :class:`CorruptFileError` saying where to get them."""
+    where = f"place {INCEPTION_WEIGHTS_FILE} from {INCEPTION_WEIGHTS_URL} there and pass its path"
+    path = _require_file(path, "Inception weights for torch-fidelity (fid.inception_weights, "
+                               f"feature_extractor_weights_path; nothing is downloaded: {where})")
+    digest = sha256_file(path)
+    if digest != INCEPTION_SHA256:
+        raise CorruptFileError(f"{path.resolve()} is not torch-fidelity's Inception weights: SHA-256 {digest}, "
+                               f"the published file has {INCEPTION_SHA256}; {where}")
+    return path
 
 
 def load_feature_net(path: str | Path) -> tuple[FeatureNet, dict]:
     """Inverse of :func:`save_feature_net`: ``(model on CPU in eval mode, meta)``."""
     path = _require_file(path, "FeatureNet weights (train them with flatlib.metrics.train_feature_net)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(path)
     model = FeatureNet(**checkpoint["config"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval(), checkpoint["meta"]
@@ -231,12 +263,23 @@ def load_images(source) -> torch.Tensor:
     return images
 
 
-def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()[:12]
+def tensor_sha256(images: torch.Tensor) -> str:
+    """SHA-256 of a tensor's shape, dtype and bytes: the same images give the same digest whatever file
+    (npz, PNG folder) they were read from."""
+    sha = hashlib.sha256(f"{tuple(images.shape)} {images.dtype}".encode())
+    sha.update(images.contiguous().numpy().tobytes())
+    return sha.hexdigest()
+
+
+def _check_cache_entries(cache_root, cache_name: str) -> None:
+    """torch-fidelity unpickles its cache with ``weights_only=False``: every entry of our key must first load
+    weights-only (tensors and numpy arrays), else it is reported as corrupt."""
+    for path in sorted(Path(cache_root).glob(f"{cache_name}-*.pt")):
+        with torch.serialization.safe_globals(_CACHE_GLOBALS):
+            try:
+                read_checkpoint(path)
+            except CorruptFileError as err:
+                raise CorruptFileError(f"FID cache entry {err}; delete it, it is recomputed") from None
 
 
 def compute_metrics(samples, reference, *, extractor: str, weights_path, cache_root, reference_cache_name=None,
@@ -246,7 +289,9 @@ def compute_metrics(samples, reference, *, extractor: str, weights_path, cache_r
 
     ``samples``/``reference``: anything :func:`load_images` takes. ``extractor``: ``"inception"`` or
     ``"featurenet"``; ``weights_path`` is required for both (torch-fidelity would download Inception when
-    it is None). ``reference_cache_name`` caches the reference features/statistics under ``cache_root``.
+    it is None) and Inception's must be the published file. ``reference_cache_name`` caches the reference
+    features/statistics under ``cache_root``, keyed by it and the digests of the reference images and of
+    the weights.
     KID subsets hold ``min(1000, N)`` images by default (torch-fidelity's 1000 fails for smaller sets).
     Returns ``dict(fid, kid_mean, kid_std[, precision, recall])``; precision is the fraction of samples
     inside the reference manifold, recall the converse.
@@ -254,11 +299,11 @@ def compute_metrics(samples, reference, *, extractor: str, weights_path, cache_r
     if extractor not in EXTRACTORS:
         raise ValueError(f"unknown extractor {extractor!r}; choose from {sorted(EXTRACTORS)}")
     if extractor == "inception":
-        what = (f"Inception weights for torch-fidelity (feature_extractor_weights_path; nothing is downloaded: "
-                f"place {INCEPTION_WEIGHTS_FILE} from {INCEPTION_WEIGHTS_URL} there and pass its path)")
+        weights_path, weights_digest = check_inception_weights(weights_path), INCEPTION_SHA256
     else:
-        what = "FeatureNet weights (feature_extractor_weights_path; train them with train_feature_net)"
-    weights_path = _require_file(weights_path, what)
+        weights_path = _require_file(weights_path, "FeatureNet weights (feature_extractor_weights_path; train "
+                                                   "them with train_feature_net)")
+        weights_digest = sha256_file(weights_path)
     inputs = [load_images(samples), load_images(reference)]
     if extractor == "inception":
         inputs = [x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x for x in inputs]
@@ -269,7 +314,9 @@ def compute_metrics(samples, reference, *, extractor: str, weights_path, cache_r
                   save_cpu_ram=True, verbose=False,
                   kid_subset_size=kid_subset_size or min(1000, len(inputs[0]), len(inputs[1])))
     if reference_cache_name is not None:
-        kwargs["input2_cache_name"] = f"{reference_cache_name}-{_digest(weights_path)}"
+        cache_name = f"{reference_cache_name}-{tensor_sha256(inputs[1])[:16]}-{weights_digest[:16]}"
+        _check_cache_entries(cache_root, cache_name)
+        kwargs["input2_cache_name"] = cache_name
     with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
         raw = torch_fidelity.calculate_metrics(**kwargs)
     keys = {"fid": torch_fidelity.KEY_METRIC_FID, "kid_mean": torch_fidelity.KEY_METRIC_KID_MEAN,

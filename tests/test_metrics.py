@@ -194,27 +194,32 @@ def test_inception_runs_offline_from_a_weights_file(sets, tmp_path, monkeypatch,
     weights = tmp_path / metrics.INCEPTION_WEIGHTS_FILE
     torch.save(state, weights)
     reference, samples = sets
+    with pytest.raises(metrics.CorruptFileError, match=f"SHA-256 {metrics.sha256_file(weights)}"):
+        metrics.compute_metrics(samples[:4], reference[:4], extractor="inception", weights_path=weights,
+                                cache_root=tmp_path, batch_size=4)  # not the published file: refused
+    monkeypatch.setattr(metrics, "INCEPTION_SHA256", metrics.sha256_file(weights))
     out = metrics.compute_metrics(samples[:4], reference[:4], extractor="inception", weights_path=weights,
                                   cache_root=tmp_path, batch_size=4)
     assert np.isfinite(out["fid"]) and np.isfinite(out["kid_mean"]) and out["fid"] > 0
 
 
-def test_reference_cache_is_reused_and_keyed_by_weights(trained, sets, tmp_path):
+def test_reference_cache_is_reused_and_keyed_by_data_and_weights(trained, sets, tmp_path):
     model, _, path = trained
     reference, samples = sets
     common = dict(extractor="featurenet", cache_root=tmp_path / "cache", reference_cache_name="patterns-ref")
     first = metrics.compute_metrics(samples, reference, weights_path=path, **common)
     cached = sorted(p.name for p in (tmp_path / "cache").glob("patterns-ref-*.pt"))
-    digest = metrics._digest(path)
-    assert cached == [f"patterns-ref-{digest}-{metrics.FEATURENET_NAME}-features-feat.pt",
-                      f"patterns-ref-{digest}-{metrics.FEATURENET_NAME}-stat-fid-feat.pt"]
-    # same cache name, different reference: the cached statistics are used, so nothing changes
+    key = f"patterns-ref-{metrics.tensor_sha256(reference)[:16]}-{metrics.sha256_file(path)[:16]}"
+    assert cached == [f"{key}-{metrics.FEATURENET_NAME}-features-feat.pt",
+                      f"{key}-{metrics.FEATURENET_NAME}-stat-fid-feat.pt"]
+    assert metrics.compute_metrics(samples, reference, weights_path=path, **common) == first
+    # same cache name, different reference: a new entry, never the stale statistics (issue 14)
     again = metrics.compute_metrics(samples, shift(reference, 60), weights_path=path, **common)
-    assert again == first
-    again_fid_only = metrics.compute_metrics(samples, shift(reference, 60), weights_path=path, kid=False, **common)
-    assert again_fid_only["fid"] == first["fid"]
+    assert again["fid"] != first["fid"]
+    assert again == metrics.compute_metrics(samples, shift(reference, 60), weights_path=path,
+                                            extractor="featurenet", cache_root=tmp_path / "nocache")
     # other weights (same architecture) get their own entry
     other = tmp_path / "other.pt"
     metrics.save_feature_net(other, model, {"copy": True})
     metrics.compute_metrics(samples, reference, weights_path=other, **common)
-    assert len(list((tmp_path / "cache").glob("patterns-ref-*stat-fid-feat.pt"))) == 2
+    assert len(list((tmp_path / "cache").glob("patterns-ref-*stat-fid-feat.pt"))) == 3
