@@ -16,9 +16,12 @@ from pathlib import Path
 import torch
 import yaml
 
+from flatlib.errors import FlatlibError
 
-class ConfigError(ValueError):
-    """A configuration value is unknown, missing, or of the wrong type."""
+
+class ConfigError(FlatlibError, ValueError):
+    """A configuration value is unknown, missing, or of the wrong type (an expected failure: one line, no
+    traceback, from every command line)."""
 
 
 def _nearest(key: str, valid) -> str:

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from flatlib import atomic
 from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, load_model
 from flatlib.config import ConfigError, StrictConfig, resolve_device
+from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.data import dataset_from_config, evaluation_subset
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator
 
@@ -100,15 +101,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="auto", help="auto: the GPU when present, else cpu")
     parser.add_argument("--out", required=True, type=Path, help="output JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-
-    cfg = ExposureConfig(num=args.num, respacing=args.respacing, aggregate=args.aggregate)
-    result = exposure_of_run(args.run, args.weights, cfg, args.seed, args.batch_size, resolve_device(args.device),
-                             args.step, progress=not args.no_progress)
-    result = dict(run=str(args.run), weights=args.weights, **result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+    with cli_errors("exposure", args.debug):
+        cfg = ExposureConfig(num=args.num, respacing=args.respacing, aggregate=args.aggregate)
+        result = exposure_of_run(args.run, args.weights, cfg, args.seed, args.batch_size,
+                                 resolve_device(args.device), args.step, progress=not args.no_progress)
+        result = dict(run=str(args.run), weights=args.weights, **result)
+        atomic.write_json(args.out, result, indent=1)
+        return result
 
 
 if __name__ == "__main__":

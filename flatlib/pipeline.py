@@ -17,16 +17,16 @@ A Table 1 row is a (variant, weights) pair: ``adm/raw`` is "ADM", ``adm/ema`` "+
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from flatlib import flatness, layout
+from flatlib import atomic, flatness, layout
 from flatlib.checkpoints import build_diffusion, load_model
 from flatlib.config import ConfigError, resolve_device
+from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.data import ArrayImageDataset, dataset_from_config, evaluation_subset
 from flatlib.exposure import exposure_of_run
 from flatlib.flatness import FlatnessConfig
@@ -37,8 +37,7 @@ from flatlib.sample import sample_run, save_grid, save_samples
 
 
 def _write_json(path: Path, payload) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    atomic.write_json(path, payload, indent=1, sort_keys=True)
 
 
 def _to_builtin(value):
@@ -61,8 +60,7 @@ def stage_reference(params: Params, args) -> None:
     else:
         floats = evaluation_subset(dataset, params.fid.reference_size, params.seed)
         images = ((floats + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    layout.REFERENCE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(layout.REFERENCE, samples=images.numpy())
+    atomic.savez_compressed(layout.REFERENCE, samples=images.numpy())
     print(f"reference: {len(images)} images {tuple(images.shape[1:])} -> {layout.REFERENCE}")
 
 
@@ -227,15 +225,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", help=f"training variant (a key of params.yaml 'variants'); stages {PER_VARIANT}")
     parser.add_argument("--params", default="params.yaml", help="parameter file")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
+    with cli_errors("pipeline", args.debug):
         params = load_params(args.params)
         if args.stage in PER_VARIANT and args.variant not in params.variants:
             raise ConfigError(f"stage {args.stage} needs --variant, one of {sorted(params.variants)}")
         torch.manual_seed(params.seed)
         STAGES[args.stage](params, args)
-    except ConfigError as err:
-        parser.exit(2, f"flatlib.pipeline: configuration error: {err}\n")
 
 
 if __name__ == "__main__":

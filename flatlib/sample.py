@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from flatlib import atomic
 from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, image_shape, load_model
 from flatlib.config import StrictConfig, resolve_device
+from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
 from flatlib.quant import quantize_model
 
@@ -63,7 +64,8 @@ def save_grid(images: torch.Tensor, path: str | Path, columns: int = 8) -> None:
         r, col = divmod(i, columns)
         grid[:, r * h:(r + 1) * h, col * w:(col + 1) * w] = image
     array = grid.permute(1, 2, 0).numpy()
-    Image.fromarray(array[..., 0] if c == 1 else array).save(path)
+    with atomic.atomic_open(path) as f:
+        Image.fromarray(array[..., 0] if c == 1 else array).save(f, format="PNG")
 
 
 def sample_run(model: torch.nn.Module, config: dict, respacing: str | int, seeds: list[int], cfg: SampleConfig,
@@ -76,8 +78,7 @@ def sample_run(model: torch.nn.Module, config: dict, respacing: str | int, seeds
 
 def save_samples(samples: torch.Tensor, out: Path) -> None:
     """``out`` (.npz with key ``samples``) and its PNG grid next to it."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, samples=samples.numpy())
+    atomic.savez_compressed(out, samples=samples.numpy())
     save_grid(samples, out.with_suffix(".png"))
 
 
@@ -99,8 +100,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default=defaults.device, help="auto: the GPU when present, else cpu")
     parser.add_argument("--out", required=True, type=Path, help="output .npz (a .png grid and .json go beside it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
+    with cli_errors("sample", args.debug):
+        return _sample_command(args)
 
+
+def _sample_command(args) -> dict:
     cfg = SampleConfig(num=args.num, batch_size=args.batch_size, eps_scale=args.eps_scale, device=args.device)
     device = resolve_device(cfg.device)
     model, config = load_model(args.run, args.weights, args.step, device)
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     samples = sample_run(model, config, args.respacing, list(range(args.seed, args.seed + args.num)), cfg, device,
                          progress=not args.no_progress)
     save_samples(samples, args.out)
-    args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    atomic.write_json(args.out.with_suffix(".json"), info, indent=2)
     return info
 
 
