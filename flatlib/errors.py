@@ -50,13 +50,13 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def cli_errors(cli: str, debug: bool = False, expected: tuple[type[BaseException], ...] = (FlatlibError,)):
-    """Report an ``expected`` failure raised inside the block as ``flatlib.<cli>: error: <message>`` on
+def cli_errors(cli: str, debug: bool = False):
+    """Report a :class:`FlatlibError` raised inside the block as ``flatlib.<cli>: error: <message>`` on
     stderr and exit with its ``exit_code`` (2 by default); re-raise it when debugging is requested."""
     try:
         yield
-    except expected as err:
+    except FlatlibError as err:
         if debug_requested(debug):
             raise
         print(f"flatlib.{cli}: error: {err}", file=sys.stderr)
-        raise SystemExit(getattr(err, "exit_code", 2)) from None
+        raise SystemExit(err.exit_code) from None

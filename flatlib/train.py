@@ -52,8 +52,8 @@ from flatlib.checkpoints import (build_diffusion, configured_step, read_checkpoi
                                  training_state_path, weights_path)
 from flatlib.config import (ConfigError, DataConfig, DiffusionConfig, StrictConfig, apply_overrides, load_yaml,
                             resolve_device)
-from flatlib.errors import (CorruptFileError, FlatlibError, Interrupted, MissingInputError, RunFolderError,
-                            add_debug_flag, cli_errors)
+from flatlib.errors import (CorruptFileError, Interrupted, MissingInputError, RunFolderError, add_debug_flag,
+                            cli_errors)
 from flatlib.data import BatchStream, batch_iterator, dataset_from_config, random_hflip
 from flatlib.diffusion import create_timestep_sampler
 from flatlib.sam import SAM
@@ -567,7 +567,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--no-progress", action="store_true")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
-    with cli_errors("train", args.debug, expected=(FlatlibError, ConfigError)):
+    with cli_errors("train", args.debug):
         cfg = resolve_config(apply_overrides(load_yaml(args.params), args.set), args.variant)
         if args.dry_run:
             yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)

@@ -1,0 +1,127 @@
+"""Preflight: check in seconds, before any training, everything the whole run of the active params needs.
+
+    python -m flatlib.preflight [--params params.yaml] [--workspace .] [--out preflight.json]
+
+Checks (issue 14, guarantee 1): params.yaml parses (:class:`flatlib.params.Params`, every section and
+the checks across sections); the data set is on disk (:func:`flatlib.data.check_dataset`, without reading images);
+the Inception weights, when ``fid.extractor`` is inception, exist and are the published file (SHA-256);
+the workspace is writable; the disk holds the checkpoints and samples the profile will write
+(:func:`disk_needed`); every named device exists. It prints one list of every problem, each with the path
+or key to fix, and exits with status 2; with none it prints a one-line summary (and writes ``--out``).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from flatlib import atomic, layout
+from flatlib.config import load_yaml
+from flatlib.data import check_dataset
+from flatlib.errors import FlatlibError, add_debug_flag, cli_errors
+from flatlib.metrics import check_inception_weights
+from flatlib.params import Params
+from flatlib.unet import create_unet
+
+CHECKS = ("params", "data", "inception_weights", "workspace_writable", "free_disk", "devices")
+GiB = 2 ** 30
+
+
+def _saves(first: int, last: int, save_every: int) -> int:
+    """Checkpoints a run from ``first`` to ``last`` writes: every multiple of save_every, and the last step."""
+    return len({step for step in range(first + 1, last + 1) if step % save_every == 0} | {last})
+
+
+def disk_needed(params: Params, workspace: Path) -> tuple[int, str]:
+    """Bytes the profile still has to write, and how that was estimated. Per checkpoint: 4 bytes per UNet
+    parameter for each of raw weights, EMA weights and the two Adam moments (plus SWA weights in the SWA
+    phase); samples as raw uint8 (compressed npz files are smaller). Files already in the run and sample
+    folders and the reference set count as written."""
+    with torch.device("meta"):
+        num_params = sum(p.numel() for p in create_unet(params.model).parameters())
+    train, swa, rho, sample = params.train, params.swa, params.rho_sweep, params.sample
+    variants = len(params.variants)
+    checkpoints = (variants * _saves(0, train.steps, train.save_every)
+                   + len(rho.rhos) * _saves(0, rho.steps, train.save_every))
+    swa_checkpoints = variants * _saves(swa.start_step, swa.start_step + swa.steps, train.save_every)
+    sample_files = variants * len(sample.weights) * len(sample.respacings)
+    image_bytes = params.model.in_channels * params.model.image_size ** 2
+    total = (4 * num_params * (4 * checkpoints + 5 * swa_checkpoints)
+             + image_bytes * (sample_files * sample.num + params.fid.reference_size))
+    written = [path for folder in (layout.RUNS, layout.SAMPLES) for path in (workspace / folder).rglob("*")]
+    present = sum(path.stat().st_size for path in written + [workspace / layout.REFERENCE] if path.is_file())
+    how = (f"{checkpoints + swa_checkpoints} checkpoints of a {num_params:,}-parameter UNet, {sample_files} sample "
+           f"files of {sample.num} images")
+    return max(0, total - present), how
+
+
+def _device_problem(key: str, name: str) -> str | None:
+    try:
+        device = torch.device(name if name != "auto" else "cpu")
+    except RuntimeError as err:
+        return f"{key}: {name!r} is not a device ({err}); use auto, cpu or cuda[:N]"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return f"{key}: {name!r} is requested but no CUDA device is available here: set {key} to auto or cpu"
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        return f"{key}: {name!r} does not exist ({torch.cuda.device_count()} CUDA devices): set {key} to auto"
+    return None
+
+
+def problems(params: dict, workspace: Path) -> list[str]:
+    """Every problem that would stop the run of ``params`` (params.yaml as a dict) in ``workspace``, each
+    naming the path or key to fix; an empty list when the run can start."""
+    workspace = Path(workspace)
+    try:
+        cfg = Params.from_dict(params, "params")
+    except FlatlibError as err:
+        return [str(err)]
+    found, data, fid = [], cfg.data, cfg.fid
+    inputs = [lambda: check_dataset(data.name, workspace / data.root, data.image_size, data.path)]
+    if fid.extractor == "inception":
+        inputs.append(lambda: check_inception_weights(fid.inception_weights and workspace / fid.inception_weights))
+    for check in inputs:
+        try:
+            check()
+        except FlatlibError as err:
+            found.append(str(err))
+    try:
+        with tempfile.TemporaryFile(dir=workspace):
+            pass
+    except OSError as err:
+        found.append(f"the workspace {workspace.resolve()} is not writable ({err})")
+    needed, how = disk_needed(cfg, workspace)
+    free = shutil.disk_usage(workspace).free
+    if needed > free:
+        found.append(f"not enough free disk for the profile in {workspace.resolve()}: it writes about "
+                     f"{math.ceil(needed / GiB * 10) / 10} GiB ({how}), {free / GiB:.1f} GiB are free")
+    devices = {"train.device": cfg.train.device, "sample.device": cfg.sample.device}
+    found += [problem for key, name in devices.items() if (problem := _device_problem(key, name))]
+    nproc = cfg.launch.nproc_per_node
+    if torch.cuda.is_available() and nproc > torch.cuda.device_count():
+        found.append(f"launch.nproc_per_node is {nproc} but there are {torch.cuda.device_count()} CUDA devices")
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--workspace", type=Path, default=Path("."), help="where the pipeline runs (default: .)")
+    parser.add_argument("--out", type=Path, help="write the list of checks passed here (a DVC stage output)")
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    with cli_errors("preflight", args.debug):
+        found = problems(load_yaml(args.params), args.workspace)
+        if found:
+            raise FlatlibError(f"{len(found)} problem{'s' * (len(found) > 1)} found before any work "
+                               f"({args.params}):\n" + "\n".join(f"  - {problem}" for problem in found))
+        if args.out:
+            atomic.write_json(args.out, {"checks": list(CHECKS)}, indent=1)
+        print(f"flatlib.preflight: ok ({', '.join(CHECKS)})")
+
+
+if __name__ == "__main__":
+    main()
