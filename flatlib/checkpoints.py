@@ -62,16 +62,15 @@ def read_run_config(run_dir: str | Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"):
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", remedy: str = ""):
     """``torch.load(path, weights_only=True)``; a truncated, corrupt or code-carrying file raises
-    :class:`CorruptFileError` naming it."""
+    :class:`CorruptFileError` naming it, followed by ``remedy`` (what to do)."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CorruptFileError(f"{Path(path).resolve()} is not a readable weights-only checkpoint ({reason}): "
-                               "if a crash or a copy cut it short, delete it and rerun the training, which "
-                               "resumes from the newest intact checkpoint and writes it again") from err
+        reason = str(err).split(". ")[0].splitlines()[0] if str(err) else type(err).__name__
+        raise CorruptFileError(f"{Path(path).resolve()} is not a readable weights-only checkpoint ({reason})"
+                               + (f": {remedy}" if remedy else "")) from err
 
 
 def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None,
@@ -91,7 +90,9 @@ def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None,
     if not path.is_file():
         raise MissingInputError(f"{path} not found ({kind} weights at step {step})")
     model = create_unet(UNetConfig.from_dict(config["model"]))
-    model.load_state_dict(read_checkpoint(path))
+    model.load_state_dict(read_checkpoint(path, remedy="a crash or a cut copy leaves such a file; rerun the "
+                                          "training, which resumes from the newest intact checkpoint and "
+                                          "writes it again"))
     return model.to(device).eval(), {**config, "step": step}
 
 

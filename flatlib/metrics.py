@@ -160,7 +160,7 @@ def check_inception_weights(path) -> Path:
 def load_feature_net(path: str | Path) -> tuple[FeatureNet, dict]:
     """Inverse of :func:`save_feature_net`: ``(model on CPU in eval mode, meta)``."""
     path = _require_file(path, "FeatureNet weights (train them with flatlib.metrics.train_feature_net)")
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, remedy="train and save the FeatureNet again (DVC stage featurenet)")
     model = FeatureNet(**checkpoint["config"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval(), checkpoint["meta"]
@@ -276,10 +276,8 @@ def _check_cache_entries(cache_root, cache_name: str) -> None:
     weights-only (tensors and numpy arrays), else it is reported as corrupt."""
     for path in sorted(Path(cache_root).glob(f"{cache_name}-*.pt")):
         with torch.serialization.safe_globals(_CACHE_GLOBALS):
-            try:
-                read_checkpoint(path)
-            except CorruptFileError as err:
-                raise CorruptFileError(f"FID cache entry {err}; delete it, it is recomputed") from None
+            read_checkpoint(path, remedy="a FID cache entry that torch-fidelity would unpickle; delete it, it "
+                                         "is recomputed")
 
 
 def compute_metrics(samples, reference, *, extractor: str, weights_path, cache_root, reference_cache_name=None,

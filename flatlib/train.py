@@ -219,7 +219,8 @@ class Trainer:
                 return True
             except (CorruptFileError, MissingInputError) as err:
                 if self.rank == 0:
-                    print(f"flatlib.train: warning: skipping the checkpoint of step {step}: {err}", file=sys.stderr)
+                    print(f"flatlib.train: warning: skipping the checkpoint of step {step}, resuming from the "
+                          f"newest intact one before it: {err}", file=sys.stderr)
         return False
 
     def load(self, folder: Path, step: int) -> None:

@@ -1,0 +1,202 @@
+"""Fault injection (issue 14): no stale result, fail fast, never lose a run. Tiny CPU runs only.
+
+Guarantee -> test: stale FID reference -> test_changed_reference_gives_a_new_fid; code change -> retrain ->
+test_code_change_is_refused_or_restarts; no-op rerun writes nothing -> test_noop_rerun_writes_nothing;
+shorter train.steps -> test_shorter_steps_is_refused_and_load_model_uses_the_configured_step; SWA --init
+check -> test_swa_init_from_another_variant_is_refused; lock -> test_second_trainer_on_a_folder_fails_at_once;
+preflight -> test_preflight_lists_every_problem_before_any_work; truncated checkpoint ->
+test_truncated_newest_checkpoint_resumes_from_the_previous_bitwise; SIGTERM ->
+test_sigterm_stops_with_a_checkpoint_and_rerun_resumes; corrupt image -> test_corrupt_image_is_one_error_naming_it.
+"""
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from flatlib import metrics, preflight, train
+from flatlib.checkpoints import load_model
+from flatlib.config import ConfigError
+from flatlib.errors import CorruptFileError, MissingInputError
+from tests.test_metrics import make_patterns, shift
+from tests.test_train import TINY, load, run, write_params
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def files_state(folder):
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir())}
+
+
+def assert_same_weights(a, b):
+    a, b = load(a), load(b)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def expect_exit(capsys, *args, **overrides) -> str:
+    """Run flatlib.train expecting an expected failure: exit status 2 and one line on stderr."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run(*args, **overrides)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("flatlib.train: error: ") and "Traceback" not in err
+    return err
+
+
+# ------------------------------------------------------------------------------------ no stale result
+def test_changed_reference_gives_a_new_fid(tmp_path):
+    """The issue's repro: data/reference.npz changes under the same cache name; FID must change with it."""
+    torch.manual_seed(0)
+    weights = tmp_path / "featurenet.pt"
+    metrics.save_feature_net(weights, metrics.FeatureNet(in_channels=1, num_classes=4))
+    reference = tmp_path / "reference.npz"
+    samples = make_patterns(96, seed=2)[0]
+    common = dict(extractor="featurenet", weights_path=weights, kid=False, batch_size=96)
+    np.savez_compressed(reference, samples=make_patterns(96, seed=1)[0].numpy())
+    first = metrics.compute_metrics(samples, reference, cache_root=tmp_path / "cache",
+                                    reference_cache_name="reference-featurenet", **common)["fid"]
+    np.savez_compressed(reference, samples=shift(make_patterns(64, seed=3)[0], 40).numpy())  # reference_size 96 -> 64
+    second = metrics.compute_metrics(samples, reference, cache_root=tmp_path / "cache",
+                                     reference_cache_name="reference-featurenet", **common)["fid"]
+    fresh = metrics.compute_metrics(samples, reference, cache_root=tmp_path / "nocache", **common)["fid"]
+    assert second != first and second == fresh
+
+
+def test_code_change_is_refused_or_restarts(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    run(tmp_path, "adm", out, train__steps=2, train__save_every=2)
+    assert json.loads((out / "code.json").read_text()) == train.code_digest()
+    assert "flatlib/sam.py" in train.code_digest()["files"] and "flatlib/pipeline.py" not in train.code_digest()["files"]
+    edited = {"sha256": "0" * 64, "files": ["flatlib/train.py"]}
+    monkeypatch.setattr(train, "code_digest", lambda: edited)  # as if a training source had been edited
+    err = expect_exit(capsys, tmp_path, "adm", out, train__steps=2, train__save_every=2)
+    assert "different code" in err and "--restart-if-changed" in err
+    metrics_ = run(tmp_path, "adm", out, "--restart-if-changed", train__steps=2, train__save_every=2)
+    assert metrics_["steps_run"] == 2 and json.loads((out / "code.json").read_text()) == edited
+
+
+def test_noop_rerun_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    first = run(tmp_path, "adm", out, train__steps=2, train__save_every=2)
+    before = files_state(out)
+    again = run(tmp_path, "adm", out, train__steps=2, train__save_every=2)
+    assert files_state(out) == before
+    assert again["steps_run"] == 0 and again["final_loss"] == first["final_loss"] is not None
+
+
+def test_shorter_steps_is_refused_and_load_model_uses_the_configured_step(tmp_path, capsys):
+    out = tmp_path / "run"
+    run(tmp_path, "adm", out)  # 6 steps, checkpoints 3 and 6
+    err = expect_exit(capsys, tmp_path, "adm", out, train__steps=3)
+    assert "last step (3, below its checkpoint of step 6)" in err
+    assert load_model(out, "raw")[1]["step"] == 6
+    interrupted = tmp_path / "interrupted"
+    run(tmp_path, "adm", interrupted, train__steps=3)
+    config = yaml.safe_load((interrupted / "config.yaml").read_text())
+    (interrupted / "config.yaml").write_text(yaml.safe_dump({**config, "train": {**config["train"], "steps": 6}}))
+    with pytest.raises(MissingInputError, match="configured step 6 \\(saved: \\[3\\]\\)"):
+        load_model(interrupted, "raw")  # never the newest (step 3) instead of the configured step
+
+
+def test_swa_init_from_another_variant_is_refused(tmp_path):
+    base = tmp_path / "adm"
+    run(tmp_path, "adm", base, train__steps=3)
+    with pytest.raises(ConfigError, match="--init .*optim.ip_gamma, optim.optimizer, optim.rho"):
+        run(tmp_path, "sam_ip", tmp_path / "sam_ip_swa", "--phase", "swa", "--init", str(base), "--debug")
+    with pytest.raises(ConfigError, match="--init .*model.dropout"):
+        run(tmp_path, "adm", tmp_path / "adm_swa", "--phase", "swa", "--init", str(base), "--debug",
+            model__dropout=0.0)
+
+
+def test_second_trainer_on_a_folder_fails_at_once(tmp_path, capsys):
+    out = tmp_path / "run"
+    with train.hold_run_folder(out):  # another trainer (an orphaned torchrun) holds the folder
+        err = expect_exit(capsys, tmp_path, "adm", out, train__steps=2)
+    assert "being written by another trainer" in err and not list(out.glob("*.pt"))
+    assert run(tmp_path, "adm", out, train__steps=2)["steps_run"] == 2  # the lock died with its holder
+
+
+# ------------------------------------------------------------------------------------------ fail fast
+def test_preflight_lists_every_problem_before_any_work(tmp_path, capsys, monkeypatch):
+    params = yaml.safe_load(open(os.path.join(REPO, "params.yaml")))
+    assert preflight.problems(params, tmp_path) == []
+    paper = copy.deepcopy(params)
+    paper["data"].update(name="cifar10", image_size=32)
+    paper["model"].update(image_size=32, in_channels=3)
+    paper["fid"].update(extractor="inception", inception_weights=f"data/{metrics.INCEPTION_WEIGHTS_FILE}")
+    found = preflight.problems(paper, tmp_path)
+    assert len(found) == 2
+    assert str(tmp_path / "data" / "cifar-10-batches-py") in found[0]
+    assert str(tmp_path / "data" / metrics.INCEPTION_WEIGHTS_FILE) in found[1] and metrics.INCEPTION_WEIGHTS_URL in found[1]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / metrics.INCEPTION_WEIGHTS_FILE).write_bytes(b"not the weights")
+    assert "is not torch-fidelity's Inception weights" in preflight.problems(paper, tmp_path)[1]
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: type("U", (), {"free": 10 * 2 ** 20})())
+    assert any("not enough free disk" in p for p in preflight.problems(params, tmp_path))
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(paper))
+    with pytest.raises(SystemExit) as exit_info:
+        preflight.main(["--params", str(path), "--workspace", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("flatlib.preflight: error: 3 problems found before any work")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_corrupt_image_is_one_error_naming_it(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(7):
+        Image.fromarray(np.full((12, 12, 3), 30 * i, np.uint8)).save(folder / f"{i}.png")
+    (folder / "7.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    data = {"name": "image_folder", "root": str(tmp_path), "path": "images", "image_size": 8}
+    params = {**copy.deepcopy(TINY), "data": data, "model": {**TINY["model"], "in_channels": 3}}
+    err = expect_exit(capsys, tmp_path, "adm", tmp_path / "run", params=params)
+    assert len(err.splitlines()) == 1 and str(folder / "7.png") in err
+
+
+# ------------------------------------------------------------------------------------ never lose a run
+def test_truncated_newest_checkpoint_resumes_from_the_previous_bitwise(tmp_path, capsys):
+    straight, crashed = tmp_path / "straight", tmp_path / "crashed"
+    run(tmp_path, "sam_ip", straight)
+    run(tmp_path, "sam_ip", crashed, train__steps=4, train__save_every=2)
+    os.truncate(crashed / "model000004.pt", 100)  # a crash during a write, as `truncate -s 100` leaves it
+    with pytest.raises(CorruptFileError, match=str(crashed / "model000004.pt")):
+        load_model(crashed, "raw")
+    capsys.readouterr()
+    assert run(tmp_path, "sam_ip", crashed, train__save_every=2)["steps_run"] == 4  # from step 2 to 6
+    warning = capsys.readouterr().err
+    assert "skipping the checkpoint of step 4" in warning and str(crashed / "model000004.pt") in warning
+    for name in ["model000006.pt", "ema_0.9_000006.pt"]:
+        assert_same_weights(straight / name, crashed / name)
+    assert load_model(crashed, "raw", step=4)[1]["step"] == 4  # written again, whole
+
+
+def test_sigterm_stops_with_a_checkpoint_and_rerun_resumes(tmp_path):
+    params = write_params(tmp_path, train__steps=1000, train__log_every=1, train__save_every=1000)
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    process = subprocess.Popen([sys.executable, "-m", "flatlib.train", "--params", str(params), "--variant", "adm",
+                                "--out", str(out), "--no-progress"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (out / "log.csv").is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM and time.monotonic() - sent < 10, err
+    assert err.startswith("flatlib.train: error: stopped by SIGTERM at step ") and "rerun" in err, err
+    step = int(err.split("at step ")[1].split()[0])
+    assert 1 <= step < 12 and (out / f"opt{step:06d}.pt").is_file() and not list(out.glob(".*.tmp"))
+    resumed = run(tmp_path, "adm", out, train__steps=12, train__log_every=1, train__save_every=1000)
+    assert resumed["steps_run"] == 12 - step
+    straight = tmp_path / "straight"
+    run(tmp_path, "adm", straight, train__steps=12, train__save_every=1000)
+    assert_same_weights(straight / "model000012.pt", out / "model000012.pt")
