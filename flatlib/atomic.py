@@ -68,9 +68,7 @@ def savez_compressed(path: str | Path, **arrays: np.ndarray) -> None:
         np.savez_compressed(f, **arrays)
 
 
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+def remove_stale_temporaries(folder: str | Path) -> None:
     """Delete temporary files a killed writer left in ``folder`` (call it only while holding the folder)."""
-    stale = sorted(Path(folder).glob(f".*{TEMP_SUFFIX}"))
-    for path in stale:
+    for path in Path(folder).glob(f".*{TEMP_SUFFIX}"):
         path.unlink(missing_ok=True)
-    return stale

@@ -5,8 +5,10 @@ test_code_change_is_refused_or_restarts; no-op rerun writes nothing -> test_noop
 shorter train.steps -> test_shorter_steps_is_refused_and_load_model_uses_the_configured_step; SWA --init
 check -> test_swa_init_from_another_variant_is_refused; lock -> test_second_trainer_on_a_folder_fails_at_once;
 preflight -> test_preflight_lists_every_problem_before_any_work; truncated checkpoint ->
-test_truncated_newest_checkpoint_resumes_from_the_previous_bitwise; SIGTERM ->
-test_sigterm_stops_with_a_checkpoint_and_rerun_resumes; corrupt image -> test_corrupt_image_is_one_error_naming_it.
+test_truncated_newest_checkpoint_resumes_from_the_previous_bitwise (atomic writes:
+test_atomic_writes_leave_the_old_file_or_the_new_one); SIGTERM ->
+test_sigterm_stops_with_a_checkpoint_and_rerun_resumes; corrupt image -> test_corrupt_image_is_one_error_naming_it;
+one-line errors, --debug -> test_expected_failures_are_one_line_bugs_and_debug_keep_the_traceback.
 """
 import copy
 import json
@@ -22,10 +24,10 @@ import torch
 import yaml
 from PIL import Image
 
-from flatlib import metrics, preflight, train
+from flatlib import atomic, metrics, preflight, train
 from flatlib.checkpoints import load_model
 from flatlib.config import ConfigError
-from flatlib.errors import CorruptFileError, MissingInputError
+from flatlib.errors import CorruptFileError, MissingInputError, cli_errors
 from tests.test_metrics import make_patterns, shift
 from tests.test_train import TINY, load, run, write_params
 
@@ -121,7 +123,9 @@ def test_second_trainer_on_a_folder_fails_at_once(tmp_path, capsys):
     with train.hold_run_folder(out):  # another trainer (an orphaned torchrun) holds the folder
         err = expect_exit(capsys, tmp_path, "adm", out, train__steps=2)
     assert "being written by another trainer" in err and not list(out.glob("*.pt"))
+    (out / ".model000002.pt.x1y2.tmp").write_bytes(b"left by a kill -9 during a write")
     assert run(tmp_path, "adm", out, train__steps=2)["steps_run"] == 2  # the lock died with its holder
+    assert not list(out.glob(".*.tmp"))
 
 
 # ------------------------------------------------------------------------------------------ fail fast
@@ -150,6 +154,20 @@ def test_preflight_lists_every_problem_before_any_work(tmp_path, capsys, monkeyp
     assert not (tmp_path / "runs").exists()
 
 
+def test_expected_failures_are_one_line_bugs_and_debug_keep_the_traceback(capsys, monkeypatch):
+    with pytest.raises(SystemExit) as exit_info, cli_errors("demo"):
+        raise MissingInputError("data/x.npz not found: run `dvc repro reference`")
+    assert exit_info.value.code == 2 and capsys.readouterr().err == (
+        "flatlib.demo: error: data/x.npz not found: run `dvc repro reference`\n")
+    with pytest.raises(KeyError), cli_errors("demo"):  # a bug is not an expected failure
+        raise KeyError("adaptive")
+    with pytest.raises(MissingInputError), cli_errors("demo", debug=True):
+        raise MissingInputError("shown with its traceback")
+    monkeypatch.setenv("FLATLIB_DEBUG", "1")
+    with pytest.raises(MissingInputError), cli_errors("demo"):
+        raise MissingInputError("shown with its traceback")
+
+
 def test_corrupt_image_is_one_error_naming_it(tmp_path, capsys):
     folder = tmp_path / "images"
     folder.mkdir()
@@ -163,6 +181,18 @@ def test_corrupt_image_is_one_error_naming_it(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------ never lose a run
+def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path):
+    path = tmp_path / "model000002.pt"
+    atomic.torch_save({"w": torch.ones(3)}, path)
+    with pytest.raises(Exception):
+        atomic.torch_save({"w": torch.zeros(3), "bad": lambda: 0}, path)  # fails half-way through pickling
+    assert torch.equal(load(path)["w"], torch.ones(3)) and sorted(tmp_path.iterdir()) == [path]
+    atomic.savez_compressed(tmp_path / "s.tmpnpz", samples=np.arange(3))
+    assert np.load(tmp_path / "s.tmpnpz")["samples"].tolist() == [0, 1, 2]
+    atomic.write_json(tmp_path / "m.json", {"fid": 1.5}, indent=1)
+    assert json.loads((tmp_path / "m.json").read_text()) == {"fid": 1.5}
+
+
 def test_truncated_newest_checkpoint_resumes_from_the_previous_bitwise(tmp_path, capsys):
     straight, crashed = tmp_path / "straight", tmp_path / "crashed"
     run(tmp_path, "sam_ip", straight)
