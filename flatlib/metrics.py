@@ -245,7 +245,7 @@ def load_images(source) -> torch.Tensor:
         if path.is_dir():
             files = sorted(path.glob("*.png"))
             if not files:
-                raise FileNotFoundError(f"no .png files in {path.resolve()}")
+                raise MissingInputError(f"no .png files in {path.resolve()}")
             arrays = []
             for file in files:
                 with Image.open(file) as image:
@@ -255,7 +255,7 @@ def load_images(source) -> torch.Tensor:
             with np.load(_require_file(path, "samples file")) as archive:
                 images = _to_nchw(archive["samples"])
         else:
-            raise FileNotFoundError(f"expected a folder of PNGs or an .npz file: {path.resolve()}")
+            raise MissingInputError(f"expected a folder of PNGs or an .npz file: {path.resolve()}")
         source = np.ascontiguousarray(images)
     images = torch.as_tensor(source).cpu()
     if images.dtype != torch.uint8 or images.dim() != 4:
