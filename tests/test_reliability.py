@@ -76,7 +76,8 @@ def test_code_change_is_refused_or_restarts(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     run(tmp_path, "adm", out, train__steps=2, train__save_every=2)
     assert json.loads((out / "code.json").read_text()) == train.code_digest()
-    assert "flatlib/sam.py" in train.code_digest()["files"] and "flatlib/pipeline.py" not in train.code_digest()["files"]
+    files = train.code_digest()["files"]
+    assert "flatlib/sam.py" in files and "flatlib/pipeline.py" not in files  # what shapes training, only
     edited = {"sha256": "0" * 64, "files": ["flatlib/train.py"]}
     monkeypatch.setattr(train, "code_digest", lambda: edited)  # as if a training source had been edited
     err = expect_exit(capsys, tmp_path, "adm", out, train__steps=2, train__save_every=2)
@@ -139,7 +140,8 @@ def test_preflight_lists_every_problem_before_any_work(tmp_path, capsys, monkeyp
     found = preflight.problems(paper, tmp_path)
     assert len(found) == 2
     assert str(tmp_path / "data" / "cifar-10-batches-py") in found[0]
-    assert str(tmp_path / "data" / metrics.INCEPTION_WEIGHTS_FILE) in found[1] and metrics.INCEPTION_WEIGHTS_URL in found[1]
+    assert str(tmp_path / "data" / metrics.INCEPTION_WEIGHTS_FILE) in found[1]
+    assert metrics.INCEPTION_WEIGHTS_URL in found[1]
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / metrics.INCEPTION_WEIGHTS_FILE).write_bytes(b"not the weights")
     assert "is not torch-fidelity's Inception weights" in preflight.problems(paper, tmp_path)[1]
