@@ -75,6 +75,8 @@ def problems(params: dict, workspace: Path) -> list[str]:
     """Every problem that would stop the run of ``params`` (params.yaml as a dict) in ``workspace``, each
     naming the path or key to fix; an empty list when the run can start."""
     workspace = Path(workspace)
+    if not workspace.is_dir():
+        return [f"the workspace {workspace.resolve()} is not a folder"]
     try:
         cfg = Params.from_dict(params, "params")
     except FlatlibError as err:
