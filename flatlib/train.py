@@ -52,10 +52,10 @@ from flatlib.checkpoints import (build_diffusion, configured_step, read_checkpoi
                                  training_state_path, weights_path)
 from flatlib.config import (ConfigError, DataConfig, DiffusionConfig, StrictConfig, apply_overrides, load_yaml,
                             resolve_device)
+from flatlib.data import BatchStream, batch_iterator, check_dataset, dataset_from_config, random_hflip
+from flatlib.diffusion import create_timestep_sampler
 from flatlib.errors import (CorruptFileError, Interrupted, MissingInputError, RunFolderError, add_debug_flag,
                             cli_errors)
-from flatlib.data import BatchStream, batch_iterator, dataset_from_config, random_hflip
-from flatlib.diffusion import create_timestep_sampler
 from flatlib.sam import SAM
 from flatlib.unet import UNetConfig, create_unet
 
@@ -573,6 +573,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         if args.dry_run:
             yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
             return None
+        check_dataset(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.path)  # before the folder exists
         return _train(cfg, args)
 
 
