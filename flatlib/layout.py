@@ -4,6 +4,7 @@ path or a label (the stages, the report, the tests and, checked by a test, dvc.y
 Paths are relative to the workspace (the repository root a ``dvc repro`` runs in). This module imports no
 torch, so the report and the tests read it cheaply.
 
+    data/preflight.json                             the checks python -m flatlib.preflight passed
     data/reference.npz, data/featurenet.pt          FID reference images, CPU-profile feature extractor
     runs/{variant}/, runs/{variant}_swa/            training run and its SWA phase (checkpoints, log.csv)
     runs/rho_sweep/rho_{rho}/                        the rho sweep's extra SAM runs
@@ -32,6 +33,7 @@ def label(variant: str, weights: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ inputs
+PREFLIGHT = Path("data/preflight.json")     # the checks passed (python -m flatlib.preflight --out)
 REFERENCE = Path("data/reference.npz")
 FEATURENET = Path("data/featurenet.pt")
 FIDELITY_CACHE = Path(".fidelity_cache")
@@ -129,7 +131,7 @@ def report_notebook(name: str) -> Path:
 def stage_of(relpath: str | Path) -> str:
     """The DVC stage that writes an artifact (for "run `dvc repro STAGE`" messages)."""
     parts = Path(relpath).parts
-    if Path(relpath) in (REFERENCE, FEATURENET):
+    if Path(relpath) in (PREFLIGHT, REFERENCE, FEATURENET):
         return Path(relpath).stem
     if Path(relpath) == FEATURENET_METRICS:
         return "featurenet"

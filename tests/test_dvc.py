@@ -109,7 +109,7 @@ def test_the_dependency_check_catches_a_deleted_dependency(stages):
 
 def test_stage_outputs_follow_the_layout(stages):
     variants = list(load_params(ROOT / "params.yaml").variants)
-    expected = {"reference": [layout.REFERENCE], "featurenet": [layout.FEATURENET, layout.FEATURENET_METRICS],
+    expected = {"preflight": [layout.PREFLIGHT], "reference": [layout.REFERENCE], "featurenet": [layout.FEATURENET, layout.FEATURENET_METRICS],
                 "rho_train": [layout.RHO_RUNS], "rho_sweep": [layout.RHO_SWEEP_METRICS]}
     for v in variants:
         expected.update({f"train@{v}": [layout.run_dir(v)], f"swa@{v}": [layout.run_dir(v, "swa")],
