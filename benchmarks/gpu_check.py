@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from flatlib.checkpoints import build_diffusion
 from flatlib.config import load_yaml
 from flatlib.diffusion import StackedRandomGenerator
 from flatlib.sample import generate
@@ -72,7 +71,7 @@ def check_host_syncs(params: dict) -> dict:
         x0 = batch(trainer)
         sites[f"train_step_{variant}"] = sync_sites(lambda: trainer.training_step(x0))
     model = trainer.model.eval()
-    diffusion = build_diffusion(trainer.cfg.to_dict(), 20)
+    diffusion = trainer.cfg.diffusion.build(trainer.cfg.model.learn_sigma, 20)
     rng = StackedRandomGenerator("cuda", range(8))
     x = rng.randn((8, *x0.shape[1:]), device="cuda")
     t = torch.full((8,), 10, device="cuda")
@@ -104,7 +103,7 @@ def check_bf16(params: dict) -> dict:
 
 def check_seeds(params: dict) -> dict:
     trainer = trainer_for(params, "adm")
-    diffusion = build_diffusion(trainer.cfg.to_dict(), 20)
+    diffusion = trainer.cfg.diffusion.build(trainer.cfg.model.learn_sigma, 20)
     shape = (trainer.cfg.model.in_channels, trainer.cfg.model.image_size, trainer.cfg.model.image_size)
     big, small = (generate(trainer.model, diffusion, list(range(16)), shape, bs, "cuda", progress=False)
                   for bs in (16, 5))

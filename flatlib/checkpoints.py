@@ -16,38 +16,30 @@ from pathlib import Path
 import torch
 import yaml
 
-from flatlib.config import DiffusionConfig
-from flatlib.diffusion import GaussianDiffusion, create_diffusion
+from flatlib import layout
 from flatlib.errors import CorruptFileError, MissingInputError
-from flatlib.unet import UNetConfig, create_unet
+from flatlib.unet import create_unet
 
-WEIGHT_KINDS = ("raw", "ema", "swa")
+WEIGHT_KINDS = layout.WEIGHT_KINDS
 
 
 def weights_path(run_dir: str | Path, kind: str, step: int, ema_rate: float) -> Path:
-    run_dir = Path(run_dir)
-    if kind == "raw":
-        return run_dir / f"model{step:06d}.pt"
-    if kind == "ema":
-        return run_dir / f"ema_{ema_rate}_{step:06d}.pt"
-    if kind == "swa":
-        return run_dir / f"swa{step:06d}.pt"
-    raise ValueError(f"unknown weights kind {kind!r}; choose one of {WEIGHT_KINDS}")
+    return Path(run_dir) / layout.weights_file(kind, step, ema_rate)
 
 
 def training_state_path(run_dir: str | Path, step: int) -> Path:
     """Optimizer state, step, RNG states and sampler state; written last, so it marks a whole checkpoint."""
-    return Path(run_dir) / f"opt{step:06d}.pt"
+    return Path(run_dir) / layout.training_state_file(step)
 
 
 def saved_steps(run_dir: str | Path) -> list[int]:
-    """Steps with a complete checkpoint (``opt*.pt`` is written last)."""
-    return sorted(int(p.stem[3:]) for p in Path(run_dir).glob("opt[0-9]*.pt"))
+    """Steps with a complete checkpoint (the training state is written last)."""
+    return sorted(layout.step_of(p.name) for p in Path(run_dir).glob(layout.TRAINING_STATE_GLOB))
 
 
 def is_swa_phase(run_dir: str | Path) -> bool:
     """An SWA phase's folder is the one that holds ``swa*.pt`` weights (the train phase writes none)."""
-    return any(Path(run_dir).glob("swa[0-9]*.pt"))
+    return any(Path(run_dir).glob(layout.SWA_WEIGHTS_GLOB))
 
 
 def configured_step(config: dict, swa_phase: bool) -> int:
@@ -56,7 +48,7 @@ def configured_step(config: dict, swa_phase: bool) -> int:
 
 
 def read_run_config(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / layout.RUN_CONFIG
     if not path.is_file():
         raise MissingInputError(f"{path} not found: is {run_dir} a run folder written by flatlib.train?")
     return yaml.safe_load(path.read_text())
@@ -73,12 +65,13 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
                                + (f": {remedy}" if remedy else "")) from err
 
 
-def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None,
-               device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """The UNet of a run folder with its raw / EMA / SWA weights at ``step``, in eval mode, and the run's
-    resolved config (with ``step`` added). The default step is the one the run's config.yaml trains to
-    (:func:`configured_step`), never simply the newest file: a run trained further under another
-    ``train.steps`` is not silently evaluated at a later step (issue 14, guarantee 0)."""
+def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None, device: str | torch.device = "cpu"):
+    """``(model, run config, step)``: the UNet of a run folder with its raw / EMA / SWA weights at ``step``, in
+    eval mode, and the run's typed :class:`flatlib.train.RunConfig`. The default step is the one the run's
+    config.yaml trains to (:func:`configured_step`), never simply the newest file: a run trained further under
+    another ``train.steps`` is not silently evaluated at a later step (issue 14, guarantee 0)."""
+    from flatlib.train import RunConfig  # train writes run folders with this module's names
+
     config = read_run_config(run_dir)
     if step is None:
         step = configured_step(config, is_swa_phase(run_dir))
@@ -86,26 +79,12 @@ def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None,
             raise MissingInputError(
                 f"{Path(run_dir).resolve()} holds no complete checkpoint of its configured step {step} "
                 f"(saved: {saved_steps(run_dir) or 'none'}): rerun its training to finish it")
-    path = weights_path(run_dir, kind, step, config["train"]["ema_rate"])
+    run = RunConfig.from_dict(config, str(Path(run_dir) / layout.RUN_CONFIG))
+    path = weights_path(run_dir, kind, step, run.train.ema_rate)
     if not path.is_file():
         raise MissingInputError(f"{path} not found ({kind} weights at step {step})")
-    model = create_unet(UNetConfig.from_dict(config["model"]))
+    model = create_unet(run.model)
     model.load_state_dict(read_checkpoint(path, remedy="a crash or a cut copy leaves such a file; rerun the "
                                           "training, which resumes from the newest intact checkpoint and "
                                           "writes it again"))
-    return model.to(device).eval(), {**config, "step": step}
-
-
-def build_diffusion(config: dict, respacing: str | int = "") -> GaussianDiffusion:
-    """The diffusion of a run config (or params.yaml) dict, respaced to T' steps when ``respacing`` is set
-    (guided-diffusion index sets); learn_sigma comes from the model section."""
-    cfg = DiffusionConfig.from_dict(config["diffusion"], "diffusion")
-    return create_diffusion(steps=cfg.steps, noise_schedule=cfg.noise_schedule,
-                            learn_sigma=config["model"]["learn_sigma"],
-                            rescale_learned_sigmas=cfg.rescale_learned_sigmas, timestep_respacing=str(respacing))
-
-
-def image_shape(config: dict) -> tuple[int, int, int]:
-    """(C, H, W) of the images a run config's model generates."""
-    model = config["model"]
-    return model.get("in_channels", 3), model["image_size"], model["image_size"]
+    return model.to(device).eval(), run, step

@@ -120,29 +120,3 @@ def apply_overrides(params: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"override {item!r}: unknown key {leaf!r}{_nearest(leaf, node)} (known: {sorted(node)})")
         node[leaf] = yaml.safe_load(raw)
     return params
-
-
-def write_resolved(config: StrictConfig, path: str | Path) -> None:
-    """Write the resolved config next to a run (EDM's habit): what actually ran, every default filled in."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DataConfig(StrictConfig):
-    """params.yaml ``data``: which data set (flatlib.data.load_dataset) and how it is fed."""
-    name: str = "mnist5k"
-    root: str = "data"
-    image_size: int = 16
-    path: str | None = None  # image_folder only: folder under root
-    hflip: bool = False
-    num_workers: int = 0
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DiffusionConfig(StrictConfig):
-    """params.yaml ``diffusion``: create_diffusion arguments; learn_sigma comes from ``model.learn_sigma``."""
-    steps: int = 1000
-    noise_schedule: str = "cosine"
-    rescale_learned_sigmas: bool = True

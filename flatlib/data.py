@@ -18,6 +18,7 @@ pickles are read by an unpickler that builds only containers and numpy arrays, n
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import pickle
 from pathlib import Path
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from flatlib.config import ConfigError, DataConfig
+from flatlib.config import ConfigError, StrictConfig
 from flatlib.errors import CorruptFileError, MissingInputError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -215,9 +216,19 @@ def load_dataset(name: str, root: str | Path = "data", image_size: int | None = 
     return ImageFolderDataset(Path(root) / path, image_size)
 
 
-def dataset_from_config(data: dict) -> Dataset:
-    """The data set of a params.yaml (or run config) ``data`` section, its keys checked by DataConfig."""
-    cfg = DataConfig.from_dict(data, "data")
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataConfig(StrictConfig):
+    """params.yaml ``data``: which data set (:func:`load_dataset`) and how it is fed."""
+    name: str = "mnist5k"
+    root: str = "data"
+    image_size: int = 16
+    path: str | None = None  # image_folder only: folder under root
+    hflip: bool = False
+    num_workers: int = 0
+
+
+def dataset_from_config(cfg: DataConfig) -> Dataset:
+    """The data set of a params.yaml (or run config) ``data`` section."""
     return load_dataset(cfg.name, cfg.root, cfg.image_size, cfg.path)
 
 

@@ -10,6 +10,7 @@ Schedules and all per-step coefficients live in float64 numpy arrays; `extract` 
 float32 tensors. `t` is always an index into this diffusion's (possibly respaced) steps; the model
 receives `timestep_map[t]`, the original timestep (guided-diffusion, rescale_timesteps=False).
 """
+import dataclasses
 import math
 import weakref
 
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
+
+from flatlib.config import StrictConfig
 
 
 # ---------------------------------------------------------------------------------------- schedules
@@ -305,6 +308,19 @@ class GaussianDiffusion:
                          eta=0.0):
         """DDIM sampling (deterministic when eta = 0)."""
         return self.p_sample_loop(model, x_T, rng, clip_denoised, eps_scale, progress, eta=float(eta))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DiffusionConfig(StrictConfig):
+    """params.yaml ``diffusion``: create_diffusion arguments; learn_sigma comes from ``model.learn_sigma``."""
+    steps: int = 1000
+    noise_schedule: str = "cosine"
+    rescale_learned_sigmas: bool = True
+
+    def build(self, learn_sigma: bool, respacing: str | int = "") -> "GaussianDiffusion":
+        """This diffusion, respaced to T' steps when ``respacing`` is set (guided-diffusion index sets)."""
+        return create_diffusion(steps=self.steps, noise_schedule=self.noise_schedule, learn_sigma=learn_sigma,
+                                rescale_learned_sigmas=self.rescale_learned_sigmas, timestep_respacing=str(respacing))
 
 
 def create_diffusion(steps=1000, noise_schedule="cosine", learn_sigma=True, rescale_learned_sigmas=True,

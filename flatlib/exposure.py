@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from flatlib import atomic
-from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, load_model
+from flatlib.checkpoints import WEIGHT_KINDS, load_model
 from flatlib.config import ConfigError, StrictConfig, resolve_device
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.data import dataset_from_config, evaluation_subset
@@ -79,10 +79,10 @@ def exposure_of_run(run_dir: Path, weights: str, cfg: ExposureConfig, seed: int,
                     step: int | None = None, progress: bool = True) -> dict:
     """:func:`predicted_noise_norms` of a run's weights against ``cfg.num`` real images of its own data set
     (a seeded subset): the one exposure measurement of the CLI and the exposure stage."""
-    model, config = load_model(run_dir, weights, step, device)
-    real = evaluation_subset(dataset_from_config(config["data"]), cfg.num, seed)
-    return predicted_noise_norms(model, build_diffusion(config, cfg.respacing), real, seed, batch_size, device,
-                                 aggregate=cfg.aggregate, progress=progress)
+    model, run, _ = load_model(run_dir, weights, step, device)
+    real = evaluation_subset(dataset_from_config(run.data), cfg.num, seed)
+    return predicted_noise_norms(model, run.diffusion.build(run.model.learn_sigma, cfg.respacing), real, seed,
+                                 batch_size, device, aggregate=cfg.aggregate, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -79,6 +79,14 @@ def training_state_file(step: int) -> str:
 
 
 TRAINING_STATE_GLOB = "opt[0-9]*.pt"
+SWA_WEIGHTS_GLOB = "swa[0-9]*.pt"
+CODE_RECORD = "code.json"      # digest of the code that trained the run
+LOCK_FILE = ".lock"            # held (flock) while a trainer writes the folder
+
+
+def step_of(checkpoint_name: str) -> int:
+    """The step of a checkpoint file name (its last six digits before ``.pt``)."""
+    return int(Path(checkpoint_name).stem[-6:])
 
 # ------------------------------------------------------------------------------------------------ samples
 SAMPLES = Path("samples")

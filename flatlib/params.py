@@ -13,13 +13,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from flatlib.config import (ConfigError, DataConfig, DiffusionConfig, StrictConfig, apply_overrides, load_yaml)
+from flatlib.config import ConfigError, StrictConfig, apply_overrides, load_yaml
+from flatlib.data import DataConfig
+from flatlib.diffusion import DiffusionConfig
 from flatlib.exposure import ExposureConfig
 from flatlib.flatness import FlatnessConfig
 from flatlib.layout import WEIGHT_KINDS
 from flatlib.quant import QuantConfig
 from flatlib.sample import SampleConfig
-from flatlib.train import OptimConfig, RunConfig, SWAConfig, TrainConfig
+from flatlib.metrics import FeatureNetConfig, FIDConfig
+from flatlib.train import OptimConfig, RunConfig, SWAConfig, TrainConfig, variant_optim
 from flatlib.unet import UNetConfig
 
 
@@ -27,25 +30,6 @@ from flatlib.unet import UNetConfig
 class LaunchConfig(StrictConfig):
     """params.yaml ``launch``: how the DVC training stages start (torchrun + DDP)."""
     nproc_per_node: int = 1               # training processes (GPUs) per run; the global batch is split
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class FeatureNetConfig(StrictConfig):
-    """params.yaml ``featurenet``: the CPU-profile FID feature extractor (flatlib.metrics.FeatureNet)."""
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class FIDConfig(StrictConfig):
-    """params.yaml ``fid``: extractor and reference set of FID/KID/precision-recall."""
-    extractor: str = "featurenet"         # "inception" for the paper profiles
-    inception_weights: str | None = None  # path of torch-fidelity's Inception weights file (placed by hand)
-    reference_size: int = 5000            # training images in the reference set (paper: all of CIFAR-10)
-    kid: bool = True
-    prc: bool = True
-    batch_size: int = 256
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -87,10 +71,8 @@ class Params(StrictConfig):
 
     def run_config(self, variant: str, **optim) -> RunConfig:
         """The training config of ``variant``: ``variants[variant]`` (then ``optim``) merged into ``optim``."""
-        if variant not in self.variants:
-            raise ConfigError(f"unknown variant {variant!r}; params.yaml defines {sorted(self.variants)}")
-        overrides = {**(self.variants[variant] or {}), **optim}
-        merged = OptimConfig.from_dict({**dataclasses.asdict(self.optim), **overrides}, f"variants.{variant}")
+        merged = OptimConfig.from_dict({**variant_optim(dataclasses.asdict(self.optim), self.variants, variant),
+                                        **optim}, f"variants.{variant}")
         return RunConfig(seed=self.seed, data=self.data, model=self.model, diffusion=self.diffusion, optim=merged,
                          train=self.train, swa=self.swa)
 

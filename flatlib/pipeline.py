@@ -17,6 +17,7 @@ A Table 1 row is a (variant, weights) pair: ``adm/raw`` is "ADM", ``adm/ema`` "+
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +25,18 @@ import torch
 from tqdm.auto import tqdm
 
 from flatlib import atomic, flatness, layout
-from flatlib.checkpoints import build_diffusion, load_model
+from flatlib.checkpoints import load_model
 from flatlib.config import ConfigError, resolve_device
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.data import ArrayImageDataset, dataset_from_config, evaluation_subset
 from flatlib.exposure import exposure_of_run
 from flatlib.flatness import FlatnessConfig
 from flatlib.metrics import compute_metrics, save_feature_net, train_feature_net
-from flatlib.params import FIDConfig, Params, load_params
+from flatlib.metrics import FIDConfig
+from flatlib.params import Params, load_params
 from flatlib.quant import quantize_model
 from flatlib.sample import sample_run, save_grid, save_samples
+from flatlib.train import train_run
 
 
 def _write_json(path: Path, payload) -> None:
@@ -54,7 +57,7 @@ def _device(params: Params) -> torch.device:
 
 # ---------------------------------------------------------------------------------------------- stages
 def stage_reference(params: Params, args) -> None:
-    dataset = dataset_from_config(params.data.to_dict())
+    dataset = dataset_from_config(params.data)
     if isinstance(dataset, ArrayImageDataset) and params.fid.reference_size >= len(dataset):
         images = dataset.images
     else:
@@ -66,10 +69,10 @@ def stage_reference(params: Params, args) -> None:
 
 def stage_featurenet(params: Params, args) -> None:
     cfg = params.featurenet
-    model, scores = train_feature_net(dataset_from_config(params.data.to_dict()), epochs=cfg.epochs,
+    model, scores = train_feature_net(dataset_from_config(params.data), epochs=cfg.epochs,
                                       batch_size=cfg.batch_size, lr=cfg.lr, seed=params.seed,
                                       device=resolve_device("auto"))
-    save_feature_net(layout.FEATURENET, model, meta=dict(scores, data=params.data.to_dict()))
+    save_feature_net(layout.FEATURENET, model, meta=dict(scores, data=dataclasses.asdict(params.data)))
     _write_json(layout.FEATURENET_METRICS, scores)
     print(f"featurenet: {scores}")
 
@@ -77,9 +80,9 @@ def stage_featurenet(params: Params, args) -> None:
 def stage_sample(params: Params, args) -> None:
     cfg, device = params.sample, _device(params)
     for weights in cfg.weights:
-        model, config = load_model(layout.weights_run_dir(args.variant, weights), weights, device=device)
+        model, run, _ = load_model(layout.weights_run_dir(args.variant, weights), weights, device=device)
         for respacing in cfg.respacings:
-            samples = sample_run(model, config, respacing, list(range(cfg.num)), cfg, device, args.progress)
+            samples = sample_run(model, run, respacing, list(range(cfg.num)), cfg, device, args.progress)
             out = layout.samples_file(args.variant, weights, respacing)
             save_samples(samples, out)
             print(f"{args.variant}/{weights} T'={respacing}: {len(samples)} samples -> {out}")
@@ -107,13 +110,13 @@ def stage_fid(params: Params, args) -> None:
 def stage_quant(params: Params, args) -> None:
     cfg, device, results = params.quant, _device(params), {}
     for weights in params.sample.weights:
-        model, config = load_model(layout.weights_run_dir(args.variant, weights), weights, device=device)
+        model, run, _ = load_model(layout.weights_run_dir(args.variant, weights), weights, device=device)
         full = layout.samples_file(args.variant, weights, cfg.respacing)
         row = {"32": dict(fid_of(full, params.fid, device), weight_rel_error=0.0)}
         for bits in cfg.bits:
             quantized, report = quantize_model(model, bits, per_channel=cfg.per_channel,
                                                layer_types=tuple(cfg.layer_types))
-            samples = sample_run(quantized, config, cfg.respacing, list(range(params.sample.num)), params.sample,
+            samples = sample_run(quantized, run, cfg.respacing, list(range(params.sample.num)), params.sample,
                                  device, args.progress)
             grid = layout.quant_grid_file(args.variant, weights, cfg.respacing, bits)
             grid.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +131,8 @@ def stage_quant(params: Params, args) -> None:
 def loss_set(params: Params, device) -> flatness.DiffusionLossSet:
     """The fixed (x0, t, eps) set: same images, timesteps and noise for every model and measure."""
     cfg = params.flatness
-    diffusion = build_diffusion(dict(diffusion=params.diffusion.to_dict(), model=params.model.to_dict()))
-    images = evaluation_subset(dataset_from_config(params.data.to_dict()), cfg.num_triples, params.seed)
+    diffusion = params.diffusion.build(params.model.learn_sigma)
+    images = evaluation_subset(dataset_from_config(params.data), cfg.num_triples, params.seed)
     return flatness.DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max), seed=params.seed,
                                      batch_size=cfg.batch_size, hybrid=cfg.hybrid_loss, device=device)
 
@@ -157,7 +160,7 @@ def stage_flatness(params: Params, args) -> None:
     cfg, device = params.flatness, _device(params)
     losses, results = loss_set(params, device), {}
     for weights in params.sample.weights:
-        model, _ = load_model(layout.weights_run_dir(args.variant, weights), weights, device=device)
+        model, _, _ = load_model(layout.weights_run_dir(args.variant, weights), weights, device=device)
         results[weights] = flatness_report(model, losses, cfg, params.seed, args.progress)
         if args.variant in cfg.surface_variants and weights in cfg.surface_weights:
             axis = np.linspace(-cfg.curve_span, cfg.curve_span, cfg.surface_points)
@@ -180,12 +183,10 @@ def stage_exposure(params: Params, args) -> None:
 
 def stage_rho_train(params: Params, args) -> None:
     """Short SAM runs, one per extra rho, identical to the SAM variant but for rho and the number of steps."""
-    from flatlib import train
-
     for rho in params.rho_sweep.rhos:
-        train.main(["--params", args.params, "--variant", "sam", "--out", str(layout.rho_run_dir(rho)),
-                    "--set", f"optim.rho={rho}", "--set", f"train.steps={params.rho_sweep.steps}", "--no-progress",
-                    "--restart-if-changed"])
+        run = params.run_config("sam", rho=rho)
+        run = dataclasses.replace(run, train=dataclasses.replace(run.train, steps=params.rho_sweep.steps))
+        train_run(run, layout.rho_run_dir(rho), restart=True, progress=args.progress)
 
 
 def rho_runs(params: Params) -> dict[float, Path]:
@@ -200,8 +201,8 @@ def stage_rho_sweep(params: Params, args) -> None:
     cfg, device = params.rho_sweep, _device(params)
     losses, results = loss_set(params, device), {}
     for rho, folder in tqdm(rho_runs(params).items(), desc="rho sweep", disable=not args.progress):
-        model, config = load_model(folder, "raw", step=cfg.steps, device=device)
-        samples = sample_run(model, config, cfg.respacing, list(range(cfg.num_samples)), params.sample, device,
+        model, run, _ = load_model(folder, "raw", step=cfg.steps, device=device)
+        samples = sample_run(model, run, cfg.respacing, list(range(cfg.num_samples)), params.sample, device,
                              progress=False)
         sharp = flatness.lpf(model, losses, cfg.sigma, params.flatness.draws, params.seed,
                              params.flatness.filter_relative)

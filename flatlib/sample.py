@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from flatlib import atomic
-from flatlib.checkpoints import WEIGHT_KINDS, build_diffusion, image_shape, load_model
+from flatlib.checkpoints import WEIGHT_KINDS, load_model
 from flatlib.config import StrictConfig, resolve_device
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
@@ -68,12 +68,12 @@ def save_grid(images: torch.Tensor, path: str | Path, columns: int = 8) -> None:
         Image.fromarray(array[..., 0] if c == 1 else array).save(f, format="PNG")
 
 
-def sample_run(model: torch.nn.Module, config: dict, respacing: str | int, seeds: list[int], cfg: SampleConfig,
+def sample_run(model: torch.nn.Module, run, respacing: str | int, seeds: list[int], cfg: SampleConfig,
                device: str | torch.device, progress: bool = True) -> torch.Tensor:
-    """uint8 samples of a run's model at T' = ``respacing`` (the diffusion and image shape of its config):
-    the one sampling path of the CLI, the sample, quant and rho-sweep stages."""
-    return generate(model, build_diffusion(config, respacing), seeds, image_shape(config), cfg.batch_size, device,
-                    cfg.eps_scale, progress=progress)
+    """uint8 samples of a run's model at T' = ``respacing`` (the diffusion and image shape of its
+    :class:`~flatlib.train.RunConfig`): the one sampling path of the CLI, the sample, quant and rho-sweep stages."""
+    return generate(model, run.diffusion.build(run.model.learn_sigma, respacing), seeds, run.model.image_shape,
+                    cfg.batch_size, device, cfg.eps_scale, progress=progress)
 
 
 def save_samples(samples: torch.Tensor, out: Path) -> None:
@@ -109,14 +109,14 @@ def main(argv: list[str] | None = None) -> dict:
 def _sample_command(args) -> dict:
     cfg = SampleConfig(num=args.num, batch_size=args.batch_size, eps_scale=args.eps_scale, device=args.device)
     device = resolve_device(cfg.device)
-    model, config = load_model(args.run, args.weights, args.step, device)
-    info = dict(run=str(args.run), weights=args.weights, step=config["step"], respacing=str(args.respacing),
+    model, run, step = load_model(args.run, args.weights, args.step, device)
+    info = dict(run=str(args.run), weights=args.weights, step=step, respacing=str(args.respacing),
                 num=args.num, seed=args.seed, eps_scale=args.eps_scale, quant_bits=args.quant_bits,
                 quant_per_channel=args.quant_per_channel)
     if args.quant_bits:
         model, report = quantize_model(model, args.quant_bits, per_channel=args.quant_per_channel)
         info["quant_relative_error"] = report["rel_error"]
-    samples = sample_run(model, config, args.respacing, list(range(args.seed, args.seed + args.num)), cfg, device,
+    samples = sample_run(model, run, args.respacing, list(range(args.seed, args.seed + args.num)), cfg, device,
                          progress=not args.no_progress)
     save_samples(samples, args.out)
     atomic.write_json(args.out.with_suffix(".json"), info, indent=2)

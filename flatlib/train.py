@@ -46,14 +46,13 @@ import torch.distributed as dist
 import yaml
 from tqdm.auto import tqdm
 
-from flatlib import atomic
+from flatlib import atomic, layout
 from flatlib.averaging import EMA, SWA
-from flatlib.checkpoints import (build_diffusion, configured_step, read_checkpoint, read_run_config, saved_steps,
-                                 training_state_path, weights_path)
-from flatlib.config import (ConfigError, DataConfig, DiffusionConfig, StrictConfig, apply_overrides, load_yaml,
-                            resolve_device)
-from flatlib.data import BatchStream, batch_iterator, check_dataset, dataset_from_config, random_hflip
-from flatlib.diffusion import create_timestep_sampler
+from flatlib.checkpoints import (configured_step, read_checkpoint, read_run_config, saved_steps, training_state_path,
+                                 weights_path)
+from flatlib.config import ConfigError, StrictConfig, apply_overrides, load_yaml, resolve_device
+from flatlib.data import BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config, random_hflip
+from flatlib.diffusion import DiffusionConfig, create_timestep_sampler
 from flatlib.errors import (CorruptFileError, Interrupted, MissingInputError, RunFolderError, add_debug_flag,
                             cli_errors)
 from flatlib.sam import SAM
@@ -129,14 +128,19 @@ class RunConfig(StrictConfig):
 TRAIN_SECTIONS = ("seed", "data", "model", "diffusion", "optim", "train", "swa")
 
 
-def resolve_config(params: dict, variant: str) -> RunConfig:
-    """The run config of one variant: params.yaml's training sections with ``variants[variant]`` merged
-    into ``optim``."""
-    variants = params.get("variants", {})
+def variant_optim(optim: dict, variants: dict, variant: str) -> dict:
+    """``optim`` with ``variants[variant]`` merged in: the one place a variant meets the base optimizer
+    (flatlib.params.Params.run_config and :func:`resolve_config` both go through it)."""
     if variant not in variants:
         raise ConfigError(f"unknown variant {variant!r}; params.yaml defines {sorted(variants)}")
+    return {**optim, **(variants[variant] or {})}
+
+
+def resolve_config(params: dict, variant: str) -> RunConfig:
+    """The run config of one variant from params.yaml's training sections alone (the training CLI, which
+    needs no evaluation section)."""
     sections = {key: params[key] for key in TRAIN_SECTIONS if key in params}
-    sections["optim"] = {**sections.get("optim", {}), **(variants[variant] or {})}
+    sections["optim"] = variant_optim(sections.get("optim", {}), params.get("variants", {}), variant)
     return RunConfig.from_dict(sections, "params")
 
 
@@ -157,7 +161,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
                           else self.model)
-        self.diffusion = build_diffusion(cfg.to_dict())
+        self.diffusion = cfg.diffusion.build(cfg.model.learn_sigma)
         self.timestep_sampler = create_timestep_sampler(cfg.train.timestep_sampler, self.diffusion)
         base_kwargs = dict(lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         if cfg.optim.optimizer == "adam-sam":
@@ -305,16 +309,16 @@ class Trainer:
         checkpoint and raise :class:`Interrupted` (exit status 130/143); rerunning resumes."""
         cfg = self.cfg
         if max(self.step, self.first_step) >= self.last_step:
-            stored = self.out_dir / "metrics.json"
+            stored = self.out_dir / layout.RUN_METRICS
             return {**(json.loads(stored.read_text()) if stored.is_file() else {}), "phase": self.phase,
                     "step": self.step, "steps_run": 0}
-        dataset = dataset_from_config(cfg.data.to_dict())
+        dataset = dataset_from_config(cfg.data)
         stream = BatchStream(len(dataset), self.local_batch, cfg.seed, self.rank, self.world_size,
                              start_step=self.step)
         batches = batch_iterator(dataset, stream, cfg.data.num_workers)
         if self.step < self.first_step:
             self.step = self.first_step
-        log = RunningLog(self.out_dir / "log.csv", self.diffusion.num_timesteps, self.device, enabled=self.rank == 0)
+        log = RunningLog(self.out_dir / layout.RUN_LOG, self.diffusion.num_timesteps, self.device, enabled=self.rank == 0)
         self.model.train()
         bar = tqdm(total=self.last_step, initial=self.step, disable=not progress or self.rank != 0,
                    desc=f"{self.phase} {self.out_dir.name}", unit="step", dynamic_ncols=True)
@@ -341,7 +345,7 @@ class Trainer:
                        final_loss=log.last.get("loss"), final_mse=log.last.get("mse"),
                        swa_snapshots=None if self.swa is None else self.swa.num_averaged)
         if self.rank == 0:
-            atomic.write_json(self.out_dir / "metrics.json", metrics, indent=2)
+            atomic.write_json(self.out_dir / layout.RUN_METRICS, metrics, indent=2)
         return metrics
 
     def _train_one(self, batches, log: RunningLog, bar) -> None:
@@ -446,8 +450,6 @@ class StopSignal:
 
 # ------------------------------------------------------------------------------------- run folders
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "log_every"), ("train", "save_every"), ("train", "device")}
-CODE_RECORD = "code.json"
-LOCK_FILE = ".lock"
 
 
 def code_digest() -> dict:
@@ -478,7 +480,7 @@ def code_digest() -> dict:
 
 def recorded_code(run_dir: Path) -> str | None:
     """The code digest a run folder records (None for a folder written before digests were recorded)."""
-    path = Path(run_dir) / CODE_RECORD
+    path = Path(run_dir) / layout.CODE_RECORD
     return json.loads(path.read_text())["sha256"] if path.is_file() else None
 
 
@@ -498,7 +500,7 @@ def _code_change(run_dir: Path) -> list[str]:
 def check_run_folder(out_dir: Path, cfg: RunConfig, restart: bool, phase: str = "train") -> None:
     """Resume only a run of the same params and the same code (:func:`code_digest`), trained no further than
     this config's last step; otherwise refuse, or delete its files when ``restart`` (issue 14, guarantee 0)."""
-    config_path = out_dir / "config.yaml"
+    config_path = out_dir / layout.RUN_CONFIG
     if not config_path.is_file():
         return
     changed = config_changes(yaml.safe_load(config_path.read_text()), cfg.to_dict()) + _code_change(out_dir)
@@ -531,11 +533,11 @@ def hold_run_folder(out_dir: Path):
     when the process ends, however it ends); a second trainer fails at once. Temporary files a killed
     writer left behind are removed."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / LOCK_FILE, "a") as lock:
+    with open(out_dir / layout.LOCK_FILE, "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunFolderError(f"{out_dir} is being written by another trainer (it holds {out_dir / LOCK_FILE}): "
+            raise RunFolderError(f"{out_dir} is being written by another trainer (it holds {out_dir / layout.LOCK_FILE}): "
                                  "wait for it to end or stop it first") from None
         atomic.remove_stale_temporaries(out_dir)
         yield
@@ -544,8 +546,8 @@ def hold_run_folder(out_dir: Path):
 def record_run(out_dir: Path, cfg: RunConfig) -> None:
     """Write the resolved config (``config.yaml``) and the code digest (``code.json``) of a run, each only
     when it changed: a rerun with nothing to do writes nothing."""
-    for name, text in (("config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
-                       (CODE_RECORD, json.dumps(code_digest(), indent=2) + "\n")):
+    for name, text in ((layout.RUN_CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
+                       (layout.CODE_RECORD, json.dumps(code_digest(), indent=2) + "\n")):
         path = out_dir / name
         if not path.is_file() or path.read_text() != text:
             atomic.write_text(path, text)
@@ -574,11 +576,14 @@ def main(argv: list[str] | None = None) -> dict | None:
             yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
             return None
         check_dataset(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.path)  # before the folder exists
-        return _train(cfg, args)
+        return train_run(cfg, args.out, args.phase, args.init, args.restart_if_changed, not args.no_progress)
 
 
-def _train(cfg: RunConfig, args) -> dict:
-    """Rank 0 holds and checks the run folder; every rank then builds its trainer and runs it."""
+def train_run(cfg: RunConfig, out: Path, phase: str = "train", init: Path | None = None, restart: bool = False,
+              progress: bool = True) -> dict:
+    """Train (or run the SWA phase of) ``cfg`` into the run folder ``out``: rank 0 holds and checks the folder
+    (resuming only the same params and code), every rank then builds its trainer and runs it. The training
+    CLI and the rho-sweep stage both train through here."""
     distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", 1)) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -586,15 +591,15 @@ def _train(cfg: RunConfig, args) -> dict:
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     rank = dist.get_rank() if distributed else 0
     try:
-        with hold_run_folder(args.out) if rank == 0 else contextlib.nullcontext():
+        with hold_run_folder(out) if rank == 0 else contextlib.nullcontext():
             if rank == 0:
-                check_run_folder(args.out, cfg, args.restart_if_changed, args.phase)
+                check_run_folder(out, cfg, restart, phase)
             if distributed:
                 dist.barrier()
-            trainer = Trainer(cfg, args.out, phase=args.phase, init_dir=args.init)
+            trainer = Trainer(cfg, out, phase=phase, init_dir=init)
             if rank == 0:
-                record_run(args.out, cfg)
-            return trainer.run(progress=not args.no_progress)
+                record_run(out, cfg)
+            return trainer.run(progress=progress)
     finally:
         if distributed:
             dist.destroy_process_group()

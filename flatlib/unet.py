@@ -284,6 +284,11 @@ class UNetConfig(StrictConfig):
     learn_sigma: bool = False
     use_checkpoint: bool = False
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images this model denoises."""
+        return self.in_channels, self.image_size, self.image_size
+
     def __post_init__(self):
         super().__post_init__()
         if not self.channel_mult and self.image_size not in DEFAULT_CHANNEL_MULT:

@@ -100,7 +100,7 @@ def test_shorter_steps_is_refused_and_load_model_uses_the_configured_step(tmp_pa
     run(tmp_path, "adm", out)  # 6 steps, checkpoints 3 and 6
     err = expect_exit(capsys, tmp_path, "adm", out, train__steps=3)
     assert "last step (3, below its checkpoint of step 6)" in err
-    assert load_model(out, "raw")[1]["step"] == 6
+    assert load_model(out, "raw")[2] == 6
     interrupted = tmp_path / "interrupted"
     run(tmp_path, "adm", interrupted, train__steps=3)
     config = yaml.safe_load((interrupted / "config.yaml").read_text())
@@ -208,7 +208,7 @@ def test_truncated_newest_checkpoint_resumes_from_the_previous_bitwise(tmp_path,
     assert "skipping the checkpoint of step 4" in warning and str(crashed / "model000004.pt") in warning
     for name in ["model000006.pt", "ema_0.9_000006.pt"]:
         assert_same_weights(straight / name, crashed / name)
-    assert load_model(crashed, "raw", step=4)[1]["step"] == 4  # written again, whole
+    assert load_model(crashed, "raw", step=4)[2] == 4  # written again, whole
 
 
 def test_sigterm_stops_with_a_checkpoint_and_rerun_resumes(tmp_path):

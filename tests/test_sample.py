@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from flatlib import sample
-from flatlib.checkpoints import build_diffusion, image_shape, load_model
+from flatlib.checkpoints import load_model
 from tests.test_train import run as train_run
 
 
@@ -16,14 +16,14 @@ def trained_run(tmp_path):
 
 
 def test_samples_do_not_depend_on_batch_size(tmp_path):
-    model, config = load_model(trained_run(tmp_path), "ema")
-    diffusion = build_diffusion(config, 5)
+    model, run, _ = load_model(trained_run(tmp_path), "ema")
+    diffusion = run.diffusion.build(run.model.learn_sigma, 5)
     torch.manual_seed(0)
     with torch.no_grad():  # give the zero-initialised output layer weights so samples are not trivial
         model.out[-1].weight.normal_(0, 0.1)
-    a = sample.generate(model, diffusion, list(range(6)), image_shape(config), batch_size=6, progress=False)
-    b = sample.generate(model, diffusion, list(range(6)), image_shape(config), batch_size=4, progress=False)
-    c = sample.generate(model, diffusion, list(range(1, 7)), image_shape(config), batch_size=6, progress=False)
+    a = sample.generate(model, diffusion, list(range(6)), run.model.image_shape, batch_size=6, progress=False)
+    b = sample.generate(model, diffusion, list(range(6)), run.model.image_shape, batch_size=4, progress=False)
+    c = sample.generate(model, diffusion, list(range(1, 7)), run.model.image_shape, batch_size=6, progress=False)
     assert a.dtype == torch.uint8 and a.shape == (6, 1, 8, 8)
     assert torch.equal(a, b)
     assert torch.equal(a[1:], c[:5]) and not torch.equal(a[0], a[1])
