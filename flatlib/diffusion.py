@@ -17,7 +17,7 @@ import weakref
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from flatlib.config import StrictConfig
 

@@ -18,7 +18,7 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from flatlib import atomic
 from flatlib.checkpoints import WEIGHT_KINDS, load_model

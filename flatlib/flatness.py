@@ -88,7 +88,7 @@ def _dot(xs, ys):
 def _progress(iterable, enabled, desc):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(iterable, desc=desc)
 

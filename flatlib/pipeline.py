@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from flatlib import atomic, flatness, layout
 from flatlib.checkpoints import load_model

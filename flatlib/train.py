@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import yaml
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from flatlib import atomic, layout
 from flatlib.averaging import EMA, SWA
