@@ -20,8 +20,6 @@ from flatlib import layout
 from flatlib.errors import CorruptFileError, MissingInputError
 from flatlib.unet import create_unet
 
-WEIGHT_KINDS = layout.WEIGHT_KINDS
-
 
 def weights_path(run_dir: str | Path, kind: str, step: int, ema_rate: float) -> Path:
     return Path(run_dir) / layout.weights_file(kind, step, ema_rate)

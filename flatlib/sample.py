@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from flatlib import atomic
-from flatlib.checkpoints import WEIGHT_KINDS, load_model
+from flatlib.checkpoints import load_model
+from flatlib.layout import WEIGHT_KINDS
 from flatlib.config import StrictConfig, resolve_device
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8

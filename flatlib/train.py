@@ -27,7 +27,6 @@ unless ``optim.sam_sync_first_backward``.
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import csv
 import dataclasses
@@ -46,7 +45,7 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from flatlib import atomic, layout
+from flatlib import atomic, layout, sources
 from flatlib.averaging import EMA, SWA
 from flatlib.checkpoints import (configured_step, read_checkpoint, read_run_config, saved_steps, training_state_path,
                                  weights_path)
@@ -454,28 +453,13 @@ RESUMABLE_CHANGES = {("train", "steps"), ("train", "log_every"), ("train", "save
 
 def code_digest() -> dict:
     """SHA-256 of the flatlib sources that shape training: ``flatlib/train.py`` and every flatlib module it
-    imports, transitively (found by parsing the import statements, so a new dependency counts at once and
+    imports, transitively (:func:`flatlib.sources.import_closure`, so a new dependency counts at once and
     evaluation-only modules such as pipeline, sample or metrics do not). Returns ``dict(sha256, files)``."""
-    package = Path(__file__).resolve().parent
-    todo, files = ["train"], {"__init__"}
-    while todo:
-        module = todo.pop()
-        if module in files:
-            continue
-        files.add(module)
-        for node in ast.walk(ast.parse((package / f"{module}.py").read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("flatlib"):
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            todo += [name[len("flatlib."):] for name in names if name.startswith("flatlib.")
-                     and (package / f"{name[len('flatlib.'):].replace('.', '/')}.py").is_file()]
+    files = sorted(sources.import_closure("flatlib.train"))
     sha = hashlib.sha256()
-    for module in sorted(files):
-        sha.update(f"{module}\0".encode() + (package / f"{module.replace('.', '/')}.py").read_bytes() + b"\0")
-    return dict(sha256=sha.hexdigest(), files=sorted(f"flatlib/{m.replace('.', '/')}.py" for m in files))
+    for file in files:
+        sha.update(f"{file}\0".encode() + (sources.ROOT / file).read_bytes() + b"\0")
+    return dict(sha256=sha.hexdigest(), files=files)
 
 
 def recorded_code(run_dir: Path) -> str | None:
@@ -503,8 +487,9 @@ def check_run_folder(out_dir: Path, cfg: RunConfig, restart: bool, phase: str = 
     config_path = out_dir / layout.RUN_CONFIG
     if not config_path.is_file():
         return
-    changed = config_changes(yaml.safe_load(config_path.read_text()), cfg.to_dict()) + _code_change(out_dir)
-    last, saved = configured_step(cfg.to_dict(), phase == "swa"), saved_steps(out_dir)
+    new = cfg.to_dict()
+    changed = config_changes(yaml.safe_load(config_path.read_text()), new) + _code_change(out_dir)
+    last, saved = configured_step(new, phase == "swa"), saved_steps(out_dir)
     if saved and saved[-1] > last:
         changed.append(f"last step ({last}, below its checkpoint of step {saved[-1]})")
     if not changed:

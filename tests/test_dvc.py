@@ -1,6 +1,5 @@
 """dvc.yaml against the code and the layout: every stage's code deps are exactly the import closure of the
 module it runs, and every path a stage writes is the one flatlib.layout spells."""
-import ast
 import re
 from pathlib import Path
 
@@ -9,40 +8,9 @@ import yaml
 
 from flatlib import layout
 from flatlib.params import load_params
+from flatlib.sources import import_closure
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def module_file(name: str, root: Path = ROOT) -> Path | None:
-    path = root / Path(*name.split("."))
-    if (path / "__init__.py").is_file():
-        return path / "__init__.py"
-    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
-
-
-def flatlib_imports(file: Path, root: Path = ROOT) -> set[str]:
-    """Every flatlib module ``file`` imports (module level or inside functions)."""
-    names = set()
-    for node in ast.walk(ast.parse(file.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
-    return {n for n in names if n.split(".")[0] == "flatlib" and module_file(n, root)}
-
-
-def import_closure(module: str, root: Path = ROOT) -> set[str]:
-    """Repository-relative files of ``module`` and every flatlib module it imports, transitively (a package's
-    ``__init__`` included, as Python runs it)."""
-    seen, todo = set(), [module]
-    while todo:
-        parts = todo.pop().split(".")
-        for i in range(1, len(parts) + 1):
-            name = ".".join(parts[:i])
-            if name not in seen and module_file(name, root):
-                seen.add(name)
-                todo.extend(flatlib_imports(module_file(name, root), root))
-    return {module_file(name, root).relative_to(root).as_posix() for name in seen}
 
 
 def expand_stages(dvc: dict, params) -> dict[str, dict]:
