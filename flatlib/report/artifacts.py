@@ -156,7 +156,8 @@ def weights_kinds(workspace) -> list[str]:
 
 def rows(workspace) -> list[tuple[str, str]]:
     """The (variant, weights) rows this workspace's params define: the paper's order first, extras after."""
-    wanted = [(v, w) for v in variants(workspace) for w in weights_kinds(workspace)]
+    params = load_params(workspace)
+    wanted = [(v, w) for v in params.variants for w in params.sample.weights]
     return [r for r in layout.PAPER_ROWS if r in wanted] + [r for r in wanted if r not in layout.PAPER_ROWS]
 
 
