@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from flatlib.config import ConfigError, StrictConfig
 from flatlib.errors import CorruptFileError, MissingInputError
@@ -225,11 +225,34 @@ class DataConfig(StrictConfig):
     path: str | None = None  # image_folder only: folder under root
     hflip: bool = False
     num_workers: int = 0
+    holdout: int = 0         # images held out of training (the plateau criterion's set), spread evenly
 
 
-def dataset_from_config(cfg: DataConfig) -> Dataset:
-    """The data set of a params.yaml (or run config) ``data`` section."""
-    return load_dataset(cfg.name, cfg.root, cfg.image_size, cfg.path)
+def holdout_indices(num_items: int, holdout: int) -> torch.Tensor:
+    """The held-out images: ``holdout`` indices spread evenly over the data set (no seed: the same split for
+    every run), so a data set stored in class order still holds out every class."""
+    if not 0 <= holdout < num_items:
+        raise ConfigError(f"data.holdout {holdout} must be in [0, {num_items}) for a data set of {num_items}")
+    return torch.arange(holdout) * num_items // max(holdout, 1)
+
+
+def dataset_from_config(cfg: DataConfig, split: str = "train") -> Dataset:
+    """The data set of a params.yaml (or run config) ``data`` section: its training images (``split="train"``,
+    everything but the ``holdout``), or the held-out images (``split="holdout"``)."""
+    dataset = load_dataset(cfg.name, cfg.root, cfg.image_size, cfg.path)
+    if split not in ("train", "holdout"):
+        raise ValueError(f"split must be 'train' or 'holdout', got {split!r}")
+    if not cfg.holdout:
+        if split == "holdout":
+            raise ConfigError("data.holdout is 0: no held-out images")
+        return dataset
+    held = holdout_indices(len(dataset), cfg.holdout)
+    keep = torch.ones(len(dataset), dtype=torch.bool)
+    keep[held] = False
+    indices = held if split == "holdout" else keep.nonzero().squeeze(1)
+    if isinstance(dataset, ArrayImageDataset):
+        return ArrayImageDataset(dataset.images[indices], dataset.labels[indices])
+    return Subset(dataset, indices.tolist())
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

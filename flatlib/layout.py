@@ -4,13 +4,16 @@ path or a label (the stages, the report, the tests and, checked by a test, dvc.y
 Paths are relative to the workspace (the repository root a ``dvc repro`` runs in). This module imports no
 torch, so the report and the tests read it cheaply.
 
+Every training run and every measurement of it exists once per training seed (``seeds`` in params.yaml):
+
     data/preflight.json                             the checks python -m flatlib.preflight passed
     data/reference.npz, data/featurenet.pt          FID reference images, CPU-profile feature extractor
-    runs/{variant}/, runs/{variant}_swa/            training run and its SWA phase (checkpoints, log.csv)
-    runs/rho_sweep/rho_{rho}/                        the rho sweep's extra SAM runs
-    samples/{variant}/{weights}_T{T'}.npz|.png       Table 1 samples and their grids
-    samples/quant/{variant}/{weights}_T{T'}_{b}bit.png   quantized-sampling grids
-    metrics/{fid,quant,flatness,exposure}/{variant}.json, metrics/rho_sweep.json, metrics/featurenet.json
+    runs/{variant}/seed{s}/, runs/{variant}_swa/seed{s}/   training run and its SWA phase (checkpoints, log.csv)
+    runs/rho_sweep/seed{s}/rho_{rho}/               the rho sweep's extra SAM runs
+    samples/{variant}/seed{s}/{weights}_T{T'}.npz|.png      Table 1 samples (every sample set) and their grids
+    samples/quant/{variant}/seed{s}/{weights}_T{T'}_{b}bit.png   quantized-sampling grids
+    metrics/{fid,quant,flatness,exposure}/{variant}/seed{s}.json, metrics/rho_sweep/seed{s}.json
+    metrics/featurenet.json
     reports/{notebook}.ipynb, reports/tables/, reports/figures/
 """
 from __future__ import annotations
@@ -43,20 +46,30 @@ RUNS = Path("runs")
 RHO_RUNS = RUNS / "rho_sweep"
 
 
-def run_dir(variant: str, phase: str = "train") -> Path:
-    """The training run of a variant (``phase="train"``) or its SWA phase (``phase="swa"``)."""
+def seed_dir(seed: int) -> str:
+    """The folder (or file stem) of one training seed."""
+    return f"seed{seed}"
+
+
+def run_dir(variant: str, seed: int, phase: str = "train") -> Path:
+    """The training run of a variant and seed (``phase="train"``) or its SWA phase (``phase="swa"``)."""
     if phase not in ("train", "swa"):
         raise ValueError(f"phase must be 'train' or 'swa', got {phase!r}")
-    return RUNS / (f"{variant}_swa" if phase == "swa" else variant)
+    return RUNS / (f"{variant}_swa" if phase == "swa" else variant) / seed_dir(seed)
 
 
-def weights_run_dir(variant: str, weights: str) -> Path:
+def weights_run_dir(variant: str, seed: int, weights: str) -> Path:
     """Raw and EMA weights live in the training run, SWA weights in its SWA phase."""
-    return run_dir(variant, "swa" if weights == "swa" else "train")
+    return run_dir(variant, seed, "swa" if weights == "swa" else "train")
 
 
-def rho_run_dir(rho: float) -> Path:
-    return RHO_RUNS / f"rho_{rho}"
+def rho_runs_dir(seed: int) -> Path:
+    """The rho sweep's extra runs of one training seed."""
+    return RHO_RUNS / seed_dir(seed)
+
+
+def rho_run_dir(rho: float, seed: int) -> Path:
+    return rho_runs_dir(seed) / f"rho_{rho}"
 
 
 # ------------------------------------------------------------------------------------ files of a run folder
@@ -93,34 +106,38 @@ SAMPLES = Path("samples")
 QUANT_SAMPLES = SAMPLES / "quant"
 
 
-def samples_dir(variant: str) -> Path:
-    return SAMPLES / variant
+def samples_dir(variant: str, seed: int) -> Path:
+    return SAMPLES / variant / seed_dir(seed)
 
 
-def samples_file(variant: str, weights: str, respacing: int, suffix: str = ".npz") -> Path:
-    return samples_dir(variant) / f"{weights}_T{respacing}{suffix}"
+def samples_file(variant: str, seed: int, weights: str, respacing: int, suffix: str = ".npz") -> Path:
+    return samples_dir(variant, seed) / f"{weights}_T{respacing}{suffix}"
 
 
-def quant_dir(variant: str) -> Path:
-    return QUANT_SAMPLES / variant
+def quant_dir(variant: str, seed: int) -> Path:
+    return QUANT_SAMPLES / variant / seed_dir(seed)
 
 
-def quant_grid_file(variant: str, weights: str, respacing: int, bits: int) -> Path:
-    return quant_dir(variant) / f"{weights}_T{respacing}_{bits}bit.png"
+def quant_grid_file(variant: str, seed: int, weights: str, respacing: int, bits: int) -> Path:
+    return quant_dir(variant, seed) / f"{weights}_T{respacing}_{bits}bit.png"
 
 
 # ------------------------------------------------------------------------------------------------ metrics
 METRICS = Path("metrics")
 FEATURENET_METRICS = METRICS / "featurenet.json"
-RHO_SWEEP_METRICS = METRICS / "rho_sweep.json"
-#: metrics written once per variant: metrics/{kind}/{variant}.json
+RHO_SWEEP_METRICS = METRICS / "rho_sweep"
+#: metrics written once per variant and seed: metrics/{kind}/{variant}/seed{s}.json
 PER_VARIANT_METRICS = ("fid", "quant", "flatness", "exposure")
 
 
-def variant_metrics(kind: str, variant: str) -> Path:
+def variant_metrics(kind: str, variant: str, seed: int) -> Path:
     if kind not in PER_VARIANT_METRICS:
         raise ValueError(f"unknown per-variant metrics {kind!r}; choose one of {PER_VARIANT_METRICS}")
-    return METRICS / kind / f"{variant}.json"
+    return METRICS / kind / variant / f"{seed_dir(seed)}.json"
+
+
+def rho_sweep_metrics(seed: int) -> Path:
+    return RHO_SWEEP_METRICS / f"{seed_dir(seed)}.json"
 
 
 # ------------------------------------------------------------------------------------------------ reports
@@ -136,26 +153,31 @@ def report_notebook(name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------- who writes what
+def _seed_of(part: str) -> str:
+    return Path(part).stem.removeprefix("seed")
+
+
 def stage_of(relpath: str | Path) -> str:
-    """The DVC stage that writes an artifact (for "run `dvc repro STAGE`" messages)."""
+    """The DVC stage that writes an artifact (for "run `dvc repro STAGE`" messages); a per-seed stage is
+    named ``stage@variant-seed`` (dvc.yaml's matrix) or ``stage@seed``."""
     parts = Path(relpath).parts
     if Path(relpath) in (PREFLIGHT, REFERENCE, FEATURENET):
         return Path(relpath).stem
     if Path(relpath) == FEATURENET_METRICS:
         return "featurenet"
-    if Path(relpath) == RHO_SWEEP_METRICS:
-        return "rho_sweep"
+    if parts[:2] == RHO_SWEEP_METRICS.parts:
+        return f"rho_sweep@{_seed_of(parts[2])}"
     if parts[0] == RUNS.name:
         if parts[1] == RHO_RUNS.name:
-            return "rho_train"
+            return f"rho_train@{_seed_of(parts[2])}"
         name = parts[1]
-        return f"swa@{name[:-4]}" if name.endswith("_swa") else f"train@{name}"
+        return (f"swa@{name[:-4]}" if name.endswith("_swa") else f"train@{name}") + f"-{_seed_of(parts[2])}"
     if parts[:2] == QUANT_SAMPLES.parts:
-        return f"quant@{parts[2]}"
+        return f"quant@{parts[2]}-{_seed_of(parts[3])}"
     if parts[0] == SAMPLES.name:
-        return f"sample@{parts[1]}"
+        return f"sample@{parts[1]}-{_seed_of(parts[2])}"
     if parts[0] == METRICS.name and parts[1] in PER_VARIANT_METRICS:
-        return f"{parts[1]}@{Path(parts[2]).stem}"
+        return f"{parts[1]}@{parts[2]}-{_seed_of(parts[3])}"
     if parts[0] == REPORTS.name:
         return f"notebooks@{Path(parts[-1]).stem}"
     raise ValueError(f"{relpath} is not an artifact of the pipeline")

@@ -6,7 +6,7 @@ only place that does) and checks what spans sections before any work starts: eve
 ``diffusion.steps``, the SWA phase inside the run at a saved step, the rho sweep at a saved step, ...
 
     params = load_params("params.yaml", overrides=["train.steps=8"])
-    run = params.run_config("sam")            # flatlib.train.RunConfig of one variant
+    run = params.run_config("sam", seed=1)    # flatlib.train.RunConfig of one variant and training seed
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from flatlib.flatness import FlatnessConfig
 from flatlib.layout import WEIGHT_KINDS
 from flatlib.quant import QuantConfig
 from flatlib.sample import SampleConfig
+from flatlib.stats import VerdictConfig
 from flatlib.metrics import FeatureNetConfig, FIDConfig
 from flatlib.train import OptimConfig, RunConfig, SWAConfig, TrainConfig, variant_optim
 from flatlib.unet import UNetConfig
@@ -34,18 +35,20 @@ class LaunchConfig(StrictConfig):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RhoSweepConfig(StrictConfig):
-    """params.yaml ``rho_sweep``: extra SAM runs compared with ADM (rho = 0) and the SAM run at ``steps``."""
+    """params.yaml ``rho_sweep``: extra SAM runs, as long as the main runs, compared with ADM (rho = 0) and the
+    SAM variant's run at their last step, per training seed."""
     rhos: list = dataclasses.field(default_factory=lambda: [0.02, 0.5])  # 0 and optim.rho reuse adm/sam
-    steps: int = 300
     sigma: float = 0.01
-    num_samples: int = 256
     respacing: int = 20
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Params(StrictConfig):
-    """Every section of params.yaml."""
+    """Every section of params.yaml. ``seed`` seeds what every run shares (reference subset, FeatureNet, the
+    fixed (x0, t, eps) set, perturbation directions); ``seeds`` are the training seeds, one run per variant
+    each, paired across variants (same initial weights and data order)."""
     seed: int
+    seeds: list
     launch: LaunchConfig = LaunchConfig()
     data: DataConfig
     model: UNetConfig
@@ -61,19 +64,25 @@ class Params(StrictConfig):
     flatness: FlatnessConfig = FlatnessConfig()
     exposure: ExposureConfig = ExposureConfig()
     rho_sweep: RhoSweepConfig = RhoSweepConfig()
+    verdict: VerdictConfig = VerdictConfig()
 
     def __post_init__(self):
         super().__post_init__()
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or not all(
+                isinstance(s, int) and s >= 0 for s in self.seeds):
+            raise ConfigError(f"seeds {self.seeds}: need a list of distinct integers >= 0 (training seeds)")
         for variant in self.variants:  # a variant may only override optim keys, with valid values
             if self.run_config(variant).optim.lr <= 0:
                 raise ConfigError(f"optim.lr must be > 0 (variant {variant!r})")
         self._check_across_sections()
 
-    def run_config(self, variant: str, **optim) -> RunConfig:
-        """The training config of ``variant``: ``variants[variant]`` (then ``optim``) merged into ``optim``."""
+    def run_config(self, variant: str, seed: int | None = None, **optim) -> RunConfig:
+        """The training config of ``variant`` and training seed ``seed`` (default: the first of ``seeds``):
+        ``variants[variant]`` (then ``optim``) merged into ``optim``."""
+        seed = self.seeds[0] if seed is None else seed
         merged = OptimConfig.from_dict({**variant_optim(dataclasses.asdict(self.optim), self.variants, variant),
                                         **optim}, f"variants.{variant}")
-        return RunConfig(seed=self.seed, data=self.data, model=self.model, diffusion=self.diffusion, optim=merged,
+        return RunConfig(seed=seed, data=self.data, model=self.model, diffusion=self.diffusion, optim=merged,
                          train=self.train, swa=self.swa)
 
     def variant_rho(self, variant: str = "sam") -> float:
@@ -101,10 +110,8 @@ class Params(StrictConfig):
         if not 0 < swa.start_step < train.steps or swa.start_step % train.save_every:
             raise ConfigError(f"swa.start_step {swa.start_step} must be a saved step (a multiple of train.save_every "
                               f"{train.save_every}) below train.steps {train.steps}")
-        if self.rho_sweep.steps % train.save_every or self.rho_sweep.steps > train.steps:
-            raise ConfigError(f"rho_sweep.steps {self.rho_sweep.steps} must be a multiple of train.save_every "
-                              f"{train.save_every} and at most train.steps {train.steps}: the sweep compares with "
-                              "the adm and sam runs' checkpoints at that step")
+        if not all(isinstance(r, (int, float)) and r > 0 for r in self.rho_sweep.rhos):
+            raise ConfigError(f"rho_sweep.rhos {self.rho_sweep.rhos} must be > 0 (rho 0 is the adm run)")
         missing = sorted(set(self.flatness.surface_variants) - set(self.variants))
         if missing:
             raise ConfigError(f"flatness.surface_variants {missing} are not variants {sorted(self.variants)}")

@@ -3,16 +3,16 @@ the artifacts of flatlib.layout that the notebooks read.
 
     python -m flatlib.pipeline reference             data/reference.npz   (FID reference images)
     python -m flatlib.pipeline featurenet            data/featurenet.pt   (CPU-profile FID feature extractor)
-    python -m flatlib.pipeline sample   --variant V  samples/V/{weights}_T{T'}.npz (+ .png grid)
-    python -m flatlib.pipeline fid      --variant V  metrics/fid/V.json
-    python -m flatlib.pipeline quant    --variant V  metrics/quant/V.json, samples/quant/V/*.png
-    python -m flatlib.pipeline flatness --variant V  metrics/flatness/V.json
-    python -m flatlib.pipeline exposure --variant V  metrics/exposure/V.json
-    python -m flatlib.pipeline rho-train             runs/rho_sweep/rho_{rho}  (short SAM runs)
-    python -m flatlib.pipeline rho-sweep             metrics/rho_sweep.json
+    python -m flatlib.pipeline sample   --variant V --seed S  samples/V/seedS/{weights}_T{T'}.npz (+ .png grid)
+    python -m flatlib.pipeline fid      --variant V --seed S  metrics/fid/V/seedS.json
+    python -m flatlib.pipeline quant    --variant V --seed S  metrics/quant/V/seedS.json, samples/quant/V/seedS/
+    python -m flatlib.pipeline flatness --variant V --seed S  metrics/flatness/V/seedS.json
+    python -m flatlib.pipeline exposure --variant V --seed S  metrics/exposure/V/seedS.json
+    python -m flatlib.pipeline rho-train            --seed S  runs/rho_sweep/seedS/rho_{rho}  (SAM runs)
+    python -m flatlib.pipeline rho-sweep            --seed S  metrics/rho_sweep/seedS.json
 
 A Table 1 row is a (variant, weights) pair: ``adm/raw`` is "ADM", ``adm/ema`` "+EMA", ``adm/swa`` "+SWA"
-(SWA weights of the SWA phase ``runs/adm_swa``), ``ip/raw`` "+IP", and so on (flatlib.layout.PAPER_ROWS).
+(SWA weights of the SWA phase ``runs/adm_swa/seedS``), ``ip/raw`` "+IP", and so on (flatlib.layout.PAPER_ROWS).
 """
 from __future__ import annotations
 
@@ -31,12 +31,12 @@ from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.data import ArrayImageDataset, dataset_from_config, evaluation_subset
 from flatlib.exposure import exposure_of_run
 from flatlib.flatness import FlatnessConfig
-from flatlib.metrics import compute_metrics, save_feature_net, train_feature_net
+from flatlib.metrics import compute_metrics, load_images, save_feature_net, train_feature_net
 from flatlib.metrics import FIDConfig
 from flatlib.params import Params, load_params
 from flatlib.quant import quantize_model
 from flatlib.sample import sample_run, save_grid, save_samples
-from flatlib.train import train_run
+from flatlib.train import run_plateau, train_run
 
 
 def _write_json(path: Path, payload) -> None:
@@ -78,14 +78,16 @@ def stage_featurenet(params: Params, args) -> None:
 
 
 def stage_sample(params: Params, args) -> None:
+    """Every sample set of every (weights, T') row of one run: image seeds ``sample.seeds``, shared by every
+    model and training seed (paired)."""
     cfg, device = params.sample, _device(params)
     for weights in cfg.weights:
-        model, run, _ = load_model(layout.weights_run_dir(args.variant, weights), weights, device=device)
+        model, run, _ = load_model(layout.weights_run_dir(args.variant, args.seed, weights), weights, device=device)
         for respacing in cfg.respacings:
-            samples = sample_run(model, run, respacing, list(range(cfg.num)), cfg, device, args.progress)
-            out = layout.samples_file(args.variant, weights, respacing)
+            samples = sample_run(model, run, respacing, cfg.seeds, cfg, device, args.progress)
+            out = layout.samples_file(args.variant, args.seed, weights, respacing)
             save_samples(samples, out)
-            print(f"{args.variant}/{weights} T'={respacing}: {len(samples)} samples -> {out}")
+            print(f"{args.variant}/{weights} seed {args.seed} T'={respacing}: {len(samples)} samples -> {out}")
 
 
 def fid_of(samples, cfg: FIDConfig, device) -> dict:
@@ -96,40 +98,49 @@ def fid_of(samples, cfg: FIDConfig, device) -> dict:
                            kid=cfg.kid, prc=cfg.prc, batch_size=cfg.batch_size, device=device)
 
 
+def fid_of_sets(samples: torch.Tensor, params: Params, device) -> dict:
+    """Each metric of :func:`fid_of` as a list, one value per sample set of ``samples`` (sample.sets)."""
+    per_set = [fid_of(images, params.fid, device) for images in params.sample.split(samples)]
+    return {key: [scores[key] for scores in per_set] for key in per_set[0]}
+
+
 def stage_fid(params: Params, args) -> None:
     device, rows = _device(params), {}
     for weights in params.sample.weights:
         for respacing in params.sample.respacings:
-            scores = fid_of(layout.samples_file(args.variant, weights, respacing), params.fid, device)
+            samples = load_images(layout.samples_file(args.variant, args.seed, weights, respacing))
+            scores = fid_of_sets(samples, params, device)
             rows.setdefault(weights, {})[f"T{respacing}"] = scores
-            print(f"{layout.label(args.variant, weights):>10} T'={respacing}: FID {scores['fid']:.3f}")
-    _write_json(layout.variant_metrics("fid", args.variant),
-                dict(extractor=params.fid.extractor, num_samples=params.sample.num, rows=rows))
+            print(f"{layout.label(args.variant, weights):>10} seed {args.seed} T'={respacing}: FID per sample set "
+                  + ", ".join(f"{x:.3f}" for x in scores["fid"]))
+    _write_json(layout.variant_metrics("fid", args.variant, args.seed),
+                dict(extractor=params.fid.extractor, num_samples=params.sample.num, sets=params.sample.sets,
+                     rows=rows))
 
 
 def stage_quant(params: Params, args) -> None:
     cfg, device, results = params.quant, _device(params), {}
     for weights in params.sample.weights:
-        model, run, _ = load_model(layout.weights_run_dir(args.variant, weights), weights, device=device)
-        full = layout.samples_file(args.variant, weights, cfg.respacing)
-        row = {"32": dict(fid_of(full, params.fid, device), weight_rel_error=0.0)}
+        model, run, _ = load_model(layout.weights_run_dir(args.variant, args.seed, weights), weights, device=device)
+        full = load_images(layout.samples_file(args.variant, args.seed, weights, cfg.respacing))
+        row = {"32": dict(fid_of_sets(full, params, device), weight_rel_error=0.0)}
         for bits in cfg.bits:
             quantized, report = quantize_model(model, bits, per_channel=cfg.per_channel,
                                                layer_types=tuple(cfg.layer_types))
-            samples = sample_run(quantized, run, cfg.respacing, list(range(params.sample.num)), params.sample,
-                                 device, args.progress)
-            grid = layout.quant_grid_file(args.variant, weights, cfg.respacing, bits)
+            samples = sample_run(quantized, run, cfg.respacing, params.sample.seeds, params.sample, device,
+                                 args.progress)
+            grid = layout.quant_grid_file(args.variant, args.seed, weights, cfg.respacing, bits)
             grid.parent.mkdir(parents=True, exist_ok=True)
             save_grid(samples, grid)
-            row[str(bits)] = dict(fid_of(samples, params.fid, device), weight_rel_error=report["rel_error"])
-            print(f"{args.variant}/{weights} {bits}-bit: FID {row[str(bits)]['fid']:.3f} "
-                  f"(32-bit {row['32']['fid']:.3f}), weight error {report['rel_error']:.4f}")
+            row[str(bits)] = dict(fid_of_sets(samples, params, device), weight_rel_error=report["rel_error"])
+            print(f"{args.variant}/{weights} seed {args.seed} {bits}-bit: FID {np.mean(row[str(bits)]['fid']):.3f} "
+                  f"(32-bit {np.mean(row['32']['fid']):.3f}), weight error {report['rel_error']:.4f}")
         results[weights] = row
-    _write_json(layout.variant_metrics("quant", args.variant), dict(respacing=cfg.respacing, rows=results))
+    _write_json(layout.variant_metrics("quant", args.variant, args.seed), dict(respacing=cfg.respacing, rows=results))
 
 
 def loss_set(params: Params, device) -> flatness.DiffusionLossSet:
-    """The fixed (x0, t, eps) set: same images, timesteps and noise for every model and measure."""
+    """The fixed (x0, t, eps) set: same images, timesteps and noise for every model, seed and measure."""
     cfg = params.flatness
     diffusion = params.diffusion.build(params.model.learn_sigma)
     images = evaluation_subset(dataset_from_config(params.data), cfg.num_triples, params.seed)
@@ -160,63 +171,66 @@ def stage_flatness(params: Params, args) -> None:
     cfg, device = params.flatness, _device(params)
     losses, results = loss_set(params, device), {}
     for weights in params.sample.weights:
-        model, _, _ = load_model(layout.weights_run_dir(args.variant, weights), weights, device=device)
+        model, _, _ = load_model(layout.weights_run_dir(args.variant, args.seed, weights), weights, device=device)
         results[weights] = flatness_report(model, losses, cfg, params.seed, args.progress)
         if args.variant in cfg.surface_variants and weights in cfg.surface_weights:
             axis = np.linspace(-cfg.curve_span, cfg.curve_span, cfg.surface_points)
             results[weights]["surface"] = _to_builtin(
                 flatness.loss_surface_2d(model, losses, axis, axis, params.seed, progress=args.progress))
         lpf = results[weights]["lpf"]
-        print(f"{args.variant}/{weights}: base loss {next(iter(lpf.values()))['base_loss']:.4f}, "
+        print(f"{args.variant}/{weights} seed {args.seed}: base loss {next(iter(lpf.values()))['base_loss']:.4f}, "
               + ", ".join(f"MC sharpness(sigma={s}) {v['mc_sharpness']:.4f}" for s, v in lpf.items()))
-    _write_json(layout.variant_metrics("flatness", args.variant), results)
+    _write_json(layout.variant_metrics("flatness", args.variant, args.seed), results)
 
 
 def stage_exposure(params: Params, args) -> None:
     cfg, results = params.exposure, {}
     for weights in params.sample.weights:
-        results[weights] = exposure_of_run(layout.weights_run_dir(args.variant, weights), weights, cfg, params.seed,
-                                           params.sample.batch_size, _device(params), progress=args.progress)
-        print(f"{args.variant}/{weights}: exposure gap ({cfg.aggregate}) {results[weights]['gap_aggregate']:+.4f}")
-    _write_json(layout.variant_metrics("exposure", args.variant), results)
+        results[weights] = exposure_of_run(layout.weights_run_dir(args.variant, args.seed, weights), weights, cfg,
+                                           params.seed, params.sample.batch_size, _device(params),
+                                           progress=args.progress)
+        print(f"{args.variant}/{weights} seed {args.seed}: exposure gap ({cfg.aggregate}) "
+              f"{results[weights]['gap_aggregate']:+.4f}")
+    _write_json(layout.variant_metrics("exposure", args.variant, args.seed), results)
 
 
 def stage_rho_train(params: Params, args) -> None:
-    """Short SAM runs, one per extra rho, identical to the SAM variant but for rho and the number of steps."""
+    """The extra SAM runs of one training seed, one per rho, identical to the SAM variant's run but for rho."""
     for rho in params.rho_sweep.rhos:
-        run = params.run_config("sam", rho=rho)
-        run = dataclasses.replace(run, train=dataclasses.replace(run.train, steps=params.rho_sweep.steps))
-        train_run(run, layout.rho_run_dir(rho), restart=True, progress=args.progress)
+        train_run(params.run_config("sam", args.seed, rho=rho), layout.rho_run_dir(rho, args.seed), restart=True,
+                  progress=args.progress)
 
 
-def rho_runs(params: Params) -> dict[float, Path]:
-    """rho -> run folder: 0 is the ADM run, the SAM variant's rho its run, then every extra rho's short run."""
-    runs = {0.0: layout.run_dir("adm"), float(params.variant_rho("sam")): layout.run_dir("sam")}
-    runs.update({float(rho): layout.rho_run_dir(rho) for rho in params.rho_sweep.rhos})
+def rho_runs(params: Params, seed: int) -> dict[float, Path]:
+    """rho -> run folder of one training seed: 0 is the ADM run, the SAM variant's rho its run, then every
+    extra rho's run."""
+    runs = {0.0: layout.run_dir("adm", seed), float(params.variant_rho("sam")): layout.run_dir("sam", seed)}
+    runs.update({float(rho): layout.rho_run_dir(rho, seed) for rho in params.rho_sweep.rhos})
     return dict(sorted(runs.items()))
 
 
 def stage_rho_sweep(params: Params, args) -> None:
-    """FID (raw weights, T'), base loss and MC sharpness at ``rho_sweep.steps`` for every run of rho_runs."""
+    """Per rho of one training seed: FID per sample set (raw weights, T'), base loss, MC sharpness, and
+    whether the run reached its plateau."""
     cfg, device = params.rho_sweep, _device(params)
     losses, results = loss_set(params, device), {}
-    for rho, folder in tqdm(rho_runs(params).items(), desc="rho sweep", disable=not args.progress):
-        model, run, _ = load_model(folder, "raw", step=cfg.steps, device=device)
-        samples = sample_run(model, run, cfg.respacing, list(range(cfg.num_samples)), params.sample, device,
-                             progress=False)
+    for rho, folder in tqdm(rho_runs(params, args.seed).items(), desc="rho sweep", disable=not args.progress):
+        model, run, _ = load_model(folder, "raw", device=device)
+        samples = sample_run(model, run, cfg.respacing, params.sample.seeds, params.sample, device, progress=False)
         sharp = flatness.lpf(model, losses, cfg.sigma, params.flatness.draws, params.seed,
                              params.flatness.filter_relative)
-        results[str(rho)] = dict(fid=fid_of(samples, params.fid, device)["fid"], mc_sharpness=sharp["mc_sharpness"],
-                                 base_loss=sharp["base_loss"], lpf=sharp["lpf"], run=str(folder))
-        print(f"rho={rho}: {results[str(rho)]}")
-    _write_json(layout.RHO_SWEEP_METRICS, dict(steps=cfg.steps, sigma=cfg.sigma, respacing=cfg.respacing,
-                                               rows=results))
+        results[str(rho)] = dict(fid=fid_of_sets(samples, params, device)["fid"], mc_sharpness=sharp["mc_sharpness"],
+                                 base_loss=sharp["base_loss"], lpf=sharp["lpf"], run=str(folder),
+                                 plateau=run_plateau(folder))
+        print(f"rho={rho} seed {args.seed}: {results[str(rho)]}")
+    _write_json(layout.rho_sweep_metrics(args.seed), dict(sigma=cfg.sigma, respacing=cfg.respacing, rows=results))
 
 
 STAGES = {"reference": stage_reference, "featurenet": stage_featurenet, "sample": stage_sample, "fid": stage_fid,
           "quant": stage_quant, "flatness": stage_flatness, "exposure": stage_exposure,
           "rho-train": stage_rho_train, "rho-sweep": stage_rho_sweep}
 PER_VARIANT = ("sample", "fid", "quant", "flatness", "exposure")
+PER_SEED = PER_VARIANT + ("rho-train", "rho-sweep")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -224,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("stage", choices=sorted(STAGES), help="the stage to run")
     parser.add_argument("--variant", help=f"training variant (a key of params.yaml 'variants'); stages {PER_VARIANT}")
+    parser.add_argument("--seed", type=int, help=f"training seed (one of params.yaml 'seeds'); stages {PER_SEED}")
     parser.add_argument("--params", default="params.yaml", help="parameter file")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
     add_debug_flag(parser)
@@ -232,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         params = load_params(args.params)
         if args.stage in PER_VARIANT and args.variant not in params.variants:
             raise ConfigError(f"stage {args.stage} needs --variant, one of {sorted(params.variants)}")
+        if args.stage in PER_SEED and args.seed not in params.seeds:
+            raise ConfigError(f"stage {args.stage} needs --seed, one of params.yaml seeds {params.seeds}")
         torch.manual_seed(params.seed)
         STAGES[args.stage](params, args)
 

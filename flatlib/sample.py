@@ -21,7 +21,7 @@ from tqdm import tqdm
 from flatlib import atomic
 from flatlib.checkpoints import load_model
 from flatlib.layout import WEIGHT_KINDS
-from flatlib.config import StrictConfig, resolve_device
+from flatlib.config import ConfigError, StrictConfig, resolve_device
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
 from flatlib.quant import quantize_model
@@ -30,12 +30,28 @@ from flatlib.quant import quantize_model
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SampleConfig(StrictConfig):
     """params.yaml ``sample``: the Table 1 samples of every (variant, weights) row."""
-    num: int                              # samples per row and T' (paper: 50,000)
+    num: int                              # samples per set, row and T' (paper: 50,000)
+    sets: int = 1                         # disjoint sample sets, image seeds [k num, (k+1) num), shared by
+                                          # every model (paired); FID is reported as mean +- interval over them
     respacings: list = dataclasses.field(default_factory=lambda: [20, 100])
     weights: list = dataclasses.field(default_factory=lambda: ["raw", "ema", "swa"])
     batch_size: int = 256
     eps_scale: float = 1.0                # ADM-ES lambda; the paper samples with 1 (off)
     device: str = "auto"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num < 1 or self.sets < 1:
+            raise ConfigError(f"sample.num ({self.num}) and sample.sets ({self.sets}) must be >= 1")
+
+    @property
+    def seeds(self) -> list[int]:
+        """The image seeds of every sample set, set after set."""
+        return list(range(self.num * self.sets))
+
+    def split(self, images):
+        """The sample sets of ``images`` (generated from :attr:`seeds`): ``sets`` slices of ``num``."""
+        return [images[k * self.num:(k + 1) * self.num] for k in range(self.sets)]
 
 
 @torch.no_grad()

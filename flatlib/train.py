@@ -1,10 +1,13 @@
 """Training of every Table 1 variant from one entry point: ADM, +IP, +SAM, with EMA tracked inside each run
 and SWA as a separate phase resumed from a late checkpoint.
 
-    python -m flatlib.train --variant sam --out runs/sam                  # one CPU process
-    torchrun --nproc_per_node 8 -m flatlib.train --variant sam --out runs/sam --params paper/cifar10.yaml
-    python -m flatlib.train --variant sam --phase swa --init runs/sam --out runs/sam_swa
-    python -m flatlib.train --variant sam --out runs/sam --dry-run       # print the resolved config
+    python -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0            # one CPU process
+    torchrun --nproc_per_node 8 -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0 --params P
+    python -m flatlib.train --variant sam --seed 0 --phase swa --init runs/sam/seed0 --out runs/sam_swa/seed0
+    python -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0 --dry-run  # print the resolved config
+
+(P: params.yaml with a paper profile merged in, see flatlib.profiles.) The seed fixes the initial weights,
+the data order and the training noise; runs of one seed share the first two across variants (paired).
 
 The objective is the hybrid loss of improved DDPM (flatlib.diffusion.training_losses). A run folder holds
 ``config.yaml`` (resolved), ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
@@ -40,6 +43,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
@@ -50,8 +54,10 @@ from flatlib.averaging import EMA, SWA
 from flatlib.checkpoints import (configured_step, read_checkpoint, read_run_config, saved_steps, training_state_path,
                                  weights_path)
 from flatlib.config import ConfigError, StrictConfig, apply_overrides, load_yaml, resolve_device
-from flatlib.data import BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config, random_hflip
+from flatlib.data import (BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config,
+                          evaluation_subset, random_hflip)
 from flatlib.diffusion import DiffusionConfig, create_timestep_sampler
+from flatlib.flatness import DiffusionLossSet
 from flatlib.errors import (CorruptFileError, Interrupted, MissingInputError, RunFolderError, add_debug_flag,
                             cli_errors)
 from flatlib.sam import SAM
@@ -95,6 +101,10 @@ class TrainConfig(StrictConfig):
     log_every: int = 100
     save_every: int = 10000
     device: str = "auto"              # "auto": cuda:LOCAL_RANK when available, else cpu
+    plateau_triples: int = 256        # fixed (x0, t, eps) set (held-out images when data.holdout) whose
+                                      # L_simple is logged as eval_mse; 0 = off
+    plateau_window: float = 0.25      # the last fraction of training the plateau criterion looks at
+    plateau_tol: float = 0.02         # converged: |relative change of eval_mse over that window| < tol
 
     def __post_init__(self):
         super().__post_init__()
@@ -102,6 +112,8 @@ class TrainConfig(StrictConfig):
             raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if min(self.steps, self.batch_size, self.log_every, self.save_every) <= 0:
             raise ConfigError("train.steps, batch_size, log_every and save_every must be positive")
+        if not 0 < self.plateau_window <= 1 or self.plateau_tol <= 0 or self.plateau_triples < 0:
+            raise ConfigError("train.plateau_window must be in (0, 1], plateau_tol > 0, plateau_triples >= 0")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -124,7 +136,7 @@ class RunConfig(StrictConfig):
     swa: SWAConfig
 
 
-TRAIN_SECTIONS = ("seed", "data", "model", "diffusion", "optim", "train", "swa")
+TRAIN_SECTIONS = ("data", "model", "diffusion", "optim", "train", "swa")
 
 
 def variant_optim(optim: dict, variants: dict, variant: str) -> dict:
@@ -135,12 +147,14 @@ def variant_optim(optim: dict, variants: dict, variant: str) -> dict:
     return {**optim, **(variants[variant] or {})}
 
 
-def resolve_config(params: dict, variant: str) -> RunConfig:
-    """The run config of one variant from params.yaml's training sections alone (the training CLI, which
-    needs no evaluation section)."""
+def resolve_config(params: dict, variant: str, seed: int | None = None) -> RunConfig:
+    """The run config of one variant and training seed (default: the first of params.yaml ``seeds``, else 0)
+    from params.yaml's training sections alone (the training CLI, which needs no evaluation section)."""
+    if seed is None:
+        seed = (params.get("seeds") or [0])[0]
     sections = {key: params[key] for key in TRAIN_SECTIONS if key in params}
     sections["optim"] = variant_optim(sections.get("optim", {}), params.get("variants", {}), variant)
-    return RunConfig.from_dict(sections, "params")
+    return RunConfig.from_dict(dict(sections, seed=seed), "params")
 
 
 class Trainer:
@@ -318,6 +332,11 @@ class Trainer:
         if self.step < self.first_step:
             self.step = self.first_step
         log = RunningLog(self.out_dir / layout.RUN_LOG, self.diffusion.num_timesteps, self.device, enabled=self.rank == 0)
+        self.plateau_set = None
+        if cfg.train.plateau_triples and self.rank == 0:
+            source = dataset_from_config(cfg.data, "holdout") if cfg.data.holdout else dataset
+            images = evaluation_subset(source, cfg.train.plateau_triples, cfg.seed)
+            self.plateau_set = DiffusionLossSet(self.diffusion, images, seed=cfg.seed, device=self.device)
         self.model.train()
         bar = tqdm(total=self.last_step, initial=self.step, disable=not progress or self.rank != 0,
                    desc=f"{self.phase} {self.out_dir.name}", unit="step", dynamic_ncols=True)
@@ -343,9 +362,21 @@ class Trainer:
                        steps_per_second=round((self.step - start_step) / elapsed, 3) if elapsed else None,
                        final_loss=log.last.get("loss"), final_mse=log.last.get("mse"),
                        swa_snapshots=None if self.swa is None else self.swa.num_averaged)
+        if self.plateau_set is not None and self.phase == "train":
+            metrics["plateau"] = plateau_of_log(self.out_dir / layout.RUN_LOG, cfg.train.plateau_window,
+                                                cfg.train.plateau_tol)
         if self.rank == 0:
             atomic.write_json(self.out_dir / layout.RUN_METRICS, metrics, indent=2)
         return metrics
+
+    def plateau_loss(self) -> float:
+        """L_simple of the raw weights on the fixed (x0, t, eps) set (eval mode; consumes no random numbers,
+        so logging it leaves the run and its resume bitwise unchanged)."""
+        self.model.eval()
+        with torch.no_grad(), self._autocast():
+            loss = float(self.plateau_set(self.model))
+        self.model.train()
+        return loss
 
     def _train_one(self, batches, log: RunningLog, bar) -> None:
         """One step of the loop: SWA learning rate, batch, optimizer step, averaging, log."""
@@ -365,7 +396,8 @@ class Trainer:
         self.step += 1
         bar.update(1)
         if self.step % cfg.train.log_every == 0 or self.step == self.last_step:
-            row = log.flush(self.step, self.optimizer.param_groups[0]["lr"])
+            extra = {} if self.plateau_set is None else dict(eval_mse=self.plateau_loss())
+            row = log.flush(self.step, self.optimizer.param_groups[0]["lr"], extra)
             if row:
                 bar.set_postfix(loss=f"{row['loss']:.4f}", mse=f"{row['mse']:.4f}")
 
@@ -390,14 +422,14 @@ class RunningLog:
         self.quarter_counts.index_add_(0, quarter, torch.ones_like(out["loss"]))
         self.count += 1
 
-    def flush(self, step: int, lr: float) -> dict:
+    def flush(self, step: int, lr: float, extra: dict | None = None) -> dict:
         if not self.enabled or self.count == 0:
             return {}
         now = time.perf_counter()
         loss, mse, vb = (self.sums / self.count).tolist()
         quarters = (self.quarter_sums / self.quarter_counts.clamp(min=1)).tolist()
         row = dict(step=step, loss=loss, mse=mse, vb=vb, **{f"loss_q{i + 1}": q for i, q in enumerate(quarters)},
-                   lr=lr, steps_per_second=self.count / (now - self.tick))
+                   lr=lr, steps_per_second=self.count / (now - self.tick), **(extra or {}))
         new_file = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", newline="") as f:
@@ -449,6 +481,38 @@ class StopSignal:
 
 # ------------------------------------------------------------------------------------- run folders
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "log_every"), ("train", "save_every"), ("train", "device")}
+
+
+def plateau(steps, losses, window: float, tol: float) -> dict:
+    """The convergence criterion of a run: fit a line to ``losses`` (the fixed-set L_simple, ``eval_mse``)
+    logged in the last ``window`` fraction of the steps; ``rel_change`` is the fitted change across that
+    window relative to the fitted final loss, and the run has reached its plateau when ``|rel_change| < tol``.
+    A line, not two end points, so one noisy checkpoint neither hides a trend nor fakes one. Fewer than three
+    logged points in the window (a log_every too coarse for the run) cannot show a plateau: not converged."""
+    steps, losses = np.asarray(steps, dtype=float), np.asarray(losses, dtype=float)
+    start = steps[-1] - window * steps[-1]
+    inside = steps >= start
+    if inside.sum() < 3:  # too few points to fit a trend: not shown to have converged
+        return dict(rel_change=float("nan"), window=window, tol=tol, points=int(inside.sum()),
+                    final_eval_mse=float(losses[-1]) if len(losses) else float("nan"), converged=False)
+    slope, intercept = np.polyfit(steps[inside], losses[inside], 1)
+    final = slope * steps[-1] + intercept
+    rel_change = float(slope * (steps[-1] - start) / final)
+    return dict(rel_change=rel_change, window=window, tol=tol, points=int(inside.sum()),
+                final_eval_mse=float(final), converged=bool(abs(rel_change) < tol))
+
+
+def plateau_of_log(path: Path, window: float, tol: float) -> dict:
+    """:func:`plateau` of a run's ``log.csv`` (its ``eval_mse`` column)."""
+    with open(path) as f:
+        rows = [row for row in csv.DictReader(f) if row.get("eval_mse")]
+    return plateau([int(r["step"]) for r in rows], [float(r["eval_mse"]) for r in rows], window, tol)
+
+
+def run_plateau(run_dir: Path) -> dict | None:
+    """The plateau criterion a finished train phase recorded in its ``metrics.json`` (None if not measured)."""
+    path = Path(run_dir) / layout.RUN_METRICS
+    return json.loads(path.read_text()).get("plateau") if path.is_file() else None
 
 
 def code_digest() -> dict:
@@ -543,6 +607,9 @@ def main(argv: list[str] | None = None) -> dict | None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
     parser.add_argument("--variant", required=True, help="a key of params.yaml 'variants' (adm, ip, sam, ...)")
+    parser.add_argument("--seed", type=int,
+                        help="training seed: initial weights, data order, noise (default: the first of params.yaml "
+                             "'seeds', else 0)")
     parser.add_argument("--out", required=True, type=Path, help="run folder (resumes if it holds checkpoints)")
     parser.add_argument("--phase", choices=("train", "swa"), default="train")
     parser.add_argument("--init", type=Path, help="SWA phase: the run folder to start from (swa.start_step)")
@@ -556,7 +623,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     with cli_errors("train", args.debug):
-        cfg = resolve_config(apply_overrides(load_yaml(args.params), args.set), args.variant)
+        cfg = resolve_config(apply_overrides(load_yaml(args.params), args.set), args.variant, args.seed)
         if args.dry_run:
             yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
             return None

@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from flatlib import layout
 from flatlib.params import load_params
@@ -13,23 +12,16 @@ from flatlib.sources import import_closure
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def expand_stages(dvc: dict, params) -> dict[str, dict]:
-    """``name@key`` -> stage definition with ``${key}``/``${item}`` substituted (foreach over a list or
-    ``${variants}``), other ``${...}`` left as they are."""
-    stages = {}
-    for name, stage in dvc["stages"].items():
-        if "foreach" not in stage:
-            stages[name] = stage
-            continue
-        keys = list(params.variants) if stage["foreach"] == "${variants}" else stage["foreach"]
-        for key in keys:
-            text = yaml.safe_dump(stage["do"]).replace("${key}", key).replace("${item}", key)
-            stages[f"{name}@{key}"] = yaml.safe_load(text)
-    return stages
+def expand_stages(root: Path = ROOT) -> dict[str, dict]:
+    """``name@key`` -> {cmd, deps, outs, metrics} as DVC itself resolves dvc.yaml (foreach and matrix over
+    params.yaml's variants and seeds)."""
+    from dvc.repo import Repo
 
-
-def paths(entries) -> list[str]:
-    return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
+    with Repo(str(root)) as repo:
+        return {stage.addressing: dict(cmd=stage.cmd, deps=[d.def_path for d in stage.deps],
+                                       outs=[o.def_path for o in stage.outs if not o.metric],
+                                       metrics=[o.def_path for o in stage.outs if o.metric])
+                for stage in repo.index.stages}
 
 
 def module_of(cmd: str) -> str:
@@ -54,7 +46,7 @@ def code_deps(deps: list[str], root: Path = ROOT) -> set[str]:
 
 @pytest.fixture(scope="module")
 def stages():
-    return expand_stages(yaml.safe_load((ROOT / "dvc.yaml").read_text()), load_params(ROOT / "params.yaml"))
+    return expand_stages()
 
 
 def missing_and_extra(stage: dict, root: Path = ROOT) -> tuple[set, set]:
@@ -70,33 +62,36 @@ def test_every_stage_lists_exactly_the_code_it_imports(stages):
 
 
 def test_the_dependency_check_catches_a_deleted_dependency(stages):
-    stage = dict(stages["rho_sweep"])
+    stage = dict(stages["rho_sweep@0"])
     stage["deps"] = [d for d in stage["deps"] if d != "flatlib/flatness.py"]
     assert missing_and_extra(stage) == ({"flatlib/flatness.py"}, set())
 
 
 def test_stage_outputs_follow_the_layout(stages):
-    variants = list(load_params(ROOT / "params.yaml").variants)
-    expected = {"preflight": [layout.PREFLIGHT], "reference": [layout.REFERENCE], "featurenet": [layout.FEATURENET, layout.FEATURENET_METRICS],
-                "rho_train": [layout.RHO_RUNS], "rho_sweep": [layout.RHO_SWEEP_METRICS]}
-    for v in variants:
-        expected.update({f"train@{v}": [layout.run_dir(v)], f"swa@{v}": [layout.run_dir(v, "swa")],
-                         f"sample@{v}": [layout.samples_dir(v)], f"fid@{v}": [layout.variant_metrics("fid", v)],
-                         f"quant@{v}": [layout.quant_dir(v), layout.variant_metrics("quant", v)],
-                         f"flatness@{v}": [layout.variant_metrics("flatness", v)],
-                         f"exposure@{v}": [layout.variant_metrics("exposure", v)]})
+    params = load_params(ROOT / "params.yaml")
+    expected = {"preflight": [layout.PREFLIGHT], "reference": [layout.REFERENCE], "featurenet": [layout.FEATURENET, layout.FEATURENET_METRICS]}
+    for s in params.seeds:
+        expected.update({f"rho_train@{s}": [layout.rho_runs_dir(s)],
+                         f"rho_sweep@{s}": [layout.rho_sweep_metrics(s)]})
+        for v in params.variants:
+            expected.update({f"train@{v}-{s}": [layout.run_dir(v, s)], f"swa@{v}-{s}": [layout.run_dir(v, s, "swa")],
+                             f"sample@{v}-{s}": [layout.samples_dir(v, s)],
+                             f"fid@{v}-{s}": [layout.variant_metrics("fid", v, s)],
+                             f"quant@{v}-{s}": [layout.quant_dir(v, s), layout.variant_metrics("quant", v, s)],
+                             f"flatness@{v}-{s}": [layout.variant_metrics("flatness", v, s)],
+                             f"exposure@{v}-{s}": [layout.variant_metrics("exposure", v, s)]})
     expected.update({f"notebooks@{n}": [layout.report_notebook(n)] for n in layout.NOTEBOOK_NAMES})
-    written = {name: sorted(paths(s.get("outs")) + paths(s.get("metrics"))) for name, s in stages.items()}
+    written = {name: sorted(s["outs"] + s["metrics"]) for name, s in stages.items()}
     assert written == {name: sorted(p.as_posix() for p in ps) for name, ps in expected.items()}
     for name, outs in written.items():  # and the layout names the stage of each artifact it writes
         assert all(layout.stage_of(p) == name for p in outs if not p.startswith("reports/")), name
 
 
 def test_every_artifact_a_stage_reads_is_written_by_a_stage(stages):
-    written = {p for s in stages.values() for p in paths(s.get("outs")) + paths(s.get("metrics"))}
+    written = {p for s in stages.values() for p in s["outs"] + s["metrics"]}
     inputs = {"params.yaml", "metrics", "samples", "runs"}  # the notebooks read whole trees
     for name, stage in stages.items():
-        for dep in paths(stage.get("deps")):
+        for dep in stage["deps"]:
             if dep.split("/")[0] in ("flatlib", "notebooks") or dep in inputs:
                 continue
             assert dep in written, f"{name} depends on {dep}, which no stage writes"

@@ -51,15 +51,20 @@ def workspace():
 
 
 def test_every_stage_ran_and_wrote_its_artifacts(workspace):
+    params = load_params(workspace / "params.yaml")
+    seed = params.seeds[0]
     for variant in ("adm", "ip", "sam"):
-        fid = json.loads((workspace / layout.variant_metrics("fid", variant)).read_text())
+        fid = json.loads((workspace / layout.variant_metrics("fid", variant, seed)).read_text())
         assert set(fid["rows"]) == {"raw", "ema", "swa"}
         assert all(set(row) == {"T20", "T100"} for row in fid["rows"].values())
+        assert all(len(t["fid"]) == params.sample.sets for row in fid["rows"].values() for t in row.values())
+        plateau = json.loads((workspace / layout.run_dir(variant, seed) / layout.RUN_METRICS).read_text())["plateau"]
+        assert set(plateau) >= {"rel_change", "converged"}  # recorded (4 smoke steps converge nothing)
     for kind in layout.PER_VARIANT_METRICS:
-        assert sorted(p.stem for p in (workspace / layout.METRICS / kind).glob("*.json")) == ["adm", "ip", "sam"]
+        assert sorted(p.parent.name for p in (workspace / layout.METRICS / kind).glob("*/*.json")) == ["adm", "ip", "sam"]
     notebooks = sorted(p.stem for p in (workspace / "reports").glob("*.ipynb"))
     assert notebooks == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-    assert (workspace / layout.run_dir("sam", "swa") / layout.weights_file("swa", 4, 0.999)).is_file()
+    assert (workspace / layout.run_dir("sam", seed, "swa") / layout.weights_file("swa", 4, 0.999)).is_file()
 
 
 def test_second_repro_has_nothing_to_do(workspace):
@@ -71,9 +76,10 @@ def test_one_param_change_invalidates_only_its_readers(workspace):
     params = workspace / "params.yaml"
     original = params.read_text()
     try:
-        params.write_text(original.replace("aggregate: mean", "aggregate: max"))
+        params.write_text(original.replace("aggregate: mean_before_last", "aggregate: max"))
         status = json.loads(run(["dvc", "status", "--json"]))
-        readers = [f"exposure@{v}" for v in ("adm", "ip", "sam")] + ["preflight"]
+        seeds = load_params(params).seeds
+        readers = [f"exposure@{v}-{s}" for v in ("adm", "ip", "sam") for s in seeds] + ["preflight"]
         notebooks = [f"notebooks@{n}" for n in layout.NOTEBOOK_NAMES]  # they print the params (choices)
         assert sorted(status) == sorted(readers + notebooks)
     finally:

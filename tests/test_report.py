@@ -18,10 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS, WEIGHTS, RESPACINGS = ("adm", "ip", "sam"), ("raw", "ema", "swa"), (20, 100)
 
 
-def write_params(root: Path) -> None:
-    """The repository's params.yaml with the smoke profile applied (typed and checked like any workspace)."""
+SEEDS = (0, 1, 2)
+#: seed-to-seed variation of every measurement: small against the paper-like effects below, so that a clear
+#: difference is decided and a difference of the size of this noise is not
+JITTER = {0: -1.0, 1: 0.0, 2: 1.0}
+
+
+def write_params(root: Path, seeds=SEEDS) -> None:
+    """The repository's params.yaml with the smoke profile applied and ``seeds`` training seeds, 2 sample
+    sets (typed and checked like any workspace)."""
     shutil.copy2(ROOT / "params.yaml", root / "params.yaml")
     apply_profile("smoke", root / "params.yaml")
+    text = (root / "params.yaml").read_text().replace("seeds: [0]", f"seeds: {list(seeds)}")
+    (root / "params.yaml").write_text(text)
 
 
 def write_json(path: Path, payload) -> None:  # as flatlib.pipeline._write_json
@@ -36,71 +45,88 @@ def base_fid(variant, weights, respacing):
 
 
 def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, rho_sharpness=None,
-                   rho_loss=None) -> Path:
+                   seeds=SEEDS, noise: float = 0.01, unconverged=()) -> Path:
     """A workspace whose artifacts make every claim reproduce, unless the overrides say otherwise.
 
-    fid: {("sam", "raw", 20): value}; quant8: {variant: 8-bit FID of raw weights}; sharpness: {(variant,
-    weights): MC sharpness}; gap: {variant: exposure gap}; rho_sharpness: {rho: MC sharpness}; rho_loss: {rho:
-    base loss} (default 0.05: every rho run has learned)."""
+    Every value of seed s is its base value plus ``noise`` * JITTER[s] * scale (paired across rows), FID of
+    sample set k additionally +-0.05. fid: {("sam", "raw", 20): value}; quant8: {variant: 8-bit FID of raw
+    weights}; sharpness: {(variant, weights): MC sharpness}; gap: {variant: exposure gap}; rho_sharpness:
+    {rho: MC sharpness}; unconverged: {(run, seed)} whose plateau criterion failed."""
     fid, quant8, sharpness, gap = fid or {}, quant8 or {}, sharpness or {}, gap or {}
-    write_params(root)
+    write_params(root, seeds)
     value = lambda v, w, t: fid.get((v, w, t), base_fid(v, w, t))  # noqa: E731
-    for v in VARIANTS:
-        rows = {w: {f"T{t}": {"fid": value(v, w, t), "kid_mean": 0.1, "kid_std": 0.01} for t in RESPACINGS}
-                for w in WEIGHTS}
-        write_json(root / f"metrics/fid/{v}.json", {"extractor": "featurenet", "num_samples": 16, "rows": rows})
-    write_json(root / "metrics/featurenet.json", {"train_acc": 0.9, "val_acc": 0.85})
-    alphas = [-1.0, -0.5, 0.0, 0.5, 1.0]
-    for v in VARIANTS:
-        q = {}
-        for w in WEIGHTS:
-            f32 = value(v, w, 20)
-            f8 = quant8.get(v, f32 + (0.0 if v == "sam" else 5.0)) if w == "raw" else f32 + 1.0
-            q[w] = {"32": {"fid": f32, "weight_rel_error": 0.0}, "8": {"fid": f8, "weight_rel_error": 0.004},
-                    "4": {"fid": f32 + 20.0, "weight_rel_error": 0.07}}
-        write_json(root / f"metrics/quant/{v}.json", {"respacing": 20, "rows": q})
-        flat, expo = {}, {}
-        for w in WEIGHTS:
-            sharp = sharpness.get((v, w), 0.001 if v == "sam" else 0.004 - 0.001 * (w != "raw"))
-            base = 0.9
-            flat[w] = {"lpf": {s: {"lpf": base + sharp * k, "std_err": 1e-4, "base_loss": base,
-                                   "mc_sharpness": sharp * k} for s, k in (("0.005", 0.5), ("0.01", 1.0))},
-                       "curve": {"alphas": alphas, "base_loss": base,
-                                 "losses": [[base + 10 * sharp * a * a for a in alphas]]},
-                       "hessian_top_eigenvalue": {"eigenvalue": 100 * sharp, "iterations": 2, "converged": False},
-                       "hessian_trace": {"trace": 1000 * sharp, "std_err": 10 * sharp}}
-            if w == "raw" and v in ("adm", "sam"):
-                axis = [-1.0, 0.0, 1.0]
-                flat[w]["surface"] = {"alphas": axis, "betas": axis, "base_loss": base,
-                                      "losses": [[base + 10 * sharp * (a * a + b * b) for b in axis] for a in axis]}
-            t = [999, 500, 0]
-            g = gap.get(v, 1.0 if v == "sam" else 5.0) if w == "raw" else 2.0
-            training = [16.0, 15.0, 14.0]
-            expo[w] = {"t": t, "sampling_norm": [x + g for x in training], "training_norm": training,
-                       "gap": [g, g, g], "aggregate": "mean", "gap_aggregate": g, "gap_mean": g, "gap_max": g,
-                       "num_images": 8, "unit_noise_norm": 16.0}
-        write_json(root / f"metrics/flatness/{v}.json", flat)
-        write_json(root / f"metrics/exposure/{v}.json", expo)
-        for w in WEIGHTS:
-            for t in RESPACINGS:
-                grid = (np.arange(32 * 64).reshape(32, 64) * (3 + VARIANTS.index(v)) % 256).astype(np.uint8)
-                path = root / f"samples/{v}/{w}_T{t}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(grid).save(path)
-            for bits in (8, 4):
-                path = root / f"samples/quant/{v}/{w}_T20_{bits}bit.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(np.full((32, 64), 10 * bits, np.uint8)).save(path)
-        for folder in (f"runs/{v}", f"runs/{v}_swa"):
-            (root / folder).mkdir(parents=True, exist_ok=True)
-            (root / folder / "log.csv").write_text("step,loss,mse,vb,lr\n2,1.0,0.9,0.1,0.0002\n4,0.8,0.7,0.1,0.0002\n")
-    rho_sharpness = rho_sharpness or {0.0: 0.003, 0.1: 0.002, 0.5: 0.001}
-    write_json(root / "metrics/rho_sweep.json", {
-        "steps": 2, "sigma": 0.01, "respacing": 20,
-        "rows": {str(float(r)): {"fid": 40.0 - r, "mc_sharpness": s, "base_loss": (rho_loss or {}).get(r, 0.05),
-                                 "lpf": (rho_loss or {}).get(r, 0.05) + s, "run": "runs/x"}
-                 for r, s in rho_sharpness.items()}})
+    sets = (-0.05, 0.05)
+    for s in seeds:
+        j = noise * JITTER[s]
+        for v in VARIANTS:
+            rows = {w: {f"T{t}": {"fid": [value(v, w, t) + 10 * j + d for d in sets], "kid_mean": [0.1, 0.1]}
+                        for t in RESPACINGS} for w in WEIGHTS}
+            write_json(root / f"metrics/fid/{v}/seed{s}.json",
+                       {"extractor": "featurenet", "num_samples": 16, "sets": 2, "rows": rows})
+        alphas = [-1.0, -0.5, 0.0, 0.5, 1.0]
+        for v in VARIANTS:
+            q = {}
+            for w in WEIGHTS:
+                f32 = value(v, w, 20) + 10 * j
+                f8 = quant8.get(v, f32 - 10 * j + (0.0 if v == "sam" else 5.0)) + 10 * j if w == "raw" else f32 + 1.0
+                q[w] = {"32": {"fid": [f32 + d for d in sets], "weight_rel_error": 0.0},
+                        "8": {"fid": [f8 + d for d in sets], "weight_rel_error": 0.004},
+                        "4": {"fid": [f32 + 20.0 + d for d in sets], "weight_rel_error": 0.07}}
+            write_json(root / f"metrics/quant/{v}/seed{s}.json", {"respacing": 20, "rows": q})
+            flat, expo = {}, {}
+            for w in WEIGHTS:
+                sharp = sharpness.get((v, w), 0.001 if v == "sam" else 0.004 - 0.001 * (w != "raw")) * (1 + j)
+                base = 0.9
+                flat[w] = {"lpf": {sig: {"lpf": base + sharp * k, "std_err": 1e-4, "base_loss": base,
+                                         "mc_sharpness": sharp * k} for sig, k in (("0.005", 0.5), ("0.01", 1.0))},
+                           "curve": {"alphas": alphas, "base_loss": base,
+                                     "losses": [[base + 10 * sharp * a * a for a in alphas]]},
+                           "hessian_top_eigenvalue": {"eigenvalue": 100 * sharp, "iterations": 2, "converged": False},
+                           "hessian_trace": {"trace": 1000 * sharp, "std_err": 10 * sharp}}
+                if w == "raw" and v in ("adm", "sam"):
+                    axis = [-1.0, 0.0, 1.0]
+                    flat[w]["surface"] = {"alphas": axis, "betas": axis, "base_loss": base,
+                                          "losses": [[base + 10 * sharp * (a * a + b * b) for b in axis] for a in axis]}
+                t = [999, 500, 0]
+                g = (gap.get(v, 1.0 if v == "sam" else 5.0) if w == "raw" else 2.0) + 10 * j
+                training = [16.0, 15.0, 14.0]
+                expo[w] = {"t": t, "sampling_norm": [x + g for x in training], "training_norm": training,
+                           "gap": [g, g, g + 3.0], "aggregate": "mean_before_last", "gap_aggregate": g,
+                           "num_images": 8, "unit_noise_norm": 16.0}
+            write_json(root / f"metrics/flatness/{v}/seed{s}.json", flat)
+            write_json(root / f"metrics/exposure/{v}/seed{s}.json", expo)
+            for w in WEIGHTS:
+                for t in RESPACINGS:
+                    grid = (np.arange(32 * 64).reshape(32, 64) * (3 + VARIANTS.index(v)) % 256).astype(np.uint8)
+                    path = root / f"samples/{v}/seed{s}/{w}_T{t}.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(grid).save(path)
+                for bits in (8, 4):
+                    path = root / f"samples/quant/{v}/seed{s}/{w}_T20_{bits}bit.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(np.full((32, 64), 10 * bits, np.uint8)).save(path)
+            for folder in (f"runs/{v}/seed{s}", f"runs/{v}_swa/seed{s}"):
+                (root / folder).mkdir(parents=True, exist_ok=True)
+                (root / folder / "log.csv").write_text("step,loss,mse,vb,lr,eval_mse\n2,1.0,0.9,0.1,0.0002,0.95\n"
+                                                       "4,0.8,0.7,0.1,0.0002,0.75\n")
+            write_plateau(root / f"runs/{v}/seed{s}", (v, s) not in unconverged)
+        sweep = rho_sharpness or {0.0: 0.003, 0.1: 0.002, 0.5: 0.001}
+        for rho in sweep:
+            if rho not in (0.0, 0.1):
+                write_plateau(root / f"runs/rho_sweep/seed{s}/rho_{rho}", (f"sam rho={rho:g}", s) not in unconverged)
+        write_json(root / f"metrics/rho_sweep/seed{s}.json", {
+            "sigma": 0.01, "respacing": 20,
+            "rows": {str(float(r)): {"fid": [40.0 - r + 10 * j + d for d in sets], "mc_sharpness": x * (1 + j),
+                                     "base_loss": 0.05, "lpf": 0.05 + x, "run": "runs/x",
+                                     "plateau": {"converged": True}}
+                     for r, x in sweep.items()}})
     return root
+
+
+def write_plateau(folder: Path, converged: bool) -> None:
+    write_json(folder / "metrics.json", {"phase": "train", "plateau": {
+        "rel_change": -0.01 if converged else -0.05, "window": 0.25, "tol": 0.02, "points": 9,
+        "final_eval_mse": 0.16, "converged": converged}})
 
 
 def verdict(ws, claim_id):
@@ -109,36 +135,74 @@ def verdict(ws, claim_id):
 
 def test_every_claim_reproduces_on_paper_like_numbers(tmp_path):
     df = report.claims(make_workspace(tmp_path))
-    assert list(df.columns) == ["group", "claim", "paper", "measured", "rule", "verdict"]
+    assert list(df.columns) == ["group", "claim", "paper", "measured", "rule", "verdict", "seeds", "runs"]
     assert (df["verdict"] == "reproduced").all(), df[df["verdict"] != "reproduced"]
-    assert set(df["group"]) == set(CLAIM_GROUPS)
+    assert set(df["group"]) == set(CLAIM_GROUPS) and (df["seeds"] == 3).all()
+    assert (df["runs"].str.startswith("all ")).all()
 
 
-@pytest.mark.parametrize("sam_fid, expected", [(29.0, "reproduced"), (31.0, "not reproduced"),
-                                               (30.0002, "not reproduced")])  # a printed tie fails
-def test_sam_vs_adm_fid_verdict_flips(tmp_path, sam_fid, expected):
-    ws = make_workspace(tmp_path, fid={("sam", "raw", 20): sam_fid})
+@pytest.mark.parametrize("sam_fid, noise, expected", [
+    (29.0, 0.01, "reproduced"),       # 1.0 below ADM, seed noise +-0.1
+    (31.0, 0.01, "contradicted"),     # 1.0 above
+    (30.0, 0.01, "inconclusive"),     # no difference
+    (29.0, 0.3, "reproduced"),        # paired: the shared seed noise cancels in the difference
+])
+def test_sam_vs_adm_fid_verdict_has_three_outcomes(tmp_path, sam_fid, noise, expected):
+    ws = make_workspace(tmp_path, fid={("sam", "raw", 20): sam_fid}, noise=noise)
     assert verdict(ws, "sam_T20") == expected
     assert verdict(ws, "sam_T100") == "reproduced"  # T'=100 untouched
 
 
-def test_combined_and_indirect_fid_claims_flip(tmp_path):
-    ws = make_workspace(tmp_path, fid={("sam", "ema", 100): 99.0, ("adm", "swa", 20): 31.0})
+def test_an_unpaired_overlap_is_inconclusive(tmp_path):
+    ws = make_workspace(tmp_path, fid={("sam", "raw", 20): 29.0}, noise=0.01)
+    for s, shift in zip(SEEDS, (-3.0, 2.5, -1.0)):  # SAM's seeds scatter more than the 1.0 effect
+        path = ws / f"metrics/fid/sam/seed{s}.json"
+        data = json.loads(path.read_text())
+        data["rows"]["raw"]["T20"]["fid"] = [x + shift for x in data["rows"]["raw"]["T20"]["fid"]]
+        write_json(path, data)
     df = report.claims(ws)
-    assert df.loc["sam_ema", "verdict"] == "not reproduced"  # must hold at both T'
-    assert df.loc["swa", "verdict"] == "not reproduced"
-    assert df.loc["ema", "verdict"] == "reproduced"
+    assert df.loc["sam_T20", "verdict"] == "inconclusive"
+    assert "difference -" in df.loc["sam_T20", "measured"] and " ± " in df.loc["sam_T20", "measured"]
 
 
-def test_flatness_quant_exposure_rho_verdicts_flip(tmp_path):
+def test_a_single_seed_decides_nothing(tmp_path):
+    df = report.claims(make_workspace(tmp_path, seeds=(0,)))
+    assert (df["verdict"] == "inconclusive").all() and (df["seeds"] == 1).all()
+
+
+def test_combined_and_indirect_fid_claims(tmp_path):
+    ws = make_workspace(tmp_path, fid={("sam", "ema", 100): 99.0, ("adm", "swa", 20): 31.0,
+                                       ("adm", "ema", 100): 25.0})
+    df = report.claims(ws)
+    assert df.loc["sam_ema", "verdict"] == "contradicted"  # must hold at both T'
+    assert df.loc["swa", "verdict"] == "contradicted"
+    assert df.loc["ema", "verdict"] == "inconclusive"       # T'=20 reproduced, T'=100 a tie
+
+
+def test_flatness_quant_exposure_rho_verdicts(tmp_path):
     ws = make_workspace(tmp_path, sharpness={("adm", "swa"): 0.0005}, quant8={"sam": 20.0},
                         gap={"sam": 9.0}, rho_sharpness={0.0: 0.003, 0.1: 0.004, 0.5: 0.001})
     df = report.claims(ws)
-    assert df.loc["mc_sharpness", "verdict"] == "not reproduced"
+    assert df.loc["mc_sharpness", "verdict"] == "contradicted"
     assert "sigma=0.01" in df.loc["mc_sharpness", "measured"] and "sigma=0.005" in df.loc["mc_sharpness", "measured"]
-    assert df.loc["quant_8bit", "verdict"] == "not reproduced"
-    assert df.loc["exposure", "verdict"] == "not reproduced"
-    assert df.loc["rho", "verdict"] == "not reproduced"
+    assert df.loc["quant_8bit", "verdict"] == "contradicted"
+    assert df.loc["exposure", "verdict"] == "contradicted"
+    assert df.loc["rho", "verdict"] == "contradicted"
+
+
+def test_a_claim_on_an_unconverged_run_says_so(tmp_path, capsys):
+    ws = make_workspace(tmp_path, unconverged={("sam", 1), ("sam rho=0.5", 2)})
+    df = report.claims(ws)
+    assert df.loc["sam_T20", "runs"] == "NOT converged: sam seed 1"
+    assert df.loc["ema", "runs"] == "all 3 converged"
+    assert df.loc["rho", "runs"] == "NOT converged: sam seed 1, sam rho=0.5 seed 2"
+    report.print_verdicts(df, ws)
+    out = capsys.readouterr().out
+    assert "judged on unconverged runs: NOT converged: sam seed 1" in out
+    assert "15 claims: 15 reproduced, 0 contradicted, 0 inconclusive." in out
+    assert "Rule: paired difference over training seeds" in out
+    plateau = report.plateau_table(ws)
+    assert not plateau.loc[("sam", 1), "converged"] and plateau.loc[("adm", 0), "converged"]
 
 
 def test_table1_has_nine_rows_with_the_papers_numbers(tmp_path):
@@ -146,7 +210,8 @@ def test_table1_has_nine_rows_with_the_papers_numbers(tmp_path):
     table = report.table1(ws)
     assert list(table.index) == list(PAPER_TABLE1)
     assert table.loc["ADM", "paper T'=20"] == 34.47 and table.loc["+SAM+SWA", "paper T'=100"] == 2.96
-    assert table.loc["+SAM", "measured T'=20"] == 10.0
+    assert table.loc["+SAM", "measured T'=20"] == pytest.approx(10.0)
+    assert table.loc["+SAM", "measured T'=20 ±"] == pytest.approx(4.302653 * 0.1 / np.sqrt(3), rel=1e-5)
     assert table.loc["+SAM+EMA", "measured rank T'=20"] == 1.0
     paper = report.paper_table1()
     assert paper.shape == (9, 6) and paper.loc["+IP", "FFHQ T'=100"] == 13.55
@@ -160,26 +225,34 @@ def test_other_tables_and_printed_text(tmp_path, capsys):
     assert len(quant) == 9 and quant.loc["ADM", "paper FID 8-bit"] == 48.02
     assert quant.loc["ADM", "dFID 8-bit"] == pytest.approx(5.0)
     assert "MC sharp s=0.005" in flat and "MC sharp s=0.01" in flat and len(flat) == 9
-    assert report.exposure_table(ws).loc["+SAM", "paper gap"] == 3.32
-    assert list(report.rho_table(ws).index) == [0.0, 0.1, 0.5]
+    assert flat.loc["ADM", "power iteration converged"] == "0/3"
+    exposure = report.exposure_table(ws)
+    assert exposure.loc["+SAM", "paper gap"] == 3.32
+    assert exposure.loc["ADM", "gap (mean_before_last)"] == pytest.approx(5.0)
+    assert exposure.loc["ADM", "gap at t=0"] == pytest.approx(8.0)
+    rho = report.rho_table(ws)
+    assert list(rho.index) == [0.0, 0.1, 0.5] and rho.loc[0.5, "converged"] == "3/3"
     report.show_table(report.table1(ws), ws, "table1_fid", title="T1")
     report.print_claims(report.claims(ws), ws)
     report.print_choices(ws, "quantization")
     out = capsys.readouterr().out
-    assert "34.47" in out and "10.000" in out
+    assert "34.47" in out and "10.000 ± 0.248" in out
+    assert "± = half-width of the 95% t-interval over 3 training seeds." in out
     assert "quant.per_channel = False  # reproduction choice: symmetric per-tensor round-to-nearest" in out
     assert str(tmp_path) not in out  # nothing absolute in compared text
     assert (tmp_path / "reports/tables/table1_fid.csv").is_file() and (tmp_path / "reports/tables/claims.csv").is_file()
 
 
 @pytest.mark.parametrize("relpath, stage, call", [
-    ("metrics/quant/sam.json", "quant@sam", report.quant_table),
-    ("metrics/fid/adm.json", "fid@adm", report.table1),
-    ("metrics/rho_sweep.json", "rho_sweep", report.rho_table),
-    ("metrics/exposure/sam.json", "exposure@sam", report.claims),
-    ("metrics/flatness/ip.json", "flatness@ip", report.claims),
-    ("runs/sam_swa/log.csv", "swa@sam", lambda ws: artifacts.load_training_log(ws, "sam", "swa")),
-    ("samples/adm/ema_T100.png", "sample@adm", lambda ws: report.plot_samples(ws, 100, show=False)),
+    ("metrics/quant/sam/seed1.json", "quant@sam-1", report.quant_table),
+    ("metrics/fid/adm/seed0.json", "fid@adm-0", report.table1),
+    ("metrics/rho_sweep/seed2.json", "rho_sweep@2", report.rho_table),
+    ("metrics/exposure/sam/seed0.json", "exposure@sam-0", report.claims),
+    ("metrics/flatness/ip/seed2.json", "flatness@ip-2", report.claims),
+    ("runs/sam_swa/seed1/log.csv", "swa@sam-1", lambda ws: artifacts.load_training_log(ws, "sam", 1, "swa")),
+    ("runs/sam/seed2/metrics.json", "train@sam-2", report.plateau_table),
+    ("runs/rho_sweep/seed1/rho_0.5/metrics.json", "rho_train@1", report.plateau_table),
+    ("samples/adm/seed0/ema_T100.png", "sample@adm-0", lambda ws: report.plot_samples(ws, 100, show=False)),
 ])
 def test_missing_artifact_names_file_and_stage(tmp_path, relpath, stage, call):
     ws = make_workspace(tmp_path)
@@ -192,8 +265,10 @@ def test_missing_artifact_names_file_and_stage(tmp_path, relpath, stage, call):
 def test_figures_have_deterministic_bytes(tmp_path):
     ws = make_workspace(tmp_path)
     plots = [report.plot_loss_curves, report.plot_loss_surfaces, report.plot_noise_norms, report.plot_rho_sweep,
-             report.plot_fid_vs_paper, lambda w, show: report.plot_quant_samples(w, show=show)]
-    names = ["loss_curves_1d", "loss_surfaces_2d", "noise_norms", "rho_sweep", "fid_vs_paper", "quant_samples_raw"]
+             report.plot_fid_vs_paper, lambda w, show: report.plot_quant_samples(w, show=show),
+             report.plot_exposure_gap, report.plot_hessian, report.plot_training_loss]
+    names = ["loss_curves_1d", "loss_surfaces_2d", "noise_norms", "rho_sweep", "fid_vs_paper", "quant_samples_raw",
+             "exposure_gap", "hessian", "training_loss"]
     first = {}
     for plot, name in zip(plots, names):
         plot(ws, show=False)
@@ -218,9 +293,3 @@ def test_stored_notebooks_are_clean_and_parameterized():
         assert len(params) == 1 and params[0].source.startswith('workspace = ".."'), name
         assert len(nb.cells) <= 12 and nb.cells[0].cell_type == "markdown"
         assert any(c.cell_type == "markdown" and "Reproduction choices" in c.source for c in nb.cells)
-
-
-def test_rho_verdict_fails_when_a_run_has_not_learned(tmp_path):
-    ws = make_workspace(tmp_path, rho_loss={0.5: 1.01})  # sharpness still falls with rho, but rho 0.5 is untrained
-    assert verdict(ws, "rho") == "not reproduced"
-    assert "rho=0.5 did not learn (base loss 1.01000)" in report.claims(ws).loc["rho", "measured"]

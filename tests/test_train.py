@@ -157,3 +157,53 @@ def test_changed_config_is_refused_unless_restart(tmp_path):
     assert run(tmp_path, "adm", out, train__steps=4, train__save_every=2)["steps_run"] == 2  # longer run resumes
     metrics = run(tmp_path, "adm", out, "--restart-if-changed", train__steps=2, train__save_every=2, optim__lr=0.5)
     assert metrics["steps_run"] == 2 and not (out / "model000004.pt").exists()
+
+
+def test_seed_plumbing_pairs_variants_and_separates_seeds(tmp_path, monkeypatch):
+    """The same training seed gives every variant the same initial weights and the same batches (a paired
+    design); another seed gives other weights and other batches."""
+    seen = {}
+
+    def record(self, x0):
+        seen.setdefault(self._key, []).append(x0.clone())
+        return original(self, x0)
+
+    original = train.Trainer.training_step
+    monkeypatch.setattr(train.Trainer, "training_step", record)
+    initial = {}
+    for variant, seed in (("adm", 0), ("sam_ip", 0), ("adm", 1)):
+        cfg = train.resolve_config(copy.deepcopy(TINY), variant, seed)
+        assert cfg.seed == seed
+        trainer = train.Trainer(cfg, tmp_path / f"{variant}{seed}")
+        trainer._key = (variant, seed)
+        initial[(variant, seed)] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        trainer.run(progress=False)
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)  # noqa: E731
+    assert same(initial[("adm", 0)], initial[("sam_ip", 0)])
+    assert not same(initial[("adm", 0)], initial[("adm", 1)])
+    assert all(torch.equal(a, b) for a, b in zip(seen[("adm", 0)], seen[("sam_ip", 0)]))
+    assert not all(torch.equal(a, b) for a, b in zip(seen[("adm", 0)], seen[("adm", 1)]))
+
+
+def test_plateau_criterion_on_synthetic_curves():
+    import numpy as np
+
+    steps = np.arange(50, 2001, 50)
+    settled = 0.15 + 0.05 * np.exp(-steps / 200.0)          # flat long before the last quarter
+    assert train.plateau(steps, settled, 0.25, 0.02)["converged"]
+    noisy = settled + 0.002 * np.random.default_rng(0).standard_normal(len(steps))  # +-1.3% checkpoint noise
+    assert train.plateau(steps, noisy, 0.25, 0.02)["converged"]
+    falling = 0.2 - 0.00002 * steps                         # still descending: -6% over the last 500 steps
+    result = train.plateau(steps, falling, 0.25, 0.02)
+    assert not result["converged"] and result["rel_change"] == pytest.approx(-0.01 / 0.16)
+    assert result["points"] == 11
+    too_few = train.plateau(steps[-2:], falling[-2:], 0.25, 0.02)  # no trend can be fitted: not shown
+    assert not too_few["converged"] and too_few["points"] == 2
+
+
+def test_every_run_records_its_plateau(tmp_path):
+    out = tmp_path / "run"
+    run(tmp_path, "adm", out, train__log_every=1)
+    plateau = json.loads((out / "metrics.json").read_text())["plateau"]
+    assert set(plateau) == {"rel_change", "window", "tol", "points", "final_eval_mse", "converged"}
+    assert "eval_mse" in (out / "log.csv").read_text().splitlines()[0]

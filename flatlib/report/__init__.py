@@ -12,18 +12,20 @@ Modules
     tables      pandas DataFrames at full precision; ``show_table`` prints them rounded and writes
                 ``reports/tables/NAME.csv``
     figures     ``plot_*``: each saves ``reports/figures/NAME.png`` with deterministic bytes and shows it inline
-    claims      ``claims(workspace, group)``: every paper claim with its rule and verdict; profile notes and
-                the params.yaml reproduction choices behind each notebook
+    claims      ``claims(workspace, group)``: every paper claim with its paired difference, interval and
+                three-valued verdict (flatlib.stats); profile notes and the params.yaml reproduction choices
+                behind each notebook
 
 The names below are what the notebooks use. Printed text is what CI compares (nbval compares text/plain and
-stream outputs, never image/png), so every number is printed rounded and every verdict is decided on those
-rounded values. Nothing printed holds a timing or an absolute path.
+stream outputs, never image/png), so every number is printed rounded (means ± interval half-widths over
+training seeds). Nothing printed holds a timing or an absolute path.
 """
 from flatlib.report.claims import (claims, print_choices, print_claims, print_extractor_note,  # noqa: F401
                                    print_profile_note, print_verdicts)
 from flatlib.report.figures import (plot_exposure_gap, plot_fid_vs_paper, plot_hessian,  # noqa: F401
                                     plot_loss_curves, plot_loss_surfaces, plot_noise_norms, plot_quant_samples,
                                     plot_rho_sweep, plot_samples, plot_training_loss)
+from flatlib.report.artifacts import plateau_table  # noqa: F401
 from flatlib.report.paper import RESPACINGS  # noqa: F401
 from flatlib.report.tables import (exposure_table, flatness_table, paper_table1, quant_table,  # noqa: F401
-                                   rank_agreement, rho_table, show_table, table1)
+                                   interval_note, rank_agreement, rho_table, show_table, table1)

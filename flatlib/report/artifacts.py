@@ -16,7 +16,7 @@ from flatlib.params import Params, load_params as _parse_params
 #: Decimals printed (and compared) per quantity of fixed scale. FID is printed with 3 decimals: two runs
 #: whose FIDs agree within +-0.0005 print the same text, and a verdict compares the printed values.
 DECIMALS = {"fid": 3, "paper": 2, "kid": 4, "loss": 5, "weight_error": 5, "norm": 4, "corr": 4, "accuracy": 4,
-            "rank": 1, "int": 0}
+            "rank": 1, "int": 0, "rel": 4}
 #: Significant figures for quantities whose scale spans orders of magnitude between profiles.
 SIGNIFICANT = {"sharpness": 4, "hessian": 4, "gap": 4}
 
@@ -50,14 +50,34 @@ def with_kinds(df: pd.DataFrame, kinds: dict) -> pd.DataFrame:
     return df
 
 
+#: A column "X" with a companion column "X" + HALF_WIDTH holds means; the companion their interval's
+#: half-width. Printed tables show the pair as one column "mean ± half-width".
+HALF_WIDTH = " ±"
+
+
 def format_table(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy with every column of known kind (``df.attrs["kinds"]``: column -> kind) rounded as printed."""
+    """A copy with every column of known kind (``df.attrs["kinds"]``: column -> kind) rounded as printed, and
+    every mean column with a half-width companion merged into one "mean ± half-width" text column."""
     out = df.copy()
-    for column, kind in df.attrs.get("kinds", {}).items():
-        if column in out.columns:
+    kinds = df.attrs.get("kinds", {})
+    for column in list(out.columns):
+        kind = kinds.get(column)
+        if kind is None or column.endswith(HALF_WIDTH):
+            continue
+        if column + HALF_WIDTH in out.columns:
+            out[column] = [fmt_interval(m, h, kind) for m, h in zip(out[column], out[column + HALF_WIDTH])]
+            out = out.drop(columns=column + HALF_WIDTH)
+        else:
             out[column] = [round_value(v, kind) if isinstance(v, (int, float)) and not isinstance(v, bool)
                            else v for v in out[column]]
     return out
+
+
+def fmt_interval(mean, half_width, kind: str, sign: bool = False) -> str:
+    """"mean ± half-width" as printed (the half-width omitted where there is none: a single replicate)."""
+    if half_width is None or (isinstance(half_width, float) and not math.isfinite(half_width)):
+        return fmt(mean, kind, sign)
+    return f"{fmt(mean, kind, sign)} ± {fmt(half_width, kind)}"
 
 
 def table_text(df: pd.DataFrame) -> str:
@@ -98,52 +118,91 @@ def load_params(workspace) -> Params:
     return _parse_params(path)
 
 
+def seeds(workspace) -> list[int]:
+    """The training seeds of the workspace's params (every run and measurement exists once per seed)."""
+    return list(load_params(workspace).seeds)
+
+
+def _per_seed(workspace, kind: str, variant: str) -> list[dict]:
+    return [_json(workspace, layout.variant_metrics(kind, variant, s)) for s in seeds(workspace)]
+
+
 def load_fid(workspace) -> dict:
-    """metrics/fid/V.json of every variant as {extractor, num_samples, rows: {"variant/weights": {"T20": {fid,
-    kid_mean, ...}}}}."""
+    """metrics/fid/V/seedS.json of every variant and seed as {extractor, num_samples, sets, rows: {"variant/
+    weights": {"T20": {metric: array[seed, sample set]}}}} (fid, kid_mean, precision, recall, ...)."""
     merged = {"rows": {}}
     for variant in variants(workspace):
-        data = _json(workspace, layout.variant_metrics("fid", variant))
-        merged.update(extractor=data["extractor"], num_samples=data["num_samples"])
-        merged["rows"].update({f"{variant}/{w}": by_t for w, by_t in data["rows"].items()})
+        per_seed = _per_seed(workspace, "fid", variant)
+        merged.update(extractor=per_seed[0]["extractor"], num_samples=per_seed[0]["num_samples"],
+                      sets=per_seed[0].get("sets", 1))
+        for weights, by_t in per_seed[0]["rows"].items():
+            merged["rows"][f"{variant}/{weights}"] = {
+                t: {metric: np.asarray([d["rows"][weights][t][metric] for d in per_seed], dtype=float)
+                    for metric in scores} for t, scores in by_t.items()}
     return merged
 
 
 def load_quant(workspace, variant: str) -> dict:
-    """metrics/quant/V.json: {respacing, rows: {weights: {"32"|"8"|"4": {fid, weight_rel_error, ...}}}}."""
-    return _json(workspace, layout.variant_metrics("quant", variant))
+    """metrics/quant/V/seedS.json of every seed as {respacing, rows: {weights: {"32"|"8"|"4": {"fid":
+    array[seed, sample set], "weight_rel_error": array[seed]}}}}."""
+    per_seed = _per_seed(workspace, "quant", variant)
+    rows_ = {w: {b: {k: np.asarray([d["rows"][w][b][k] for d in per_seed], dtype=float) for k in ("fid", "weight_rel_error")}
+                 for b in by_bits} for w, by_bits in per_seed[0]["rows"].items()}
+    return dict(respacing=per_seed[0]["respacing"], rows=rows_)
 
 
-def load_flatness(workspace, variant: str) -> dict:
-    """metrics/flatness/V.json: {weights: {lpf: {sigma: {...}}, curve, hessian_*, [surface]}}."""
-    return _json(workspace, layout.variant_metrics("flatness", variant))
+def load_flatness(workspace, variant: str) -> list[dict]:
+    """metrics/flatness/V/seedS.json per seed: [{weights: {lpf: {sigma: {...}}, curve, hessian_*, [surface]}}]."""
+    return _per_seed(workspace, "flatness", variant)
 
 
-def load_exposure(workspace, variant: str) -> dict:
-    """metrics/exposure/V.json: {weights: {t, sampling_norm, training_norm, gap, gap_aggregate, ...}}."""
-    return _json(workspace, layout.variant_metrics("exposure", variant))
+def load_exposure(workspace, variant: str) -> list[dict]:
+    """metrics/exposure/V/seedS.json per seed: [{weights: {t, sampling_norm, training_norm, gap, ...}}]."""
+    return _per_seed(workspace, "exposure", variant)
 
 
-def load_rho_sweep(workspace) -> dict:
-    """metrics/rho_sweep.json: {steps, sigma, respacing, rows: {rho: {fid, mc_sharpness, base_loss, lpf}}}."""
-    return _json(workspace, layout.RHO_SWEEP_METRICS)
+def load_rho_sweep(workspace) -> list[dict]:
+    """metrics/rho_sweep/seedS.json per seed: [{sigma, respacing, rows: {rho: {fid: [per set], mc_sharpness,
+    base_loss, lpf, plateau}}}]."""
+    return [_json(workspace, layout.rho_sweep_metrics(s)) for s in seeds(workspace)]
 
 
 def load_featurenet(workspace) -> dict:
     return _json(workspace, layout.FEATURENET_METRICS)
 
 
-def load_training_log(workspace, variant: str, phase: str = "train") -> pd.DataFrame:
+def load_training_log(workspace, variant: str, seed: int, phase: str = "train") -> pd.DataFrame:
     """The log.csv of a variant's training run (``phase="train"``) or its SWA phase (``phase="swa"``)."""
-    return pd.read_csv(_require(workspace, layout.run_dir(variant, phase) / layout.RUN_LOG))
+    return pd.read_csv(_require(workspace, layout.run_dir(variant, seed, phase) / layout.RUN_LOG))
 
 
-def sample_grid_path(workspace, variant: str, weights: str, respacing: int) -> Path:
-    return _require(workspace, layout.samples_file(variant, weights, respacing, ".png"))
+def plateau_table(workspace) -> pd.DataFrame:
+    """The plateau criterion every training run recorded (metrics.json): one row per run (the Table 1
+    variants and the rho sweep's runs, per seed) with its relative change over the last window and whether
+    it converged."""
+    params = load_params(workspace)
+    runs = [(v, s, layout.run_dir(v, s)) for v in params.variants for s in params.seeds]
+    runs += [(f"sam rho={rho:g}", s, layout.rho_run_dir(rho, s)) for rho in params.rho_sweep.rhos
+             for s in params.seeds]
+    records = []
+    for name, seed, folder in runs:
+        plateau = _json(workspace, folder / layout.RUN_METRICS).get("plateau") or {}
+        records.append({"run": name, "seed": seed, "relative change": plateau.get("rel_change", float("nan")),
+                        "window": plateau.get("window", float("nan")), "tolerance": plateau.get("tol", float("nan")),
+                        "converged": plateau.get("converged", False)})
+    return with_kinds(pd.DataFrame(records).set_index(["run", "seed"]),
+                      {"relative change": "rel", "window": "rel", "tolerance": "rel"})
 
 
-def quant_grid_path(workspace, variant: str, weights: str, respacing: int, bits: int) -> Path:
-    return _require(workspace, layout.quant_grid_file(variant, weights, respacing, bits))
+def sample_grid_path(workspace, variant: str, weights: str, respacing: int, seed: int | None = None) -> Path:
+    """The sample grid of a row (of the first training seed unless ``seed``)."""
+    seed = seeds(workspace)[0] if seed is None else seed
+    return _require(workspace, layout.samples_file(variant, seed, weights, respacing, ".png"))
+
+
+def quant_grid_path(workspace, variant: str, weights: str, respacing: int, bits: int, seed: int | None = None) -> Path:
+    seed = seeds(workspace)[0] if seed is None else seed
+    return _require(workspace, layout.quant_grid_file(variant, seed, weights, respacing, bits))
 
 
 def variants(workspace) -> list[str]:
@@ -172,16 +231,16 @@ def paper_dataset(workspace) -> str:
     return "CIFAR-10"
 
 
-def flatness_entries(workspace) -> dict:
-    """{label: entry} over every (variant, weights) of the flatness artifacts, in Table 1 order."""
+def flatness_entries(workspace) -> dict[str, list[dict]]:
+    """{label: [entry per seed]} over every (variant, weights) of the flatness artifacts, in Table 1 order."""
     data = {v: load_flatness(workspace, v) for v in variants(workspace)}
-    return {layout.label(v, w): data[v][w] for v, w in rows(workspace) if w in data[v]}
+    return {layout.label(v, w): [d[w] for d in data[v]] for v, w in rows(workspace) if w in data[v][0]}
 
 
-def exposure_entries(workspace) -> list[tuple[str, str, dict]]:
-    """(variant, weights, entry) over every row of the exposure artifacts, in Table 1 order."""
+def exposure_entries(workspace) -> list[tuple[str, str, list[dict]]]:
+    """(variant, weights, [entry per seed]) over every row of the exposure artifacts, in Table 1 order."""
     data = {v: load_exposure(workspace, v) for v in variants(workspace)}
-    return [(v, w, data[v][w]) for v, w in rows(workspace) if w in data[v]]
+    return [(v, w, [d[w] for d in data[v]]) for v, w in rows(workspace) if w in data[v][0]]
 
 
 def mean_rise(entry: dict, landscape: str) -> float:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
+import numpy as np
 import pandas as pd
 
 from flatlib import layout
 from flatlib.layout import FLATNESS_ROWS, PAPER_ROWS, label
 from flatlib.params import params_comments
-from flatlib.report.artifacts import (DECIMALS, SIGNIFICANT, flatness_entries, fmt, load_exposure, load_featurenet,
-                                      load_fid, load_params, load_quant, mean_rise, paper_dataset, round_value,
+from flatlib.report.artifacts import (exposure_entries, flatness_entries, fmt, fmt_interval, load_featurenet,
+                                      load_fid, load_params, plateau_table, load_quant, paper_dataset,
                                       workspace_path)
 from flatlib.report.paper import RESPACINGS, paper_fid
-from flatlib.report.tables import rho_table, sigmas
+from flatlib.report.tables import flatness_values, rho_values, sigmas
+from flatlib.stats import combine, estimate, rule_text, verdict
 
 
 # ------------------------------------------------------------------------------------------------ claims
@@ -23,137 +24,125 @@ class NotEvaluable(Exception):
     """The measurement a claim needs was not configured (e.g. no 8-bit run); not a missing file."""
 
 
-def _fid(workspace, row: str, respacing: int) -> float:
+VARIANT_OF = {label(*r): r[0] for r in PAPER_ROWS}
+
+
+def _fid(workspace, row: str, respacing: int) -> np.ndarray:
+    """FID of a Table 1 row at T' as array[seed, sample set]."""
     fid = load_fid(workspace)["rows"]
     keys = {label(*r): f"{r[0]}/{r[1]}" for r in PAPER_ROWS}
     key = keys.get(row, row)
     if key not in fid or f"T{respacing}" not in fid[key]:
-        raise NotEvaluable(f"no FID for {row} at T'={respacing} in metrics/fid.json")
-    return round_value(fid[key][f"T{respacing}"]["fid"], "fid")
+        raise NotEvaluable(f"no FID for {row} at T'={respacing} in metrics/fid/")
+    return fid[key][f"T{respacing}"]["fid"]
 
 
-def _less(a: float, b: float) -> bool:
-    return a < b
+def _lower(name_a: str, a, name_b: str, b, kind: str, confidence: float) -> tuple[str, str]:
+    """The paired comparison "A lower than B": (its text, its verdict by flatlib.stats.verdict)."""
+    diff = estimate(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), confidence)
+    text = (f"{name_a} {fmt(estimate(a, confidence).mean, kind)} vs {name_b} {fmt(estimate(b, confidence).mean, kind)}"
+            f" (difference {fmt_interval(diff.mean, diff.half_width, kind, sign=True)})")
+    return text, verdict(diff)
+
+
+def _all_lower(parts: list[tuple[str, str]]) -> tuple[str, str]:
+    """A compound claim from its parts (flatlib.stats.combine)."""
+    return "; ".join(t for t, _ in parts), combine(v for _, v in parts)
 
 
 def _claim_fid_pair(better: str, worse: str, respacings):
-    def check(ws):
-        parts, ok = [], True
-        for t in respacings:
-            a, b = _fid(ws, better, t), _fid(ws, worse, t)
-            ok &= _less(a, b)
-            parts.append(f"T'={t}: {better} {fmt(a, 'fid')} vs {worse} {fmt(b, 'fid')}")
-        return "; ".join(parts), ok
+    def check(ws, confidence):
+        return _all_lower([(f"T'={t}: " + text, v) for t in respacings for text, v in
+                           [_lower(better, _fid(ws, better, t), worse, _fid(ws, worse, t), "fid", confidence)]])
     paper = "CIFAR-10 " + "; ".join(f"T'={t}: {better} {paper_fid(better, t):.2f} vs {worse} "
                                     f"{paper_fid(worse, t):.2f}" for t in respacings)
     where = " and ".join(f"T'={t}" for t in respacings)
-    rule = f"FID({better}) < FID({worse}) at {where}, FIDs rounded to {DECIMALS['fid']} decimals (tie fails)"
-    return paper, rule, check
+    return paper, f"FID({better}) - FID({worse}) < 0 at {where}", check, (better, worse)
 
 
-def _claim_sam_beats_indirect(ws):
+def _claim_sam_beats_indirect(ws, confidence):
     sam = _fid(ws, "+SAM", 20)
-    others = {r: _fid(ws, r, 20) for r in ("+EMA", "+SWA", "+IP")}
-    text = f"T'=20: +SAM {fmt(sam, 'fid')} vs " + ", ".join(f"{r} {fmt(v, 'fid')}" for r, v in others.items())
-    return text, all(_less(sam, v) for v in others.values())
+    return _all_lower([_lower("+SAM", sam, r, _fid(ws, r, 20), "fid", confidence) for r in ("+EMA", "+SWA", "+IP")])
 
 
-def _claim_best_is_sam(ws):
+def _claim_best_is_sam(ws, confidence):
     fid = load_fid(ws)["rows"]
-    parts, ok = [], True
+    parts = []
     for t in RESPACINGS:
-        values = {label(*r): round_value(fid[f"{r[0]}/{r[1]}"][f"T{t}"]["fid"], "fid") for r in PAPER_ROWS
+        values = {label(*r): fid[f"{r[0]}/{r[1]}"][f"T{t}"]["fid"] for r in PAPER_ROWS
                   if f"{r[0]}/{r[1]}" in fid and f"T{t}" in fid[f"{r[0]}/{r[1]}"]}
-        if len(values) < 2:
-            raise NotEvaluable(f"fewer than two Table 1 rows at T'={t} in metrics/fid.json")
-        best = min(values.values())
-        winners = [r for r, v in values.items() if v == best]
-        ok &= len(winners) == 1 and winners[0].startswith("+SAM")
-        parts.append(f"T'={t}: best {'/'.join(winners)} {fmt(best, 'fid')}")
-    return "; ".join(parts), ok
+        sam = [v for r, v in values.items() if r.startswith("+SAM")]
+        other = [v for r, v in values.items() if not r.startswith("+SAM")]
+        if not sam or not other:
+            raise NotEvaluable(f"no +SAM row or no other row at T'={t} in metrics/fid/")
+        text, v = _lower("best +SAM row", np.minimum.reduce(sam), "best other row", np.minimum.reduce(other), "fid",
+                         confidence)
+        parts.append((f"T'={t}: {text}", v))
+    return _all_lower(parts)
 
 
-def _claim_mc_sharpness(ws):
+def _flatness_values(ws) -> dict[str, dict]:
     entries = flatness_entries(ws)
     missing = [r for r in FLATNESS_ROWS if r not in entries]
     if missing:
         raise NotEvaluable(f"no flatness entry for {', '.join(missing)}")
-    parts, ok = [], True
-    for s in sigmas(ws):
-        values = {r: round_value(entries[r]["lpf"][s]["mc_sharpness"], "sharpness") for r in FLATNESS_ROWS
-                  if s in entries[r].get("lpf", {})}
-        if "+SAM" not in values or len(values) < 2:
-            raise NotEvaluable(f"MC sharpness at sigma={s} missing for some rows")
-        ok &= all(_less(values["+SAM"], v) for r, v in values.items() if r != "+SAM")
-        parts.append(f"sigma={s}: " + ", ".join(f"{r} {fmt(v, 'sharpness')}" for r, v in values.items()))
+    return {r: flatness_values(entries[r]) for r in FLATNESS_ROWS}
+
+
+def _sam_lowest(ws, confidence, measure: str, kind: str = "sharpness", rows_=FLATNESS_ROWS):
+    values = _flatness_values(ws)
+    if any(measure not in values[r] for r in rows_):
+        raise NotEvaluable(f"{measure} not measured for every row")
+    return _all_lower([_lower("+SAM", values["+SAM"][measure], r, values[r][measure], kind, confidence)
+                       for r in rows_ if r != "+SAM"])
+
+
+def _claim_mc_sharpness(ws, confidence):
+    parts = [(f"sigma={s}: " + text, v) for s in sigmas(ws)
+             for text, v in [_sam_lowest(ws, confidence, f"MC sharp s={s}")]]
     if not parts:
         raise NotEvaluable("no LPF sigma measured")
-    return "; ".join(parts), ok
+    return _all_lower(parts)
 
 
-def _claim_curve(ws):
-    entries = flatness_entries(ws)
-    values = {r: round_value(mean_rise(entries[r], "curve"), "sharpness") for r in FLATNESS_ROWS if r in entries}
-    if "+SAM" not in values or any(not math.isfinite(v) for v in values.values()):
-        raise NotEvaluable("1-D loss curves missing for some rows")
-    ok = all(_less(values["+SAM"], v) for r, v in values.items() if r != "+SAM")
-    return "mean rise " + ", ".join(f"{r} {fmt(v, 'sharpness')}" for r, v in values.items()), ok
+def _claim_curve(ws, confidence):
+    return _sam_lowest(ws, confidence, "1-D curve rise")
 
 
-def _claim_surface(ws):
-    entries = flatness_entries(ws)
-    values = {r: round_value(mean_rise(entries[r], "surface"), "sharpness") for r in ("ADM", "+SAM") if r in entries}
-    if len(values) < 2 or any(not math.isfinite(v) for v in values.values()):
-        raise NotEvaluable("2-D surfaces of ADM and +SAM not both measured (flatness.surface_variants/weights)")
-    return (f"mean rise over the grid: ADM {fmt(values['ADM'], 'sharpness')}, +SAM {fmt(values['+SAM'], 'sharpness')}",
-            _less(values["+SAM"], values["ADM"]))
+def _claim_surface(ws, confidence):
+    return _sam_lowest(ws, confidence, "2-D surface rise", rows_=("ADM", "+SAM"))
 
 
-def _claim_quant(ws):
-    out = {}
+def _claim_quant(ws, confidence):
+    delta = {}
     for row, (variant, weights) in (("ADM", ("adm", "raw")), ("+SAM", ("sam", "raw"))):
-        q = load_quant(ws, variant)
-        by_bits = q["rows"].get(weights, {})
+        by_bits = load_quant(ws, variant)["rows"].get(weights, {})
         if "8" not in by_bits or "32" not in by_bits:
-            raise NotEvaluable(f"no 8-bit / 32-bit FID for {row} in metrics/quant/{variant}.json")
-        f32, f8 = round_value(by_bits["32"]["fid"], "fid"), round_value(by_bits["8"]["fid"], "fid")
-        out[row] = (f32, f8, round_value(f8 - f32, "fid"))
-    text = "; ".join(f"{r} {fmt(a, 'fid')} -> {fmt(b, 'fid')} ({fmt(d, 'fid', sign=True)})"
-                     for r, (a, b, d) in out.items())
-    return text, _less(out["+SAM"][2], out["ADM"][2])
+            raise NotEvaluable(f"no 8-bit / 32-bit FID for {row} in metrics/quant/{variant}/")
+        delta[row] = by_bits["8"]["fid"] - by_bits["32"]["fid"]
+    return _lower("+SAM dFID(8-bit)", delta["+SAM"], "ADM dFID(8-bit)", delta["ADM"], "fid", confidence)
 
 
-def _claim_exposure(ws):
-    vals = {}
-    for row, (variant, weights) in (("ADM", ("adm", "raw")), ("+SAM", ("sam", "raw"))):
-        e = load_exposure(ws, variant).get(weights)
-        if e is None:
-            raise NotEvaluable(f"no exposure entry for {row}")
-        vals[row] = (round_value(e["gap_aggregate"], "gap"), e.get("aggregate", "mean"))
-    text = ", ".join(f"{r} {fmt(g, 'gap', sign=True)} ({agg} over steps)" for r, (g, agg) in vals.items())
-    return text, _less(vals["+SAM"][0], vals["ADM"][0])
+def _claim_exposure(ws, confidence):
+    gaps = {label(v, w): np.asarray([e["gap_aggregate"] for e in entries]) for v, w, entries in exposure_entries(ws)
+            if w == "raw"}
+    if "ADM" not in gaps or "+SAM" not in gaps:
+        raise NotEvaluable("no exposure entry for ADM or +SAM (raw weights)")
+    return _lower("+SAM gap", gaps["+SAM"], "ADM gap", gaps["ADM"], "gap", confidence)
 
 
-#: L_simple of a model that predicts zero noise is E||eps||^2 / d = 1; a run still at 0.9 or above has not
-#: learned, and its "flatness" (a near-constant function) says nothing about rho.
-UNTRAINED_LOSS = 0.9
-
-
-def _claim_rho(ws):
-    table = rho_table(ws)
-    if len(table) < 2:
-        raise NotEvaluable("fewer than two rho values in metrics/rho_sweep.json")
-    values = [round_value(v, "sharpness") for v in table["MC sharpness"]]
-    untrained = [(r, loss) for r, loss in table["base loss"].items() if loss >= UNTRAINED_LOSS]
-    ok = all(b < a for a, b in zip(values, values[1:])) and not untrained
-    text = (f"sigma={table.attrs.get('sigma')}, {table.attrs.get('steps')} steps: "
-            + ", ".join(f"rho={r:g} {fmt(v, 'sharpness')}" for r, v in zip(table.index, values))
-            + "".join(f"; rho={r:g} did not learn (base loss {fmt(loss, 'loss')})" for r, loss in untrained))
-    return text, ok
+def _claim_rho(ws, confidence):
+    values = rho_values(ws)
+    if len(values) < 2:
+        raise NotEvaluable("fewer than two rho values in metrics/rho_sweep/")
+    rhos = list(values)
+    return _all_lower([_lower(f"rho={b:g}", values[b]["MC sharpness"], f"rho={a:g}", values[a]["MC sharpness"],
+                              "sharpness", confidence) for a, b in zip(rhos, rhos[1:])])
 
 
 def _claim_specs():
-    """(id, group, claim, paper evidence, decision rule, check(workspace) -> (measured text, holds))."""
+    """(id, group, claim, paper evidence, decision rule, check(workspace, confidence) -> (measured text,
+    verdict), the Table 1 rows it uses (None: the rho sweep's runs))."""
     specs = []
     for cid, better, worse, ts, text in [
             ("sam_T20", "+SAM", "ADM", (20,), "+SAM improves FID over ADM at T'=20"),
@@ -163,42 +152,41 @@ def _claim_specs():
             ("ema", "+EMA", "ADM", RESPACINGS, "EMA (indirect flatness) improves FID over ADM"),
             ("swa", "+SWA", "ADM", RESPACINGS, "SWA (indirect flatness) improves FID over ADM"),
             ("ip", "+IP", "ADM", RESPACINGS, "Input perturbation improves FID over ADM")]:
-        paper, rule, check = _claim_fid_pair(better, worse, ts)
-        specs.append((cid, "fid", text, paper, rule, check))
+        paper, rule, check, used = _claim_fid_pair(better, worse, ts)
+        specs.append((cid, "fid", text, paper, rule, check, used))
     specs += [
         ("sam_vs_indirect", "fid", "+SAM alone beats each indirect method (+EMA, +SWA, +IP) at T'=20",
          "CIFAR-10 T'=20: +SAM 9.01 vs +EMA 10.63, +SWA 11.00, +IP 20.11",
-         f"FID(+SAM) < FID of each of +EMA, +SWA, +IP at T'=20, rounded to {DECIMALS['fid']} decimals",
-         _claim_sam_beats_indirect),
+         "FID(+SAM) - FID(X) < 0 at T'=20 for each X of +EMA, +SWA, +IP", _claim_sam_beats_indirect,
+         ("+SAM", "+EMA", "+SWA", "+IP")),
         ("best_is_sam", "fid", "The best FID at each T' belongs to a +SAM row",
          "CIFAR-10 T'=20: +SAM+EMA 7.00; T'=100: +SAM+SWA 2.96",
-         f"the unique lowest rounded FID among the nine rows is a +SAM row at T'=20 and at T'=100",
-         _claim_best_is_sam),
+         "min FID over the +SAM rows - min FID over the other rows < 0 (per seed and sample set) at T'=20 and "
+         "at T'=100", _claim_best_is_sam, tuple(label(*r) for r in PAPER_ROWS)),
         ("mc_sharpness", "flatness", "+SAM is flatter than ADM and the indirect methods (lowest MC sharpness)",
          "SAM flattens diffusion models more than EMA, SWA and IP (loss under weight perturbation, every method)",
-         "MC sharpness LPF_sigma - L of +SAM < that of each of ADM, +EMA, +SWA, +IP at EVERY measured sigma, "
-         f"rounded to {SIGNIFICANT['sharpness']} significant figures", _claim_mc_sharpness),
+         "MC sharpness LPF_sigma - L of +SAM minus that of X < 0 for each X of ADM, +EMA, +SWA, +IP, at every "
+         "measured sigma", _claim_mc_sharpness, FLATNESS_ROWS),
         ("curve_rise", "flatness", "Loss under weight perturbation rises least for +SAM",
          "figure: loss under weight perturbation (CIFAR-10, every method), SAM flattest",
-         "mean over a and directions of L(theta + a d) - L(theta) on the 1-D curves: +SAM < each of ADM, +EMA, "
-         f"+SWA, +IP, rounded to {SIGNIFICANT['sharpness']} significant figures", _claim_curve),
+         "mean over a and directions of L(theta + a d) - L(theta) on the 1-D curves: +SAM minus X < 0 for each X "
+         "of ADM, +EMA, +SWA, +IP", _claim_curve, FLATNESS_ROWS),
         ("surface", "flatness", "ADM+SAM's 2-D loss surface is flatter than ADM's",
          "figure: loss surface of ADM vs ADM+SAM",
-         "mean over the 2-D grid of L - L(theta): +SAM < ADM (same directions seed and data), "
-         f"rounded to {SIGNIFICANT['sharpness']} significant figures", _claim_surface),
+         "mean over the 2-D grid of L - L(theta) (same directions seed and data): +SAM minus ADM < 0",
+         _claim_surface, ("ADM", "+SAM")),
         ("quant_8bit", "quant", "8-bit weight quantization hurts +SAM less than ADM",
          "CIFAR-10 T'=20: ADM 34.47 -> 48.02 (+13.55); +SAM 9.01 -> 8.94 (-0.07)",
-         "FID(8-bit) - FID(32-bit) of +SAM < that of ADM (raw weights, quant.respacing), FIDs rounded to "
-         f"{DECIMALS['fid']} decimals", _claim_quant),
+         "dFID = FID(8-bit) - FID(32-bit) (same image seeds; raw weights, quant.respacing): dFID(+SAM) - "
+         "dFID(ADM) < 0", _claim_quant, ("ADM", "+SAM")),
         ("exposure", "exposure", "+SAM has less exposure bias than ADM",
          "CIFAR-10 gap of the predicted-noise norm: ADM +11.39, +SAM +3.32",
-         "exposure gap (sampling minus training norm, reduced over steps by exposure.aggregate) of +SAM < that "
-         f"of ADM (raw weights), rounded to {SIGNIFICANT['gap']} significant figures", _claim_exposure),
+         "exposure gap (sampling minus training norm, reduced over steps by exposure.aggregate) of +SAM minus "
+         "that of ADM < 0 (raw weights)", _claim_exposure, ("ADM", "+SAM")),
         ("rho", "rho", "A larger rho gives a flatter model (lower MC sharpness)",
          "diffusion models are inherently flat: SAM needs a large rho (README: 0.1) to flatten them further",
-         "MC sharpness strictly decreases along the sorted rho values of the sweep (rho = 0 is the ADM run), "
-         f"rounded to {SIGNIFICANT['sharpness']} significant figures, and every run has learned (base loss "
-         f"below {UNTRAINED_LOSS}; predicting zero noise scores 1)", _claim_rho),
+         "MC sharpness at the next larger rho minus that at rho < 0 for every consecutive pair of the sweep "
+         "(rho = 0 is the ADM run)", _claim_rho, None),
     ]
     return specs
 
@@ -206,27 +194,40 @@ def _claim_specs():
 CLAIM_GROUPS = ("fid", "flatness", "quant", "exposure", "rho")
 
 
+def _runs_note(workspace, used) -> str:
+    """"all N converged" or the runs a claim uses that did not reach their plateau."""
+    table = plateau_table(workspace)
+    if used is None:
+        wanted = table
+    else:
+        variants_ = {VARIANT_OF.get(r, r) for r in used}
+        wanted = table[[run in variants_ for run, _ in table.index]]
+    bad = [f"{run} seed {seed}" for (run, seed), ok in wanted["converged"].items() if not ok]
+    return f"all {len(wanted)} converged" if not bad else "NOT converged: " + ", ".join(bad)
+
+
 def claims(workspace, group: str | None = None) -> pd.DataFrame:
     """Every paper claim (or those of ``group``) evaluated on the workspace's artifacts.
 
-    Columns: group, claim, paper (the paper's evidence), measured (the rounded numbers compared), rule (the
-    explicit comparison) and verdict: "reproduced" when the rule holds, "not reproduced" when it does not,
-    "not evaluated" when the measurement it needs was not configured. A missing artifact raises
+    Columns: group, claim, paper (the paper's evidence), measured (means and the paired difference with its
+    interval), rule (the comparison), verdict by the rule of flatlib.stats (reproduced / contradicted /
+    inconclusive; "not evaluated" when the measurement it needs was not configured), seeds, and runs (whether
+    every training run the claim uses reached its plateau). A missing artifact raises
     :class:`ArtifactMissing`.
     """
     if group is not None and group not in CLAIM_GROUPS:
         raise ValueError(f"group must be one of {CLAIM_GROUPS}, got {group!r}")
-    records = []
-    for cid, grp, text, paper, rule, check in _claim_specs():
+    params = load_params(workspace)
+    confidence, records = params.verdict.confidence, []
+    for cid, grp, text, paper, rule, check, used in _claim_specs():
         if group is not None and grp != group:
             continue
         try:
-            measured, holds = check(workspace)
-            verdict = "reproduced" if holds else "not reproduced"
+            measured, decided = check(workspace, confidence)
         except NotEvaluable as err:
-            measured, verdict = f"({err})", "not evaluated"
+            measured, decided = f"({err})", "not evaluated"
         records.append(dict(id=cid, group=grp, claim=text, paper=paper, measured=measured, rule=rule,
-                            verdict=verdict))
+                            verdict=decided, seeds=len(params.seeds), runs=_runs_note(workspace, used)))
     return pd.DataFrame(records).set_index("id")
 
 
@@ -240,27 +241,28 @@ def print_claims(df: pd.DataFrame, workspace=None, name: str = "claims") -> None
         print(f"[{r['verdict'].upper()}] {r['claim']}  ({cid})")
         print(f"    paper:    {r['paper']}")
         print(f"    measured: {r['measured']}")
-        print(f"    rule:     {r['rule']}")
+        print(f"    claim:    {r['rule']}")
+        print(f"    runs:     {r['seeds']} training seeds; {r['runs']}")
 
 
-def print_verdicts(df: pd.DataFrame) -> None:
-    """Plain sentences from the verdicts: what reproduced at this profile and what did not."""
+def print_verdicts(df: pd.DataFrame, workspace=None) -> None:
+    """The verdict counts, the rule that decided them, and one sentence per claim."""
     counts = df["verdict"].value_counts()
-    print(f"{counts.get('reproduced', 0)} of {len(df)} claims reproduced at this profile "
-          f"({counts.get('not reproduced', 0)} not reproduced, {counts.get('not evaluated', 0)} not evaluated).")
+    print(f"{len(df)} claims: {counts.get('reproduced', 0)} reproduced, {counts.get('contradicted', 0)} "
+          f"contradicted, {counts.get('inconclusive', 0)} inconclusive"
+          + (f", {counts['not evaluated']} not evaluated" if counts.get("not evaluated") else "") + ".")
+    if workspace is not None:
+        print(f"Rule: {rule_text(load_params(workspace).verdict.confidence)}.")
     for _, r in df.iterrows():
-        if r["verdict"] == "reproduced":
-            print(f"- Reproduced: {r['claim']}.")
-        elif r["verdict"] == "not reproduced":
-            print(f"- NOT reproduced at this profile: {r['claim']} (measured: {r['measured']}).")
-        else:
-            print(f"- Not evaluated: {r['claim']} {r['measured']}.")
+        unconverged = "" if r["runs"].startswith("all") else f" [judged on unconverged runs: {r['runs']}]"
+        print(f"- {r['verdict'].capitalize()}: {r['claim']}{unconverged}.")
 
 
 def print_extractor_note(workspace) -> None:
     """What the FIDs are computed with (and, for the CPU FeatureNet, how well it classifies)."""
     fid = load_fid(workspace)
-    print(f"FID features: {fid.get('extractor')}, {fid.get('num_samples')} samples per row and T'.")
+    print(f"FID features: {fid.get('extractor')}, {fid.get('sets')} sample sets of {fid.get('num_samples')} samples "
+          "per row, T' and training seed (the same image seeds for every model).")
     if fid.get("extractor") == "featurenet":
         acc = load_featurenet(workspace)
         print(f"FeatureNet (trained by the pipeline on the data set): validation accuracy "
@@ -278,8 +280,8 @@ def print_profile_note(workspace) -> None:
     """One generated paragraph saying what the workspace's numbers can and cannot be compared with."""
     p = load_params(workspace)
     size = p.data.image_size
-    print(f"Profile: {p.data.name} {size}x{size}, {p.train.steps} training steps, "
-          f"{p.sample.num} samples per row, FID with {p.fid.extractor} features "
+    print(f"Profile: {p.data.name} {size}x{size}, {p.train.steps} training steps, {len(p.seeds)} training seeds "
+          f"{p.seeds}, {p.sample.sets} x {p.sample.num} samples per row, FID with {p.fid.extractor} features "
           f"(paper column: {paper_dataset(workspace)}).")
     if is_paper_profile(workspace):
         print("This is a paper-scale profile: measured FIDs are on the paper's scale.")
@@ -290,9 +292,11 @@ def print_profile_note(workspace) -> None:
 
 # ------------------------------------------------------------------------------------- reproduction choices
 CHOICES = {
-    "table1_fid": ["data.name", "data.image_size", "model.num_channels", "train.steps", "train.batch_size",
+    "table1_fid": ["seeds", "data.name", "data.image_size", "data.holdout", "model.num_channels", "train.steps",
+                   "train.batch_size", "train.plateau_window", "train.plateau_tol",
                    "optim.lr", "optim.rho", "optim.adaptive", "variants", "train.ema_rate", "train.ema_warmup",
-                   "swa.start_step", "swa.steps", "swa.window", "swa.lr_min", "sample.num", "sample.respacings",
+                   "swa.start_step", "swa.steps", "swa.window", "swa.lr_min", "sample.num", "sample.sets",
+                   "sample.respacings",
                    "sample.eps_scale", "fid.extractor", "fid.reference_size"],
     "quantization": ["quant.bits", "quant.per_channel", "quant.layer_types", "quant.respacing", "sample.num",
                      "fid.extractor"],
@@ -301,9 +305,10 @@ CHOICES = {
                  "flatness.curve_points", "flatness.curve_directions", "flatness.surface_variants",
                  "flatness.surface_points", "flatness.hessian_iters", "flatness.hessian_samples", "optim.rho"],
     "exposure": ["exposure.num", "exposure.respacing", "exposure.aggregate", "sample.eps_scale"],
-    "rho_sweep": ["optim.rho", "rho_sweep.rhos", "rho_sweep.steps", "rho_sweep.sigma", "rho_sweep.num_samples",
-                  "rho_sweep.respacing", "flatness.draws", "fid.extractor"],
-    "summary": ["data.name", "train.steps", "sample.num", "fid.extractor", "optim.rho", "optim.adaptive",
+    "rho_sweep": ["optim.rho", "rho_sweep.rhos", "rho_sweep.sigma", "rho_sweep.respacing", "flatness.draws",
+                  "fid.extractor"],
+    "summary": ["seeds", "verdict.confidence", "data.name", "train.steps", "train.plateau_tol", "sample.num",
+                "sample.sets", "fid.extractor", "optim.rho", "optim.adaptive",
                 "swa.window", "quant.per_channel", "flatness.sigmas", "flatness.hybrid_loss", "exposure.aggregate"],
 }
 

@@ -14,9 +14,10 @@ from matplotlib.figure import Figure
 
 from flatlib import layout
 from flatlib.layout import label
-from flatlib.report.artifacts import (ArtifactMissing, exposure_entries, flatness_entries, fmt, load_quant,
-                                      load_training_log, quant_grid_path, rows, sample_grid_path, variants,
-                                      weights_kinds, workspace_path)
+from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entries, flatness_entries, fmt,
+                                      load_params, load_quant, load_training_log, quant_grid_path, rows,
+                                      sample_grid_path, seeds, variants, weights_kinds, workspace_path)
+from flatlib.stats import estimate
 from flatlib.report.paper import PAPER_TABLE1
 from flatlib.report.tables import flatness_table, rho_table, table1
 
@@ -86,6 +87,18 @@ def _display_png(data: bytes) -> None:
         display(Image(data=data, format="png"))
 
 
+def _mean_band(ax, x, values, workspace, **style) -> None:
+    """The mean over training seeds of ``values[seed, i]`` as a line, its interval as a shaded band."""
+    values = np.asarray(values, dtype=float)
+    confidence = load_params(workspace).verdict.confidence
+    estimates = [estimate(values[:, i], confidence) for i in range(values.shape[1])]
+    mean = np.asarray([e.mean for e in estimates])
+    ax.plot(x, mean, **style)
+    half = np.asarray([e.half_width for e in estimates])
+    if np.isfinite(half).all():
+        ax.fill_between(x, mean - half, mean + half, color=style.get("color"), alpha=0.15, linewidth=0)
+
+
 def _row_color(name: str):
     return ROW_COLORS.get(name, "black")
 
@@ -131,7 +144,8 @@ def plot_samples(workspace, respacing: int, show: bool = True) -> None:
     weights = weights_kinds(workspace)
     panels = [[(_image(sample_grid_path(workspace, v, w, respacing)), f"{label(v, w)}  (T'={respacing})")
                for w in weights] for v in variants(workspace)]
-    fig = _image_grid(panels, f"Samples at T'={respacing} (rows: training variant; columns: raw / EMA / SWA weights)")
+    fig = _image_grid(panels, f"Samples at T'={respacing}, training seed {seeds(workspace)[0]} (rows: training "
+                              "variant; columns: raw / EMA / SWA weights)")
     save_figure(fig, workspace, f"samples_T{respacing}", show)
 
 
@@ -147,7 +161,8 @@ def plot_quant_samples(workspace, weights: str = "raw", show: bool = True) -> No
         row += [(_image(quant_grid_path(workspace, v, weights, respacing, b)), f"{label(v, weights)}  {b}-bit")
                 for b in bits]
         panels.append(row)
-    fig = _image_grid(panels, f"Samples with and without weight quantization (T'={respacing}, same seeds)")
+    fig = _image_grid(panels, f"Samples with and without weight quantization (T'={respacing}, training seed "
+                              f"{seeds(workspace)[0]}, same image seeds)")
     save_figure(fig, workspace, f"quant_samples_{weights}", show)
 
 
@@ -156,7 +171,7 @@ def plot_fid_vs_paper(workspace, show: bool = True) -> None:
     """Measured FID per Table 1 row (dots, one panel per T'); the paper's FIDs are in the row labels. At a
     small profile the ORDER of the rows is what can be compared with the paper."""
     table = table1(workspace)
-    ts = [int(c.split("=")[1]) for c in table.columns if c.startswith("measured T'=")]
+    ts = [int(c.split("=")[1]) for c in table.columns if c.startswith("measured T'=") and not c.endswith(HALF_WIDTH)]
     names = list(table.index)
     variant_of = {label(v, w): (v, w) for v, w in rows(workspace)}
     fig, axes = _subplots(1, len(ts), figsize=(4.2 * len(ts) + 1.6, 0.32 * len(names) + 1.4), squeeze=False,
@@ -165,10 +180,12 @@ def plot_fid_vs_paper(workspace, show: bool = True) -> None:
     for ax, t in zip(axes[0], ts):
         for k, name in enumerate(names):
             v, w = variant_of.get(name, (name, "raw"))
-            ax.plot([table.loc[name, f"measured T'={t}"]], [y[k]], marker=WEIGHT_MARKERS.get(w, "o"),
-                    color=_row_color(label(v, "raw")), linestyle="none")
+            half_width = table.loc[name, f"measured T'={t}" + HALF_WIDTH]
+            ax.errorbar([table.loc[name, f"measured T'={t}"]], [y[k]],
+                        xerr=[half_width] if np.isfinite(half_width) else None, marker=WEIGHT_MARKERS.get(w, "o"),
+                        color=_row_color(label(v, "raw")), linestyle="none", capsize=3)
         ax.set_title(f"T'={t}")
-        ax.set_xlabel("measured FID (lower is better)")
+        ax.set_xlabel("measured FID (mean ± interval; lower is better)")
     paper_columns = ["paper T'=%d" % t for t in ts]
     paper = [" / ".join(fmt(table.loc[n, c], "paper") for c in paper_columns) for n in names]
     axes[0][0].set_yticks(y, [f"{n}  [paper {p}]" for n, p in zip(names, paper)])
@@ -181,26 +198,39 @@ def plot_fid_vs_paper(workspace, show: bool = True) -> None:
 
 @styled
 def plot_training_loss(workspace, show: bool = True) -> None:
-    """Training loss (hybrid) and L_simple (mse) from log.csv: main runs solid, SWA phases dashed."""
-    fig, axes = _subplots(1, 2, figsize=(10, 3.6))
+    """Per variant and training seed (one line each): training loss (hybrid), L_simple on the training batches,
+    and L_simple of the raw weights on the fixed held-out set (eval_mse, the plateau criterion's curve, with
+    the window the criterion fits shaded); main runs solid, SWA phases dashed."""
+    fig, axes = _subplots(1, 3, figsize=(14, 3.8))
+    window = load_params(workspace).train.plateau_window
     for v in variants(workspace):
         color = _row_color(label(v, "raw"))
-        for phase, style in (("train", "-"), ("swa", "--")):
-            try:
-                log = load_training_log(workspace, v, phase)
-            except ArtifactMissing:
-                if phase == "train":
-                    raise
-                continue
-            for ax, column in zip(axes, ("loss", "mse")):
-                if column in log:
-                    ax.plot(log["step"], log[column], style, color=color, marker=".",
-                            label=f"{label(v, 'raw')} {'SWA phase' if phase == 'swa' else 'training'}")
-    for ax, title in zip(axes, ("training loss (L_simple + L_vlb)", "L_simple (eps MSE)")):
+        for seed in seeds(workspace):
+            for phase, style in (("train", "-"), ("swa", "--")):
+                try:
+                    log = load_training_log(workspace, v, seed, phase)
+                except ArtifactMissing:
+                    if phase == "train":
+                        raise
+                    continue
+                name = f"{label(v, 'raw')} {'SWA phase' if phase == 'swa' else 'training'}"
+                for ax, column in zip(axes, ("loss", "mse", "eval_mse")):
+                    if column in log:
+                        ax.plot(log["step"], log[column], style, color=color, alpha=0.8,
+                                label=name if seed == seeds(workspace)[0] else None)
+    last = axes[2].get_xlim()[1]
+    axes[2].axvspan((1 - window) * load_params(workspace).train.steps, load_params(workspace).train.steps,
+                    color="grey", alpha=0.15, label="plateau window")
+    axes[2].set_xlim(right=last)
+    titles = ("training loss (L_simple + L_vlb)", "L_simple on training batches",
+              "L_simple on the fixed held-out set (eval_mse)")
+    for ax, title in zip(axes, titles):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("step")
         ax.set_title(title)
+        ax.set_yscale("log")
         ax.legend()
+    fig.suptitle(f"Training curves, one line per training seed ({len(seeds(workspace))} seeds)")
     fig.tight_layout()
     save_figure(fig, workspace, "training_loss", show)
 
@@ -212,13 +242,14 @@ def plot_loss_curves(workspace, show: bool = True) -> None:
     entries = flatness_entries(workspace)
     fig, axes = _subplots(1, 2, figsize=(11, 4.0))
     for (v, w) in rows(workspace):
-        entry = entries.get(label(v, w))
-        if not entry or not entry.get("curve"):
+        per_seed = entries.get(label(v, w))
+        if not per_seed or not per_seed[0].get("curve"):
             continue
-        curve = entry["curve"]
-        alphas, losses = np.asarray(curve["alphas"]), np.asarray(curve["losses"], dtype=float).mean(axis=0)
-        axes[0].plot(alphas, losses, label=label(v, w), **_row_style(v, w))
-        axes[1].plot(alphas, losses - curve["base_loss"], label=label(v, w), **_row_style(v, w))
+        alphas = np.asarray(per_seed[0]["curve"]["alphas"])
+        losses = np.asarray([np.asarray(e["curve"]["losses"], dtype=float).mean(axis=0) for e in per_seed])
+        rises = losses - np.asarray([e["curve"]["base_loss"] for e in per_seed])[:, None]
+        for ax, values in zip(axes, (losses, rises)):
+            _mean_band(ax, alphas, values, workspace, label=label(v, w), **_row_style(v, w))
     axes[0].set_title("loss under weight perturbation L(theta + a d)")
     axes[1].set_title("rise over the minimum L(theta + a d) - L(theta)")
     for ax in axes:
@@ -232,9 +263,11 @@ def plot_loss_curves(workspace, show: bool = True) -> None:
 @styled
 def plot_loss_surfaces(workspace, show: bool = True) -> None:
     """2-D loss surfaces (ADM vs ADM+SAM in the paper) as contour plots with one shared colour scale."""
-    entries = [(name, e["surface"]) for name, e in flatness_entries(workspace).items() if e.get("surface")]
+    seed = seeds(workspace)[0]
+    entries = [(name, e[0]["surface"]) for name, e in flatness_entries(workspace).items() if e[0].get("surface")]
     if not entries:
-        raise ArtifactMissing(f"{layout.variant_metrics('flatness', 'adm')} (a 'surface' entry)", "flatness@adm")
+        raise ArtifactMissing(f"{layout.variant_metrics('flatness', 'adm', seed)} (a 'surface' entry)",
+                              f"flatness@adm-{seed}")
     losses = [np.asarray(s["losses"], dtype=float) for _, s in entries]
     lo, hi = min(float(x.min()) for x in losses), max(float(x.max()) for x in losses)
     levels = np.linspace(lo, hi if hi > lo else lo + 1e-12, 16)
@@ -251,7 +284,7 @@ def plot_loss_surfaces(workspace, show: bool = True) -> None:
         ax.set_ylabel("a")
         ax.grid(False)
     fig.colorbar(cs, ax=list(axes[0]), label="loss (L_simple), shared scale")
-    fig.suptitle("2-D loss surfaces around the minimum (same directions seed, same data)")
+    fig.suptitle(f"2-D loss surfaces around the minimum (training seed {seed}; same directions seed, same data)")
     save_figure(fig, workspace, "loss_surfaces_2d", show)
 
 
@@ -264,10 +297,10 @@ def plot_hessian(workspace, show: bool = True) -> None:
     colors = [_row_color(label(variant_of[n], "raw")) if n in variant_of else "grey" for n in names]
     fig, axes = _subplots(1, 2, figsize=(11, 3.8))
     x = np.arange(len(names))
-    axes[0].bar(x, table["Hessian top eig"], color=colors)
-    axes[0].set_title("Hessian top eigenvalue (power iteration)")
-    axes[1].bar(x, table["Hessian trace"], yerr=table["trace std err"], color=colors, capsize=3)
-    axes[1].set_title("Hessian trace (Hutchinson, +- std err)")
+    for ax, column in zip(axes, ("Hessian top eig", "Hessian trace")):
+        ax.bar(x, table[column], yerr=table[column + HALF_WIDTH].fillna(0), color=colors, capsize=3)
+    axes[0].set_title("Hessian top eigenvalue (power iteration; mean ± interval over seeds)")
+    axes[1].set_title("Hessian trace (Hutchinson; mean ± interval over seeds)")
     for ax in axes:
         ax.set_xticks(x, names, rotation=45, ha="right")
     fig.tight_layout()
@@ -283,11 +316,13 @@ def plot_noise_norms(workspace, show: bool = True) -> None:
     nrows = -(-len(entries) // ncols)
     fig, axes = _subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows), squeeze=False, sharex=True,
                              sharey=True)
-    for k, (v, w, e) in enumerate(entries):
-        ax = axes[k // ncols][k % ncols]
-        ax.plot(e["t"], e["sampling_norm"], color="tab:red", label="sampling chain")
-        ax.plot(e["t"], e["training_norm"], color="tab:blue", linestyle="--", label="training (forward process)")
-        ax.set_title(f"{label(v, w)}: gap {fmt(e['gap_aggregate'], 'gap', sign=True)} ({e.get('aggregate', 'mean')})")
+    for k, (v, w, per_seed) in enumerate(entries):
+        ax, t = axes[k // ncols][k % ncols], per_seed[0]["t"]
+        _mean_band(ax, t, [e["sampling_norm"] for e in per_seed], workspace, color="tab:red", label="sampling chain")
+        _mean_band(ax, t, [e["training_norm"] for e in per_seed], workspace, color="tab:blue", linestyle="--",
+                   label="training (forward process)")
+        gap = np.mean([e["gap_aggregate"] for e in per_seed])
+        ax.set_title(f"{label(v, w)}: gap {fmt(gap, 'gap', sign=True)} ({per_seed[0].get('aggregate', 'mean')})")
     axes[0][0].invert_xaxis()  # shared x: every panel runs from t = T to t = 0
     for ax in axes[-1]:
         ax.set_xlabel("t (sampling runs left to right)")
@@ -304,15 +339,19 @@ def plot_noise_norms(workspace, show: bool = True) -> None:
 @styled
 def plot_exposure_gap(workspace, show: bool = True) -> None:
     """The gap (sampling minus training norm) per step, every Table 1 row on one plot."""
-    fig, ax = _subplots(figsize=(7.5, 4.0))
-    for v, w, e in exposure_entries(workspace):
-        ax.plot(e["t"], e["gap"], label=label(v, w), **_row_style(v, w))
-    ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.invert_xaxis()
-    ax.set_xlabel("t (sampling runs left to right)")
-    ax.set_ylabel("sampling norm - training norm")
-    ax.set_title("Exposure gap of the predicted-noise norm per step")
-    ax.legend(ncol=3)
+    fig, axes = _subplots(1, 2, figsize=(13, 4.0))
+    for v, w, per_seed in exposure_entries(workspace):
+        t, gaps = np.asarray(per_seed[0]["t"]), np.asarray([e["gap"] for e in per_seed], dtype=float)
+        _mean_band(axes[0], t, gaps, workspace, label=label(v, w), **_row_style(v, w))
+        _mean_band(axes[1], t[:-1], gaps[:, :-1], workspace, label=label(v, w), **_row_style(v, w))
+    for ax in axes:
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.invert_xaxis()
+        ax.set_xlabel("t (sampling runs left to right)")
+        ax.set_ylabel("sampling norm - training norm")
+    axes[0].set_title("Exposure gap per step, every step (mean ± interval over seeds)")
+    axes[1].set_title("the same without the last step (t = 0), whose spike hides the rest")
+    axes[1].legend(ncol=3)
     fig.tight_layout()
     save_figure(fig, workspace, "exposure_gap", show)
 
@@ -325,13 +364,14 @@ def plot_rho_sweep(workspace, show: bool = True) -> None:
     positive = rhos[rhos > 0]
     fig, axes = _subplots(1, 2, figsize=(10, 3.6))
     for ax, column in zip(axes, ("FID", "MC sharpness")):
-        ax.plot(rhos, table[column], marker="o", color="tab:purple")
+        ax.errorbar(rhos, table[column], yerr=table[column + HALF_WIDTH].fillna(0), marker="o", color="tab:purple",
+                    capsize=3)
         if len(positive):
             ax.set_xscale("symlog", linthresh=float(positive.min()))
         ax.set_xticks(rhos, [f"{r:g}" for r in rhos])
         ax.set_xlabel("rho")
         ax.set_title(f"{column} vs rho")
     axes[1].set_title(f"MC sharpness (sigma={table.attrs.get('sigma')}) vs rho")
-    fig.suptitle(f"rho sweep at {table.attrs.get('steps')} training steps (T'={table.attrs.get('respacing')})")
+    fig.suptitle(f"rho sweep: full-length runs, mean ± interval over training seeds (T'={table.attrs.get('respacing')})")
     fig.tight_layout()
     save_figure(fig, workspace, "rho_sweep", show)

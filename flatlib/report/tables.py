@@ -9,9 +9,10 @@ import pandas as pd
 
 from flatlib import layout
 from flatlib.layout import label
-from flatlib.report.artifacts import (flatness_entries, load_exposure, load_fid, load_quant, load_rho_sweep,
-                                      mean_rise, paper_dataset, round_value, rows, table_text, variants,
-                                      with_kinds, workspace_path)
+from flatlib.report.artifacts import (HALF_WIDTH, exposure_entries, flatness_entries, load_fid, load_params,
+                                      load_quant, load_rho_sweep, mean_rise, paper_dataset, round_value, rows,
+                                      table_text, variants, with_kinds, workspace_path)
+from flatlib.stats import Estimate, estimate
 from flatlib.report.paper import (DATASETS, PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1, RESPACINGS,
                                   paper_fid)
 
@@ -28,31 +29,52 @@ def _ranks(values) -> np.ndarray:
     return pd.Series(values, dtype=float).rank(method="average").to_numpy()
 
 
+def _put(record: dict, kinds: dict, column: str, values, kind: str, confidence: float) -> Estimate:
+    """record[column] = mean of ``values`` (per seed, or per seed and sample set), record[column ±] = the
+    half-width of its interval (flatlib.stats.estimate); both printed as one "mean ± half-width" column."""
+    est = estimate(values, confidence)
+    record[column], record[column + HALF_WIDTH] = est.mean, est.half_width
+    kinds[column] = kinds[column + HALF_WIDTH] = kind
+    return est
+
+
+def interval_note(workspace) -> str:
+    """What the ± of every table means, printed under each table."""
+    params = load_params(workspace)
+    unit = (f"{len(params.seeds)} training seeds" if len(params.seeds) > 1 else
+            f"{params.sample.sets} sample sets of the single training seed (sampling noise only)"
+            if params.sample.sets > 1 else "nothing: a single measurement, no interval")
+    return f"± = half-width of the {params.verdict.confidence:.0%} t-interval over {unit}."
+
+
 def table1(workspace, dataset: str | None = None) -> pd.DataFrame:
-    """Table 1 reproduced: per row and T', the paper's FID beside the measured one, and both ranks (1 = best).
+    """Table 1 reproduced: per row and T', the paper's FID beside the measured one (mean ± interval over
+    training seeds, sample sets averaged within a seed), and both ranks (1 = best, measured on the means).
 
     Measured FIDs use the workspace's extractor and sample count (``load_fid``); only the ranks are
     comparable with the paper unless the run used Inception features on 50,000 samples.
     """
     dataset = dataset or paper_dataset(workspace)
-    fid = load_fid(workspace)["rows"]
+    fid, confidence = load_fid(workspace)["rows"], load_params(workspace).verdict.confidence
     index = [r for r in rows(workspace) if f"{r[0]}/{r[1]}" in fid]
     respacings = sorted({int(k[1:]) for r in index for k in fid[f"{r[0]}/{r[1]}"]})
-    table, kinds = {}, {}
+    records, kinds = [{} for _ in index], {}
     for t in respacings:
-        paper = [paper_fid(label(*r), t, dataset) for r in index]
-        measured = [fid[f"{r[0]}/{r[1]}"].get(f"T{t}", {}).get("fid", float("nan")) for r in index]
-        table[f"paper T'={t}"], table[f"measured T'={t}"] = paper, measured
-        table[f"paper rank T'={t}"] = _ranks(paper)
-        table[f"measured rank T'={t}"] = _ranks([round_value(m, "fid") for m in measured])
-        kinds.update({f"measured T'={t}": "fid", f"paper rank T'={t}": "rank", f"measured rank T'={t}": "rank"})
-    df = pd.DataFrame(table, index=pd.Index([label(*r) for r in index], name="method"))
+        for record, r in zip(records, index):
+            record[f"paper T'={t}"] = paper_fid(label(*r), t, dataset)
+            _put(record, kinds, f"measured T'={t}", fid[f"{r[0]}/{r[1]}"][f"T{t}"]["fid"], "fid", confidence)
+        paper_ranks = _ranks([rec[f"paper T'={t}"] for rec in records])
+        measured_ranks = _ranks([round_value(rec[f"measured T'={t}"], "fid") for rec in records])
+        for record, a, b in zip(records, paper_ranks, measured_ranks):
+            record[f"paper rank T'={t}"], record[f"measured rank T'={t}"] = a, b
+        kinds.update({f"paper rank T'={t}": "rank", f"measured rank T'={t}": "rank"})
+    df = pd.DataFrame(records, index=pd.Index([label(*r) for r in index], name="method"))
     df.attrs["dataset"] = dataset
     return with_kinds(df, kinds)
 
 
 def rank_agreement(table: pd.DataFrame) -> pd.DataFrame:
-    """Spearman rank correlation between the paper's and the measured FIDs of ``table1``, per T'."""
+    """Spearman rank correlation between the paper's and the measured (mean) FIDs of ``table1``, per T'."""
     out = {}
     for column in table.columns:
         m = re.fullmatch(r"paper T'=(\d+)", column)
@@ -71,9 +93,11 @@ def rank_agreement(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def quant_table(workspace) -> pd.DataFrame:
-    """Per row: FID at 32 bits and each quantized width, the FID change, the relative weight error, and the
-    paper's CIFAR-10 T'=20 values (ADM and +SAM, 8 bits)."""
+    """Per row: FID at 32 bits and each quantized width, the FID change dFID (paired per seed and sample set:
+    quantized minus full precision, same image seeds), the relative weight error, and the paper's CIFAR-10
+    T'=20 values (ADM and +SAM, 8 bits); means ± intervals over training seeds."""
     records, kinds, respacing = [], {}, None
+    confidence = load_params(workspace).verdict.confidence
     for variant in variants(workspace):
         q = load_quant(workspace, variant)
         respacing = q.get("respacing", respacing)
@@ -81,13 +105,11 @@ def quant_table(workspace) -> pd.DataFrame:
             bits = sorted((int(b) for b in by_bits), reverse=True)
             rec = {"method": label(variant, weights)}
             for b in bits:
-                rec[f"FID {b}-bit"] = by_bits[str(b)]["fid"]
-                kinds[f"FID {b}-bit"] = "fid"
+                _put(rec, kinds, f"FID {b}-bit", by_bits[str(b)]["fid"], "fid", confidence)
             for b in bits[1:]:
-                rec[f"dFID {b}-bit"] = round_value(by_bits[str(b)]["fid"], "fid") - round_value(
-                    by_bits["32"]["fid"], "fid") if "32" in by_bits else float("nan")
-                rec[f"weight err {b}-bit"] = by_bits[str(b)].get("weight_rel_error", float("nan"))
-                kinds.update({f"dFID {b}-bit": "fid", f"weight err {b}-bit": "weight_error"})
+                _put(rec, kinds, f"dFID {b}-bit", by_bits[str(b)]["fid"] - by_bits["32"]["fid"], "fid", confidence)
+                _put(rec, kinds, f"weight err {b}-bit", by_bits[str(b)]["weight_rel_error"], "weight_error",
+                     confidence)
             paper = PAPER_QUANT_8BIT.get(rec["method"], {})
             rec["paper FID 32-bit"], rec["paper FID 8-bit"] = paper.get(32, float("nan")), paper.get(8, float("nan"))
             records.append(rec)
@@ -100,70 +122,105 @@ def quant_table(workspace) -> pd.DataFrame:
 
 def sigmas(workspace) -> list[str]:
     """The LPF/MC sigmas measured (JSON keys, e.g. "0.01"), ascending."""
-    found = {s for entry in flatness_entries(workspace).values() for s in entry.get("lpf", {})}
+    found = {s for entries in flatness_entries(workspace).values() for s in entries[0].get("lpf", {})}
     return sorted(found, key=float)
 
 
+def flatness_values(entries: list[dict]) -> dict[str, np.ndarray]:
+    """Per-seed arrays of one row's flatness measures: "base loss", "MC sharp s=SIGMA", "LPF s=SIGMA",
+    "1-D curve rise", "2-D surface rise", "Hessian top eig", "Hessian trace" (those measured)."""
+    out = {}
+    first = entries[0]
+    lpf = first.get("lpf", {})
+    if lpf:
+        out["base loss"] = [next(iter(e["lpf"].values()))["base_loss"] for e in entries]
+    for s in sorted(lpf, key=float):
+        out[f"LPF s={s}"] = [e["lpf"][s]["lpf"] for e in entries]
+        out[f"MC sharp s={s}"] = [e["lpf"][s]["mc_sharpness"] for e in entries]
+    for landscape, name in (("curve", "1-D curve rise"), ("surface", "2-D surface rise")):
+        if first.get(landscape):
+            out[name] = [mean_rise(e, landscape) for e in entries]
+    if first.get("hessian_top_eigenvalue"):
+        out["Hessian top eig"] = [e["hessian_top_eigenvalue"]["eigenvalue"] for e in entries]
+    if first.get("hessian_trace"):
+        out["Hessian trace"] = [e["hessian_trace"]["trace"] for e in entries]
+    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+FLATNESS_KINDS = {"base loss": "loss", "LPF": "loss", "MC sharp": "sharpness", "1-D curve rise": "sharpness",
+                  "2-D surface rise": "sharpness", "Hessian top eig": "hessian", "Hessian trace": "hessian"}
+
+
 def flatness_table(workspace) -> pd.DataFrame:
-    """Per row: base loss L(theta), LPF_sigma and MC sharpness (LPF - L, with the LPF's standard error) per
-    sigma, mean rise of the 1-D loss curve, Hessian top eigenvalue (and whether power iteration converged)
-    and Hutchinson trace."""
-    records, kinds = [], {"base loss": "loss", "1-D curve rise": "sharpness", "Hessian top eig": "hessian",
-                          "Hessian trace": "hessian", "trace std err": "hessian"}
-    for name, entry in flatness_entries(workspace).items():
-        lpf = entry.get("lpf", {})
-        rec = {"method": name, "base loss": next(iter(lpf.values()))["base_loss"] if lpf else float("nan")}
-        for s in sorted(lpf, key=float):
-            rec[f"LPF s={s}"] = lpf[s]["lpf"]
-            rec[f"MC sharp s={s}"] = lpf[s]["mc_sharpness"]
-            rec[f"LPF std err s={s}"] = lpf[s].get("std_err", float("nan"))
-            kinds.update({f"LPF s={s}": "loss", f"MC sharp s={s}": "sharpness", f"LPF std err s={s}": "sharpness"})
-        rec["1-D curve rise"] = mean_rise(entry, "curve")
-        top = entry.get("hessian_top_eigenvalue") or {}
-        rec["Hessian top eig"] = top.get("eigenvalue", float("nan"))
-        rec["converged"] = top.get("converged", "-") if top else "-"
-        trace = entry.get("hessian_trace") or {}
-        rec["Hessian trace"] = trace.get("trace", float("nan"))
-        rec["trace std err"] = trace.get("std_err", float("nan"))
+    """Per row: base loss L(theta), LPF_sigma and MC sharpness (LPF - L) per sigma, mean rise of the 1-D loss
+    curve (and of the 2-D surface where measured), Hessian top eigenvalue (with how many seeds' power
+    iterations converged) and Hutchinson trace; means ± intervals over training seeds."""
+    records, kinds = [], {}
+    confidence = load_params(workspace).verdict.confidence
+    for name, entries in flatness_entries(workspace).items():
+        rec = {"method": name}
+        for column, values in flatness_values(entries).items():
+            _put(rec, kinds, column, values, FLATNESS_KINDS[column.split(" s=")[0]], confidence)
+        tops = [e.get("hessian_top_eigenvalue") for e in entries]
+        if all(tops):
+            rec["power iteration converged"] = f"{sum(bool(t['converged']) for t in tops)}/{len(tops)}"
         records.append(rec)
     return with_kinds(pd.DataFrame(records).set_index("method"), kinds)
 
 
 def exposure_table(workspace) -> pd.DataFrame:
     """Per row: the exposure gap (sampling minus training predicted-noise norm) reduced over steps as
-    configured, its mean and max, the mean norms, the norm of unit-variance noise for scale, and the
-    paper's gap (ADM, +SAM)."""
-    records, aggregates = [], set()
-    for variant in variants(workspace):
-        data = load_exposure(workspace, variant)
-        for weights, e in data.items():
-            aggregates.add(e.get("aggregate", "mean"))
-            records.append({"method": label(variant, weights), "gap": e["gap_aggregate"], "gap mean": e["gap_mean"],
-                            "gap max": e["gap_max"], "sampling norm": float(np.mean(e["sampling_norm"])),
-                            "training norm": float(np.mean(e["training_norm"])),
-                            "unit noise norm": e.get("unit_noise_norm", float("nan")),
-                            "paper gap": PAPER_EXPOSURE_GAP.get(label(variant, weights), float("nan"))})
-    order = {label(*r): i for i, r in enumerate(rows(workspace))}
+    configured, the gap at the last step (t = 0) alone, the mean norms, the norm of unit-variance noise for
+    scale, and the paper's gap (ADM, +SAM); means ± intervals over training seeds."""
+    records, kinds, aggregates = [], {}, set()
+    confidence = load_params(workspace).verdict.confidence
+    for variant, weights, entries in exposure_entries(workspace):
+        aggregates.update(e.get("aggregate", "mean") for e in entries)
+        rec = {"method": label(variant, weights)}
+        _put(rec, kinds, "gap", [e["gap_aggregate"] for e in entries], "gap", confidence)
+        _put(rec, kinds, "gap at t=0", [e["gap"][-1] for e in entries], "gap", confidence)
+        _put(rec, kinds, "sampling norm", [np.mean(e["sampling_norm"]) for e in entries], "norm", confidence)
+        _put(rec, kinds, "training norm", [np.mean(e["training_norm"]) for e in entries], "norm", confidence)
+        rec["unit noise norm"] = entries[0].get("unit_noise_norm", float("nan"))
+        rec["paper gap"] = PAPER_EXPOSURE_GAP.get(rec["method"], float("nan"))
+        records.append(rec)
+    kinds["unit noise norm"] = "norm"
     df = pd.DataFrame(records).set_index("method")
-    df = df.loc[sorted(df.index, key=lambda m: order.get(m, len(order)))]
     agg = "/".join(sorted(aggregates))
-    df = df.rename(columns={"gap": f"gap ({agg})"})
-    if agg == "mean":
-        df = df.drop(columns="gap mean")
+    df = df.rename(columns={"gap": f"gap ({agg})", "gap" + HALF_WIDTH: f"gap ({agg})" + HALF_WIDTH})
+    kinds[f"gap ({agg})"] = kinds[f"gap ({agg})" + HALF_WIDTH] = "gap"
     df.attrs["aggregate"] = agg
-    return with_kinds(df, {f"gap ({agg})": "gap", "gap mean": "gap", "gap max": "gap", "sampling norm": "norm",
-                       "training norm": "norm", "unit noise norm": "norm"})
+    return with_kinds(df, kinds)
+
+
+def rho_values(workspace) -> dict[float, dict[str, np.ndarray]]:
+    """rho -> {"FID": array[seed, sample set], "base loss", "LPF", "MC sharpness": array[seed],
+    "converged": array[seed] of bool}, rho ascending (0 = the ADM run)."""
+    per_seed = load_rho_sweep(workspace)
+    out = {}
+    for rho in sorted(per_seed[0]["rows"], key=float):
+        r = [d["rows"][rho] for d in per_seed]
+        out[float(rho)] = {"FID": np.asarray([x["fid"] for x in r], dtype=float),
+                           **{c: np.asarray([x[k] for x in r], dtype=float) for c, k in
+                              (("base loss", "base_loss"), ("LPF", "lpf"), ("MC sharpness", "mc_sharpness"))},
+                           "converged": np.asarray([bool((x.get("plateau") or {}).get("converged")) for x in r])}
+    return out
 
 
 def rho_table(workspace) -> pd.DataFrame:
-    """Per rho (0 = the ADM run, the SAM run's rho, the extra SAM runs): FID, base loss, LPF, MC sharpness,
-    all at ``rho_sweep.steps`` training steps and ``rho_sweep.sigma``."""
-    data = load_rho_sweep(workspace)
-    records = [{"rho": float(rho), "FID": r["fid"], "base loss": r["base_loss"], "LPF": r["lpf"],
-                "MC sharpness": r["mc_sharpness"]} for rho, r in data["rows"].items()]
-    df = pd.DataFrame(records).sort_values("rho").set_index("rho")
-    df.attrs.update(steps=data.get("steps"), sigma=data.get("sigma"), respacing=data.get("respacing"))
-    return with_kinds(df, {"FID": "fid", "base loss": "loss", "LPF": "loss", "MC sharpness": "sharpness"})
+    """Per rho (0 = the ADM run, the SAM run's rho, the extra SAM runs; all trained alike): FID, base loss,
+    LPF and MC sharpness (means ± intervals over training seeds) and how many seeds' runs converged."""
+    per_seed, confidence = load_rho_sweep(workspace), load_params(workspace).verdict.confidence
+    records, kinds = [], {}
+    for rho, values in rho_values(workspace).items():
+        rec = {"rho": rho}
+        for column, kind in (("FID", "fid"), ("base loss", "loss"), ("LPF", "loss"), ("MC sharpness", "sharpness")):
+            _put(rec, kinds, column, values[column], kind, confidence)
+        rec["converged"] = f"{int(values['converged'].sum())}/{len(values['converged'])}"
+        records.append(rec)
+    df = pd.DataFrame(records).set_index("rho")
+    df.attrs.update(sigma=per_seed[0].get("sigma"), respacing=per_seed[0].get("respacing"))
+    return with_kinds(df, kinds)
 
 
 def _csv_safe(name: str) -> str:
@@ -171,10 +228,13 @@ def _csv_safe(name: str) -> str:
 
 
 def show_table(df: pd.DataFrame, workspace, name: str, title: str | None = None) -> None:
-    """Print ``df`` rounded as plain text and write it at full precision to reports/tables/NAME.csv."""
+    """Print ``df`` rounded as plain text (means ± half-widths) and write it at full precision to
+    reports/tables/NAME.csv."""
     path = workspace_path(workspace, layout.TABLES / f"{_csv_safe(name)}.csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path)
     if title:
         print(title)
     print(table_text(df))
+    if any(str(c).endswith(HALF_WIDTH) for c in df.columns):
+        print(interval_note(workspace))
