@@ -44,18 +44,17 @@ def disk_needed(params: Params, workspace: Path) -> tuple[int, str]:
     with torch.device("meta"):
         num_params = sum(p.numel() for p in create_unet(params.model).parameters())
     train, swa, rho, sample = params.train, params.swa, params.rho_sweep, params.sample
-    variants = len(params.variants)
-    checkpoints = (variants * _saves(0, train.steps, train.save_every)
-                   + len(rho.rhos) * _saves(0, rho.steps, train.save_every))
-    swa_checkpoints = variants * _saves(swa.start_step, swa.start_step + swa.steps, train.save_every)
-    sample_files = variants * len(sample.weights) * len(sample.respacings)
+    variants, seeds = len(params.variants), len(params.seeds)
+    checkpoints = seeds * (variants + len(rho.rhos)) * _saves(0, train.steps, train.save_every)
+    swa_checkpoints = seeds * variants * _saves(swa.start_step, swa.start_step + swa.steps, train.save_every)
+    sample_files = seeds * variants * len(sample.weights) * len(sample.respacings)
     image_bytes = params.model.in_channels * params.model.image_size ** 2
     total = (4 * num_params * (4 * checkpoints + 5 * swa_checkpoints)
-             + image_bytes * (sample_files * sample.num + params.fid.reference_size))
+             + image_bytes * (sample_files * sample.num * sample.sets + params.fid.reference_size))
     written = [path for folder in (layout.RUNS, layout.SAMPLES) for path in (workspace / folder).rglob("*")]
     present = sum(path.stat().st_size for path in written + [workspace / layout.REFERENCE] if path.is_file())
     how = (f"{checkpoints + swa_checkpoints} checkpoints of a {num_params:,}-parameter UNet, {sample_files} sample "
-           f"files of {sample.num} images")
+           f"files of {sample.sets} x {sample.num} images")
     return max(0, total - present), how
 
 

@@ -100,7 +100,7 @@ def save_samples(samples: torch.Tensor, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    defaults = SampleConfig(num=0)
+    defaults = SampleConfig(num=1)  # the defaults of the other fields
     parser = argparse.ArgumentParser(prog="python -m flatlib.sample", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.train")

@@ -22,6 +22,7 @@ def test_variant_merges_into_optim_once(params_file):
     assert params.run_config("sam").optim.optimizer == "adam-sam"
     assert params.run_config("ip").optim.ip_gamma == 0.15 and params.run_config("adm").optim.ip_gamma == 0.0
     assert params.run_config("sam", rho=0.5).optim.rho == 0.5 and params.variant_rho("sam") == params.optim.rho
+    assert [params.run_config("adm", s).seed for s in params.seeds] == params.seeds == [0, 1, 2]
     with pytest.raises(ConfigError, match="unknown variant 'swa'"):
         params.run_config("swa")
 
@@ -31,9 +32,11 @@ def test_variant_merges_into_optim_once(params_file):
     ("quant.bits=[8, 1]", "quant.bits must be integers >= 2"),
     ("quant.bits=[8.5]", "quant.bits must be integers >= 2"),
     ("swa.window=0", "swa.window"),
-    ("swa.start_step=350", "swa.start_step 350 must be a saved step"),
-    ("swa.start_step=400", "swa.start_step 400 must be a saved step"),
-    ("rho_sweep.steps=150", "rho_sweep.steps 150 must be a multiple of train.save_every"),
+    ("swa.start_step=1700", "swa.start_step 1700 must be a saved step"),
+    ("swa.start_step=2000", "swa.start_step 2000 must be a saved step"),
+    ("rho_sweep.rhos=[0.0, 0.5]", r"rho_sweep.rhos \[0.0, 0.5\] must be > 0"),
+    ("seeds=[0, 0]", "seeds .* distinct integers"),
+    ("seeds=[]", "seeds .* distinct integers"),
     ("optim.lr=0.0", "optim.lr must be > 0"),
     ("quant.respacing=50", "quant.respacing 50 must be one of sample.respacings"),
     ("exposure.aggregate=median", "exposure.aggregate must be one of"),
@@ -46,7 +49,7 @@ def test_cross_field_errors_before_any_work(params_file, override, message):
 
 
 def test_typo_names_the_key_and_the_nearest_valid_one(params_file):
-    params_file.write_text(params_file.read_text().replace("  steps: 400", "  stpes: 400"))
+    params_file.write_text(params_file.read_text().replace("  steps: 2000", "  stpes: 2000"))
     with pytest.raises(ConfigError, match=r"unknown key in params.train: 'stpes' \(did you mean 'steps'\?\)"):
         load_params(params_file)
     params_file.write_text(params_file.read_text().replace("quant:", "qaunt:"))

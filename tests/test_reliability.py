@@ -135,7 +135,7 @@ def test_preflight_lists_every_problem_before_any_work(tmp_path, capsys, monkeyp
     assert preflight.problems(params, tmp_path) == []
     paper = copy.deepcopy(params)
     paper["data"].update(name="cifar10", image_size=32)
-    paper["model"].update(image_size=32, in_channels=3)
+    paper["model"].update(image_size=32, in_channels=3, attention_resolutions="16")
     paper["fid"].update(extractor="inception", inception_weights=f"data/{metrics.INCEPTION_WEIGHTS_FILE}")
     found = preflight.problems(paper, tmp_path)
     assert len(found) == 2
