@@ -483,10 +483,16 @@ class StopSignal:
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "log_every"), ("train", "save_every"), ("train", "device")}
 
 
+#: L_simple of a model that predicts zero noise is E||eps||^2 / d = 1: a run whose held-out L_simple stays at
+#: 0.9 or above has not learned, and a flat curve there is no plateau of a trained model.
+UNTRAINED_LOSS = 0.9
+
+
 def plateau(steps, losses, window: float, tol: float) -> dict:
     """The convergence criterion of a run: fit a line to ``losses`` (the fixed-set L_simple, ``eval_mse``)
     logged in the last ``window`` fraction of the steps; ``rel_change`` is the fitted change across that
-    window relative to the fitted final loss, and the run has reached its plateau when ``|rel_change| < tol``.
+    window relative to the fitted final loss, and the run has reached its plateau when ``|rel_change| < tol``
+    and it has learned (final loss below :data:`UNTRAINED_LOSS`).
     A line, not two end points, so one noisy checkpoint neither hides a trend nor fakes one. Fewer than three
     logged points in the window (a log_every too coarse for the run) cannot show a plateau: not converged."""
     steps, losses = np.asarray(steps, dtype=float), np.asarray(losses, dtype=float)
@@ -494,12 +500,14 @@ def plateau(steps, losses, window: float, tol: float) -> dict:
     inside = steps >= start
     if inside.sum() < 3:  # too few points to fit a trend: not shown to have converged
         return dict(rel_change=float("nan"), window=window, tol=tol, points=int(inside.sum()),
-                    final_eval_mse=float(losses[-1]) if len(losses) else float("nan"), converged=False)
+                    final_eval_mse=float(losses[-1]) if len(losses) else float("nan"), learned=False,
+                    converged=False)
     slope, intercept = np.polyfit(steps[inside], losses[inside], 1)
     final = slope * steps[-1] + intercept
     rel_change = float(slope * (steps[-1] - start) / final)
+    learned = bool(final < UNTRAINED_LOSS)
     return dict(rel_change=rel_change, window=window, tol=tol, points=int(inside.sum()),
-                final_eval_mse=float(final), converged=bool(abs(rel_change) < tol))
+                final_eval_mse=float(final), learned=learned, converged=bool(abs(rel_change) < tol and learned))
 
 
 def plateau_of_log(path: Path, window: float, tol: float) -> dict:

@@ -196,9 +196,10 @@ def test_a_claim_on_an_unconverged_run_says_so(tmp_path, capsys):
     assert df.loc["sam_T20", "runs"] == "NOT converged: sam seed 1"
     assert df.loc["ema", "runs"] == "all 3 converged"
     assert df.loc["rho", "runs"] == "NOT converged: sam seed 1, sam rho=0.5 seed 2"
+    assert df.loc["sam_vs_indirect", "runs"] == "NOT converged: sam seed 1"
     report.print_verdicts(df, ws)
     out = capsys.readouterr().out
-    assert "judged on unconverged runs: NOT converged: sam seed 1" in out
+    assert "[judged on runs that did not reach their plateau: sam seed 1]" in out
     assert "15 claims: 15 reproduced, 0 contradicted, 0 inconclusive." in out
     assert "Rule: paired difference over training seeds" in out
     plateau = report.plateau_table(ws)

@@ -197,6 +197,8 @@ def test_plateau_criterion_on_synthetic_curves():
     result = train.plateau(steps, falling, 0.25, 0.02)
     assert not result["converged"] and result["rel_change"] == pytest.approx(-0.01 / 0.16)
     assert result["points"] == 11
+    untrained = train.plateau(steps, np.full(len(steps), 1.0), 0.25, 0.02)  # flat at "predict zero noise"
+    assert untrained["rel_change"] == pytest.approx(0.0) and not untrained["learned"] and not untrained["converged"]
     too_few = train.plateau(steps[-2:], falling[-2:], 0.25, 0.02)  # no trend can be fitted: not shown
     assert not too_few["converged"] and too_few["points"] == 2
 
@@ -205,5 +207,5 @@ def test_every_run_records_its_plateau(tmp_path):
     out = tmp_path / "run"
     run(tmp_path, "adm", out, train__log_every=1)
     plateau = json.loads((out / "metrics.json").read_text())["plateau"]
-    assert set(plateau) == {"rel_change", "window", "tol", "points", "final_eval_mse", "converged"}
+    assert set(plateau) == {"rel_change", "window", "tol", "points", "final_eval_mse", "learned", "converged"}
     assert "eval_mse" in (out / "log.csv").read_text().splitlines()[0]

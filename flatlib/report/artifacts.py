@@ -178,8 +178,8 @@ def load_training_log(workspace, variant: str, seed: int, phase: str = "train") 
 
 def plateau_table(workspace) -> pd.DataFrame:
     """The plateau criterion every training run recorded (metrics.json): one row per run (the Table 1
-    variants and the rho sweep's runs, per seed) with its relative change over the last window and whether
-    it converged."""
+    variants and the rho sweep's runs, per seed) with its final held-out L_simple, its relative change over
+    the last window and whether it converged (flatlib.train.plateau)."""
     params = load_params(workspace)
     runs = [(v, s, layout.run_dir(v, s)) for v in params.variants for s in params.seeds]
     runs += [(f"sam rho={rho:g}", s, layout.rho_run_dir(rho, s)) for rho in params.rho_sweep.rhos
@@ -187,11 +187,12 @@ def plateau_table(workspace) -> pd.DataFrame:
     records = []
     for name, seed, folder in runs:
         plateau = _json(workspace, folder / layout.RUN_METRICS).get("plateau") or {}
-        records.append({"run": name, "seed": seed, "relative change": plateau.get("rel_change", float("nan")),
+        records.append({"run": name, "seed": seed, "final held-out loss": plateau.get("final_eval_mse", float("nan")),
+                        "relative change": plateau.get("rel_change", float("nan")),
                         "window": plateau.get("window", float("nan")), "tolerance": plateau.get("tol", float("nan")),
                         "converged": plateau.get("converged", False)})
     return with_kinds(pd.DataFrame(records).set_index(["run", "seed"]),
-                      {"relative change": "rel", "window": "rel", "tolerance": "rel"})
+                      {"final held-out loss": "loss", "relative change": "rel", "window": "rel", "tolerance": "rel"})
 
 
 def sample_grid_path(workspace, variant: str, weights: str, respacing: int, seed: int | None = None) -> Path:

@@ -25,6 +25,8 @@ class NotEvaluable(Exception):
 
 
 VARIANT_OF = {label(*r): r[0] for r in PAPER_ROWS}
+#: stands for the rho sweep's extra runs among the rows a claim uses
+RHO_RUNS = "rho sweep runs"
 
 
 def _fid(workspace, row: str, respacing: int) -> np.ndarray:
@@ -142,7 +144,7 @@ def _claim_rho(ws, confidence):
 
 def _claim_specs():
     """(id, group, claim, paper evidence, decision rule, check(workspace, confidence) -> (measured text,
-    verdict), the Table 1 rows it uses (None: the rho sweep's runs))."""
+    verdict), the Table 1 rows it uses (and RHO_RUNS))."""
     specs = []
     for cid, better, worse, ts, text in [
             ("sam_T20", "+SAM", "ADM", (20,), "+SAM improves FID over ADM at T'=20"),
@@ -186,7 +188,7 @@ def _claim_specs():
         ("rho", "rho", "A larger rho gives a flatter model (lower MC sharpness)",
          "diffusion models are inherently flat: SAM needs a large rho (README: 0.1) to flatten them further",
          "MC sharpness at the next larger rho minus that at rho < 0 for every consecutive pair of the sweep "
-         "(rho = 0 is the ADM run)", _claim_rho, None),
+         "(rho = 0 is the ADM run)", _claim_rho, ("ADM", "+SAM", RHO_RUNS)),
     ]
     return specs
 
@@ -197,11 +199,8 @@ CLAIM_GROUPS = ("fid", "flatness", "quant", "exposure", "rho")
 def _runs_note(workspace, used) -> str:
     """"all N converged" or the runs a claim uses that did not reach their plateau."""
     table = plateau_table(workspace)
-    if used is None:
-        wanted = table
-    else:
-        variants_ = {VARIANT_OF.get(r, r) for r in used}
-        wanted = table[[run in variants_ for run, _ in table.index]]
+    variants_ = {VARIANT_OF.get(r, r) for r in used}
+    wanted = table[[run in variants_ or (RHO_RUNS in used and run.startswith("sam rho=")) for run, _ in table.index]]
     bad = [f"{run} seed {seed}" for (run, seed), ok in wanted["converged"].items() if not ok]
     return f"all {len(wanted)} converged" if not bad else "NOT converged: " + ", ".join(bad)
 
@@ -242,7 +241,7 @@ def print_claims(df: pd.DataFrame, workspace=None, name: str = "claims") -> None
         print(f"    paper:    {r['paper']}")
         print(f"    measured: {r['measured']}")
         print(f"    claim:    {r['rule']}")
-        print(f"    runs:     {r['seeds']} training seeds; {r['runs']}")
+        print(f"    runs:     {r['seeds']} training seed{'s' if r['seeds'] != 1 else ''}; {r['runs']}")
 
 
 def print_verdicts(df: pd.DataFrame, workspace=None) -> None:
@@ -254,7 +253,7 @@ def print_verdicts(df: pd.DataFrame, workspace=None) -> None:
     if workspace is not None:
         print(f"Rule: {rule_text(load_params(workspace).verdict.confidence)}.")
     for _, r in df.iterrows():
-        unconverged = "" if r["runs"].startswith("all") else f" [judged on unconverged runs: {r['runs']}]"
+        unconverged = "" if r["runs"].startswith("all") else f" [judged on runs that did not reach their plateau: {r['runs'].split(': ', 1)[1]}]"
         print(f"- {r['verdict'].capitalize()}: {r['claim']}{unconverged}.")
 
 
@@ -280,8 +279,7 @@ def print_profile_note(workspace) -> None:
     """One generated paragraph saying what the workspace's numbers can and cannot be compared with."""
     p = load_params(workspace)
     size = p.data.image_size
-    print(f"Profile: {p.data.name} {size}x{size}, {p.train.steps} training steps, {len(p.seeds)} training seeds "
-          f"{p.seeds}, {p.sample.sets} x {p.sample.num} samples per row, FID with {p.fid.extractor} features "
+    print(f"Profile: {p.data.name} {size}x{size}, {p.train.steps} training steps, training seeds {p.seeds}, {p.sample.sets} x {p.sample.num} samples per row, FID with {p.fid.extractor} features "
           f"(paper column: {paper_dataset(workspace)}).")
     if is_paper_profile(workspace):
         print("This is a paper-scale profile: measured FIDs are on the paper's scale.")
