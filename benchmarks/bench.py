@@ -8,7 +8,8 @@ For each config, compile mode ("off" and ``--compile``) and workload it times ``
 chain), FLOP per step counted by ``torch.utils.flop_counter.FlopCounterMode`` on one eager step (matmuls and
 convolutions, forward and backward; SAM counts both passes), achieved TFLOP/s and MFU against the device's
 dense peak for the precision (:data:`PEAK_TFLOPS`; on a CPU MFU is not defined and is left empty). The
-first call's excess over the median is reported as compile time (warm-up for eager). A training step
+first call's excess over the median is reported as compile time (warm-up for eager); compiled code is
+shared within a process, so SAM's row reuses the graphs Adam's compiled. A training step
 is :meth:`flatlib.train.Trainer.training_step` (noise, forward, loss, backward, optimizer, EMA); a sampling
 step is one ancestral ``p_sample`` of a batch.
 """
@@ -76,7 +77,7 @@ def counted_flops(fn) -> int:
 
 
 def training_workload(params: dict, variant: str, mode: str):
-    """(one training step, its device, batch) of a Trainer of ``params`` whose model compiles with ``mode``."""
+    """(one training step, its device, its batch, the Trainer) of ``params`` with ``train.compile = mode``."""
     params = copy.deepcopy(params)
     params["train"]["compile"] = mode
     trainer = Trainer(resolve_config(params, variant), out_dir="/nonexistent-benchmark-run")
@@ -122,7 +123,6 @@ def measure(name: str, fn, flops: int, device, batch: int, precision: str, steps
 def bench_config(params: dict, modes: list[str], steps: int, warmup: int, respacing: int) -> list[dict]:
     rows = []
     for mode in modes:
-        trainer = None
         for label, variant in (("adam", "adm"), ("sam", "sam")):
             fn, device, batch, trainer = training_workload(params, variant, mode)
             flops = counted_flops(training_workload(params, variant, "off")[0])
