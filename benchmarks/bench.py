@@ -24,9 +24,8 @@ import flatlib  # noqa: F401  (sets the OpenMP wait policy before torch loads)
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from flatlib.config import load_yaml
+from flatlib.config import TRAIN_COMPILE_MODES, compiled, load_yaml
 from flatlib.diffusion import StackedRandomGenerator
-from flatlib.speed import TRAIN_COMPILE_MODES, compiled
 from flatlib.train import Trainer, resolve_config
 from flatlib.unet import NAMED_CONFIGS
 

@@ -21,11 +21,11 @@ from tqdm import tqdm
 from flatlib import atomic
 from flatlib.checkpoints import load_model
 from flatlib.layout import WEIGHT_KINDS
-from flatlib.config import ConfigError, StrictConfig, resolve_device
+from flatlib.config import (SAMPLE_COMPILE_MODES, ConfigError, StrictConfig, check_compile_mode, compiled,
+                            resolve_device)
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
 from flatlib.quant import quantize_model
-from flatlib.speed import SAMPLE_COMPILE_MODES, check_compile_mode, compiled
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -39,7 +39,7 @@ class SampleConfig(StrictConfig):
     batch_size: int = 256
     eps_scale: float = 1.0                # ADM-ES lambda; the paper samples with 1 (off)
     device: str = "auto"
-    compile: str = "off"                  # torch.compile mode of the sampling forward (flatlib.speed)
+    compile: str = "off"                  # torch.compile mode of the forward (flatlib.config.compiled)
 
     def __post_init__(self):
         super().__post_init__()
@@ -62,7 +62,7 @@ def generate(model: torch.nn.Module, diffusion: GaussianDiffusion, seeds: list[i
              batch_size: int, device: str | torch.device = "cpu", eps_scale: float = 1.0,
              progress: bool = True, compile: str = "off") -> torch.Tensor:
     """uint8 samples ``len(seeds) x C x H x W``; image i depends only on seeds[i] (never on batch_size).
-    ``compile``: a :mod:`flatlib.speed` mode for the model's forward."""
+    ``compile``: a :func:`flatlib.config.compiled` mode for the model's forward."""
     model.eval()
     forward = compiled(model, compile)
     out = []

@@ -53,7 +53,8 @@ from flatlib import atomic, layout, sources
 from flatlib.averaging import EMA, SWA
 from flatlib.checkpoints import (configured_step, read_checkpoint, read_run_config, saved_steps, training_state_path,
                                  weights_path)
-from flatlib.config import ConfigError, StrictConfig, apply_overrides, load_yaml, resolve_device
+from flatlib.config import (TRAIN_COMPILE_MODES, ConfigError, StrictConfig, apply_overrides, check_compile_mode,
+                            compiled, load_yaml, resolve_device)
 from flatlib.data import (BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config,
                           evaluation_subset, random_hflip)
 from flatlib.diffusion import DiffusionConfig, create_timestep_sampler
@@ -61,7 +62,6 @@ from flatlib.flatness import DiffusionLossSet
 from flatlib.errors import (CorruptFileError, Interrupted, MissingInputError, RunFolderError, add_debug_flag,
                             cli_errors)
 from flatlib.sam import SAM
-from flatlib.speed import TRAIN_COMPILE_MODES, check_compile_mode, compiled
 from flatlib.unet import UNetConfig, create_unet
 
 OPTIMIZERS = ("adam", "adam-sam")
@@ -99,7 +99,7 @@ class TrainConfig(StrictConfig):
     timestep_sampler: str = "uniform"  # or "loss-second-moment"
     precision: str = "fp32"           # "bf16" autocast on GPU (never an fp16 scaler: SAM would do nothing)
     channels_last: bool = False
-    compile: str = "off"              # torch.compile mode of the training forward/backward (flatlib.speed)
+    compile: str = "off"              # torch.compile mode of forward/backward (flatlib.config.compiled)
     log_every: int = 100
     save_every: int = 10000
     device: str = "auto"              # "auto": cuda:LOCAL_RANK when available, else cpu
