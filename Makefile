@@ -33,4 +33,4 @@ refresh-notebooks: setup
 	cp $(SMOKE)/reports/*.ipynb tests/nbval/
 
 bench: setup
-	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/bench.py

@@ -96,6 +96,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+#: ``train.compile`` / ``sample.compile`` (issue 13): "off" runs eagerly; any other value is a torch.compile
+#: (inductor) mode for the UNet's forward with static shapes, so training compiles forward and backward once
+#: per Trainer (SAM's two passes call the same compiled module) and sampling once per model and batch shape
+#: (the timestep reaches the model as a tensor: the steps of a chain never recompile). The diffusion
+#: arithmetic, optimizer and EMA stay eager. "max-autotune" and "reduce-overhead" use CUDA graphs on a GPU.
+TRAIN_COMPILE_MODES = ("off", "default", "max-autotune")
+SAMPLE_COMPILE_MODES = TRAIN_COMPILE_MODES + ("reduce-overhead",)
+
+
+def check_compile_mode(key: str, mode: str, modes: tuple[str, ...]) -> None:
+    """Raise a ConfigError naming ``key`` unless ``mode`` is one of ``modes``."""
+    if mode not in modes:
+        raise ConfigError(f"{key} must be one of {modes}, got {mode!r}")
+
+
+def compiled(module: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """``module`` itself when ``mode`` is "off", else its static-shape ``torch.compile`` in that mode (the
+    wrapper shares the parameters; save and load through ``module``, whose state_dict keys are unprefixed)."""
+    if mode == "off":
+        return module
+    return torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -21,7 +21,8 @@ from tqdm import tqdm
 from flatlib import atomic
 from flatlib.checkpoints import load_model
 from flatlib.layout import WEIGHT_KINDS
-from flatlib.config import ConfigError, StrictConfig, resolve_device
+from flatlib.config import (SAMPLE_COMPILE_MODES, ConfigError, StrictConfig, check_compile_mode, compiled,
+                            resolve_device)
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
 from flatlib.quant import quantize_model
@@ -38,9 +39,11 @@ class SampleConfig(StrictConfig):
     batch_size: int = 256
     eps_scale: float = 1.0                # ADM-ES lambda; the paper samples with 1 (off)
     device: str = "auto"
+    compile: str = "off"                  # torch.compile mode of the forward (flatlib.config.compiled)
 
     def __post_init__(self):
         super().__post_init__()
+        check_compile_mode("sample.compile", self.compile, SAMPLE_COMPILE_MODES)
         if self.num < 1 or self.sets < 1:
             raise ConfigError(f"sample.num ({self.num}) and sample.sets ({self.sets}) must be >= 1")
 
@@ -57,14 +60,16 @@ class SampleConfig(StrictConfig):
 @torch.no_grad()
 def generate(model: torch.nn.Module, diffusion: GaussianDiffusion, seeds: list[int], shape: tuple,
              batch_size: int, device: str | torch.device = "cpu", eps_scale: float = 1.0,
-             progress: bool = True) -> torch.Tensor:
-    """uint8 samples ``len(seeds) x C x H x W``; image i depends only on seeds[i] (never on batch_size)."""
+             progress: bool = True, compile: str = "off") -> torch.Tensor:
+    """uint8 samples ``len(seeds) x C x H x W``; image i depends only on seeds[i] (never on batch_size).
+    ``compile``: a :func:`flatlib.config.compiled` mode for the model's forward."""
     model.eval()
+    forward = compiled(model, compile)
     out = []
     for start in tqdm(range(0, len(seeds), batch_size), desc="sampling", unit="batch", disable=not progress):
         rng = StackedRandomGenerator(device, seeds[start:start + batch_size])
         x_T = rng.randn((len(rng.generators), *shape), device=device)
-        x0 = diffusion.p_sample_loop(model, x_T, rng, clip_denoised=True, eps_scale=eps_scale)
+        x0 = diffusion.p_sample_loop(forward, x_T, rng, clip_denoised=True, eps_scale=eps_scale)
         out.append(samples_to_uint8(x0).cpu())
     return torch.cat(out)
 
@@ -90,7 +95,7 @@ def sample_run(model: torch.nn.Module, run, respacing: str | int, seeds: list[in
     """uint8 samples of a run's model at T' = ``respacing`` (the diffusion and image shape of its
     :class:`~flatlib.train.RunConfig`): the one sampling path of the CLI, the sample, quant and rho-sweep stages."""
     return generate(model, run.diffusion.build(run.model.learn_sigma, respacing), seeds, run.model.image_shape,
-                    cfg.batch_size, device, cfg.eps_scale, progress=progress)
+                    cfg.batch_size, device, cfg.eps_scale, progress=progress, compile=cfg.compile)
 
 
 def save_samples(samples: torch.Tensor, out: Path) -> None:
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per sampling batch")
     parser.add_argument("--eps-scale", type=float, default=defaults.eps_scale,
                         help="ADM-ES lambda (1 = off, as in the paper)")
+    parser.add_argument("--compile", choices=SAMPLE_COMPILE_MODES, default=defaults.compile,
+                        help="torch.compile mode of the model's forward (off: eager)")
     parser.add_argument("--quant-bits", type=int, default=0, help="quantize weights first (0 = full precision)")
     parser.add_argument("--quant-per-channel", action="store_true", help="one quantization scale per channel")
     parser.add_argument("--device", default=defaults.device, help="auto: the GPU when present, else cpu")
@@ -124,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _sample_command(args) -> dict:
-    cfg = SampleConfig(num=args.num, batch_size=args.batch_size, eps_scale=args.eps_scale, device=args.device)
+    cfg = SampleConfig(num=args.num, batch_size=args.batch_size, eps_scale=args.eps_scale, device=args.device,
+                       compile=args.compile)
     device = resolve_device(cfg.device)
     model, run, step = load_model(args.run, args.weights, args.step, device)
     info = dict(run=str(args.run), weights=args.weights, step=step, respacing=str(args.respacing),

@@ -53,7 +53,8 @@ from flatlib import atomic, layout, sources
 from flatlib.averaging import EMA, SWA
 from flatlib.checkpoints import (configured_step, read_checkpoint, read_run_config, saved_steps, training_state_path,
                                  weights_path)
-from flatlib.config import ConfigError, StrictConfig, apply_overrides, load_yaml, resolve_device
+from flatlib.config import (TRAIN_COMPILE_MODES, ConfigError, StrictConfig, apply_overrides, check_compile_mode,
+                            compiled, load_yaml, resolve_device)
 from flatlib.data import (BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config,
                           evaluation_subset, random_hflip)
 from flatlib.diffusion import DiffusionConfig, create_timestep_sampler
@@ -98,6 +99,7 @@ class TrainConfig(StrictConfig):
     timestep_sampler: str = "uniform"  # or "loss-second-moment"
     precision: str = "fp32"           # "bf16" autocast on GPU (never an fp16 scaler: SAM would do nothing)
     channels_last: bool = False
+    compile: str = "off"              # torch.compile mode of forward/backward (flatlib.config.compiled)
     log_every: int = 100
     save_every: int = 10000
     device: str = "auto"              # "auto": cuda:LOCAL_RANK when available, else cpu
@@ -110,6 +112,7 @@ class TrainConfig(StrictConfig):
         super().__post_init__()
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_compile_mode("train.compile", self.compile, TRAIN_COMPILE_MODES)
         if min(self.steps, self.batch_size, self.log_every, self.save_every) <= 0:
             raise ConfigError("train.steps, batch_size, log_every and save_every must be positive")
         if not 0 < self.plateau_window <= 1 or self.plateau_tol <= 0 or self.plateau_triples < 0:
@@ -174,6 +177,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
                           else self.model)
+        self.forward_model = compiled(self.ddp_model, cfg.train.compile)  # both SAM passes call this one
         self.diffusion = cfg.diffusion.build(cfg.model.learn_sigma)
         self.timestep_sampler = create_timestep_sampler(cfg.train.timestep_sampler, self.diffusion)
         base_kwargs = dict(lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -272,7 +276,7 @@ class Trainer:
 
     def _losses(self, x0, t, noise, ip_noise) -> dict:
         with self._autocast():
-            return self.diffusion.training_losses(self.ddp_model, x0, t, noise, ip_gamma=self.cfg.optim.ip_gamma,
+            return self.diffusion.training_losses(self.forward_model, x0, t, noise, ip_gamma=self.cfg.optim.ip_gamma,
                                                   ip_noise=ip_noise)
 
     def _backward(self, x0, t, noise, ip_noise, weights) -> dict:
