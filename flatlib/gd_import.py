@@ -6,6 +6,9 @@ user's ``model*.pt`` / ``ema_*.pt``) as a run folder that every evaluation stage
     python -m flatlib.gd_import model200000.pt --ema ema_0.9999_200000.pt --swa swa200000.pt \\
         --flags "--image_size 32 --num_channels 128 ..." --data name=cifar10 --reference ref.pt --out runs/mine
 
+In the pipeline, params.yaml ``imports`` names such weights for a variant (:class:`ImportConfig`), which its DVC
+train and swa stages import instead of training it (flatlib.runs).
+
 The published files carry no step in their names: ``--step`` labels the run folder's files. Their README does
 not say whether they hold raw or EMA weights; the lineage samples from EMA weights.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import re
 import shutil
@@ -32,14 +36,16 @@ import yaml
 
 from flatlib import atomic, layout
 from flatlib.checkpoints import training_state_path, weights_path
-from flatlib.config import ConfigError
+from flatlib.config import ConfigError, StrictConfig, _nearest
 from flatlib.data import DataConfig
+from flatlib.diffusion import DiffusionConfig
 from flatlib.errors import MissingInputError, RunFolderError, add_debug_flag, cli_errors
 from flatlib.gd_flags import GuidedDiffusionFlags, parse_flags
-from flatlib.gd_weights import (REFERENCE_TOLERANCE, SHAPELESS_FLAGS, check_reference, check_state_dict,
-                                read_reference, read_state_dict)
+from flatlib.gd_weights import (REFERENCE_TOLERANCE, SHAPELESS_FLAGS, attention_signature, check_reference,
+                                check_state_dict, read_reference, read_state_dict)
 from flatlib.metrics import sha256_file
 from flatlib.train import OptimConfig, RunConfig, SWAConfig, TrainConfig, hold_run_folder
+from flatlib.unet import UNetConfig
 
 IMPORT_RECORD = "import.json"
 DDPM_IP_README = "https://github.com/forever208/DDPM-IP#download-adm-ip-models-and-adm-base-models"
@@ -141,10 +147,109 @@ class CheckpointSource:
                               + ": import the files of one step")
         if not steps:
             raise ConfigError(f"no step in the file names {[Path(p).name for p in self.files.values()]}: give the "
-                              "training step of the weights (--step), which names the run folder's files")
+                              "training step of the weights (step; --step on the command line), which names the "
+                              "run folder's files")
         if min(steps) <= 0:
             raise ConfigError(f"the step must be positive, got {self.step}")
         return steps.pop()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImportConfig(StrictConfig):
+    """params.yaml ``imports.VARIANT``: weights trained elsewhere that the pipeline evaluates as VARIANT instead of
+    training it (flatlib.runs imports them into the variant's run folders). ``raw``, ``ema``, ``swa``: one file
+    per weights kind, any non-empty subset (paths from the workspace, placed by hand). The guided-diffusion flags
+    that built them: ``flags`` (a command line, or name -> value) or ``published``, a DDPM-IP checkpoint of
+    :data:`PUBLISHED` whose README flags are taken. ``step``, ``reference`` and ``reference_weights`` as in
+    :class:`CheckpointSource`."""
+    raw: str | None = None
+    ema: str | None = None
+    swa: str | None = None
+    flags: str | dict | None = None
+    published: str | None = None
+    step: int | None = None
+    reference: str | None = None
+    reference_weights: str | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if (self.flags is None) == (self.published is None):
+            raise ConfigError("give the guided-diffusion flags that built the weights: either flags (a command "
+                              f"line) or published (one of {sorted(PUBLISHED)})")
+        if self.published is not None and self.published not in PUBLISHED:
+            raise ConfigError(f"published {self.published!r}{_nearest(self.published, PUBLISHED)} is none of "
+                              f"DDPM-IP's checkpoints {sorted(PUBLISHED)}")
+        self.source()  # the kinds, the reference's kind and the flags
+
+    @functools.cached_property
+    def gd_flags(self) -> GuidedDiffusionFlags:
+        return parse_flags(PUBLISHED[self.published].flags if self.published else self.flags)
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Weights kind -> file, in flatlib.layout.WEIGHT_KINDS order."""
+        return {kind: getattr(self, kind) for kind in layout.WEIGHT_KINDS if getattr(self, kind) is not None}
+
+    def source(self, kinds=None) -> CheckpointSource:
+        """The weights of ``kinds`` (default: every kind given) as a :class:`CheckpointSource`; the reference goes
+        with the kind that computed it."""
+        reference = Path(self.reference) if self.reference else None
+        whole = CheckpointSource(self.gd_flags, self.files, self.step, reference, self.reference_weights)
+        if kinds is None:
+            return whole
+        with_reference = whole.reference_kind in kinds
+        return CheckpointSource(self.gd_flags, {k: v for k, v in self.files.items() if k in kinds}, self.step,
+                                reference if with_reference else None,
+                                self.reference_weights if with_reference else None)
+
+    def check_evaluated_on(self, data: DataConfig) -> None:
+        """:func:`check_data`, and for a published checkpoint the data set it was trained on."""
+        check_data(self.gd_flags, data)
+        if self.published and data.name != PUBLISHED[self.published].data["name"]:
+            raise ConfigError(f"{self.published} was trained on {PUBLISHED[self.published].data['name']}, but "
+                              f"data.name is {data.name!r}: FID, flatness and exposure compare it with that data set")
+
+
+#: the data sets of RGB images: guided-diffusion's scripts build UNets of 3 input channels only
+RGB_DATASETS = ("cifar10", "image_folder")
+
+
+def check_data(flags: GuidedDiffusionFlags, data: DataConfig) -> None:
+    """The data set that imported weights are evaluated on must be one their UNet takes: RGB images of
+    ``--image_size``."""
+    if data.name not in RGB_DATASETS:
+        raise ConfigError(f"data.name {data.name!r} is not an RGB data set, and guided-diffusion's UNet takes 3 "
+                          f"channels: use one of {list(RGB_DATASETS)}")
+    if data.image_size != flags["image_size"]:
+        raise ConfigError(f"data.image_size {data.image_size} differs from --image_size {flags['image_size']}")
+
+
+#: the flags that split attention into heads and order it: they change no shape, compared as the blocks use them
+ATTENTION_FLAGS = ("num_heads", "num_head_channels", "num_heads_upsample", "use_new_attention_order")
+
+
+def _as_built(cfg: UNetConfig) -> dict:
+    """``"model.KEY"`` -> what it builds: channel_mult and attention_resolutions as the levels they reach; not
+    use_checkpoint (memory only) nor :data:`ATTENTION_FLAGS`."""
+    built = {f"model.{f.name}": getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+             if f.name not in ("channel_mult", "attention_resolutions", "use_checkpoint", *ATTENTION_FLAGS)}
+    built["model.channel_mult"] = ",".join(map(str, cfg.channel_mult_tuple))
+    built["model.attention_resolutions"] = ",".join(str(cfg.image_size // r) for r in sorted(cfg.attention_rates))
+    return built
+
+
+def differences_from(flags: GuidedDiffusionFlags, model: UNetConfig, diffusion: DiffusionConfig) -> list[str]:
+    """Where the UNet and diffusion that ``flags`` build differ from ``model`` and ``diffusion`` (params.yaml's
+    sections), one ``"model.KEY: VALUE in the flags, VALUE here"`` each; the attention heads and order compared
+    as the attention blocks use them (flatlib.gd_weights.attention_signature)."""
+    built = flags.unet_config()
+    ours = {**_as_built(built), **{f"diffusion.{k}": v for k, v in flags.diffusion_config().to_dict().items()}}
+    theirs = {**_as_built(model), **{f"diffusion.{k}": v for k, v in diffusion.to_dict().items()}}
+    found = [f"{key}: {ours[key]} in the flags, {theirs[key]} here" for key in ours if ours[key] != theirs[key]]
+    if attention_signature(built) != attention_signature(model):
+        values = lambda cfg: "/".join(str(getattr(cfg, name)) for name in ATTENTION_FLAGS)  # noqa: E731
+        found.append(f"model.{'/'.join(ATTENTION_FLAGS)}: {values(built)} in the flags, {values(model)} here")
+    return found
 
 
 def imported_run_config(flags: GuidedDiffusionFlags, step: int, data: DataConfig, seed: int = 0) -> RunConfig:
@@ -152,9 +257,8 @@ def imported_run_config(flags: GuidedDiffusionFlags, step: int, data: DataConfig
     (IP gamma), schedule_sampler, ema_rate and batch_size (guided-diffusion's per-process value) from the flags
     too; ``train.steps`` and ``swa.start_step`` are the import's step with ``swa.steps`` 0, so that
     ``load_model``'s configured step is that step in the train and in the SWA-phase folder."""
+    check_data(flags, data)
     model = flags.unet_config()
-    if data.image_size != model.image_size:
-        raise ConfigError(f"data.image_size {data.image_size} differs from --image_size {model.image_size}")
     return RunConfig(
         seed=seed, data=data, model=model, diffusion=flags.diffusion_config(),
         optim=OptimConfig(lr=flags["lr"], weight_decay=flags["weight_decay"], ip_gamma=flags["input_pertub"]),
@@ -173,12 +277,15 @@ def _copy(source: Path, destination: Path) -> None:
         shutil.copyfileobj(src, dst)
 
 
-def _holds_import(folder: Path, record: dict) -> bool:
-    """Whether ``folder`` already holds this very import; a folder holding anything else is refused."""
+def holds_import(folder: Path, record: dict, replace: bool = False) -> bool:
+    """Whether ``folder`` already holds this very import (its ``import.json`` is ``record``). A folder holding
+    anything else (another import, a trained run) is emptied when ``replace``, else refused."""
     if (folder / IMPORT_RECORD).is_file() and json.loads((folder / IMPORT_RECORD).read_text()) == record:
         return True
     others = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
-    if others:
+    if others and replace:
+        shutil.rmtree(folder)
+    elif others:
         raise RunFolderError(f"{folder} already holds {', '.join(others[:4])}{', ...' if len(others) > 4 else ''} "
                              "(a trained run or another import): use another --out or delete it")
     return False
@@ -196,10 +303,12 @@ def _write_folder(folder: Path, source: CheckpointSource, run: RunConfig, record
 
 
 def import_checkpoint(source: CheckpointSource, out: str | Path, data: DataConfig, seed: int = 0,
-                      swa_out: str | Path | None = None, tolerance: float = REFERENCE_TOLERANCE) -> dict[Path, dict]:
+                      swa_out: str | Path | None = None, tolerance: float = REFERENCE_TOLERANCE,
+                      replace: bool = False) -> dict[Path, dict]:
     """Check ``source`` and write it as run folders: raw and EMA weights in ``out``, SWA weights in ``swa_out``
     (default ``OUT_swa``). Returns each folder's import record (its ``import.json``). Every file is checked and
-    every folder found empty (or holding this very import, which is left as it is) before anything is written."""
+    every folder found empty (or holding this very import, which is left as it is; or, with ``replace``,
+    emptied) before anything is written."""
     source.check_present()
     step = source.resolved_step()
     run = imported_run_config(source.flags, step, data, seed)
@@ -219,7 +328,7 @@ def import_checkpoint(source: CheckpointSource, out: str | Path, data: DataConfi
                             weights={k: v for k, v in weights.items() if folders[k] == folder},
                             reference=reference, unverified_flags=[] if reference else list(SHAPELESS_FLAGS))
                for folder in folders.values()}
-    for folder in [f for f, record in records.items() if not _holds_import(f, record)]:
+    for folder in [f for f, record in records.items() if not holds_import(f, record, replace)]:
         _write_folder(folder, source, run, records[folder])
     return records
 

@@ -196,7 +196,7 @@ def relative_error(cfg: UNetConfig, state_dict: dict[str, torch.Tensor], referen
     return float((out - expected.float()).abs().max() / expected.float().abs().max().clamp_min(1e-12))
 
 
-def _attention_signature(cfg: UNetConfig) -> tuple:
+def attention_signature(cfg: UNetConfig) -> tuple:
     """What the shapeless flags change: (heads, order) per attention block; with one head both orders agree."""
     with torch.device("meta"):
         blocks = [m for m in create_unet(cfg).modules() if isinstance(m, AttentionBlock)]
@@ -208,12 +208,12 @@ def shapeless_alternatives(cfg: UNetConfig) -> list[dict]:
     heads = [{}] + [dict(num_head_channels=c) for c in HEAD_CHANNELS] + [
         dict(num_head_channels=-1, num_heads=h, num_heads_upsample=-1) for h in HEAD_COUNTS]
     orders = [{}, dict(use_new_attention_order=not cfg.use_new_attention_order)]
-    seen, changes = {_attention_signature(cfg)}, []
+    seen, changes = {attention_signature(cfg)}, []
     for split in heads:
         for order in orders:
             change = {k: v for k, v in {**split, **order}.items() if getattr(cfg, k) != v}
             try:
-                signature = _attention_signature(dataclasses.replace(cfg, **change))
+                signature = attention_signature(dataclasses.replace(cfg, **change))
             except ValueError:  # the heads do not divide some attention width
                 continue
             if signature not in seen:

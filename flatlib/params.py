@@ -3,10 +3,12 @@
 Each section's dataclass lives beside the code that consumes it (``UNetConfig`` in unet, ``TrainConfig`` in
 train, ``SampleConfig`` in sample, ...); :class:`Params` assembles them, merges a variant into ``optim`` (the
 only place that does) and checks what spans sections before any work starts: every T' at most
-``diffusion.steps``, the SWA phase inside the run at a saved step, the rho sweep at a saved step, ...
+``diffusion.steps``, the SWA phase inside the run at a saved step, the rho sweep at a saved step, an imported
+variant's flags against the data, model and diffusion sections, ...
 
     params = load_params("params.yaml", overrides=["train.steps=8"])
     run = params.run_config("sam", seed=1)    # flatlib.train.RunConfig of one variant and training seed
+    params.weights_of("adm")                  # the weights kinds measured for a variant (an import may lack some)
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from flatlib.data import DataConfig
 from flatlib.diffusion import DiffusionConfig
 from flatlib.exposure import ExposureConfig
 from flatlib.flatness import FlatnessConfig
+from flatlib.gd_import import ImportConfig, differences_from
 from flatlib.layout import WEIGHT_KINDS
 from flatlib.quant import QuantConfig
 from flatlib.sample import SampleConfig
@@ -36,7 +39,9 @@ class LaunchConfig(StrictConfig):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RhoSweepConfig(StrictConfig):
     """params.yaml ``rho_sweep``: extra SAM runs, as long as the main runs, compared with ADM (rho = 0) and the
-    SAM variant's run at their last step, per training seed."""
+    SAM variant's run at their last step, per training seed of ``seeds``: the training seeds, or none (no
+    sweep, e.g. where adm or sam is imported). DVC's foreach over the sweep's stages reads that list."""
+    seeds: list
     rhos: list = dataclasses.field(default_factory=lambda: [0.02, 0.5])  # 0 and optim.rho reuse adm/sam
     sigma: float = 0.01
     respacing: int = 20
@@ -46,7 +51,8 @@ class RhoSweepConfig(StrictConfig):
 class Params(StrictConfig):
     """Every section of params.yaml. ``seed`` seeds what every run shares (reference subset, FeatureNet, the
     fixed (x0, t, eps) set, perturbation directions); ``seeds`` are the training seeds, one run per variant
-    each, paired across variants (same initial weights and data order)."""
+    each, paired across variants (same initial weights and data order). ``imports`` maps a variant to the
+    weights it is evaluated from instead of being trained (:class:`flatlib.gd_import.ImportConfig`)."""
     seed: int
     seeds: list
     launch: LaunchConfig = LaunchConfig()
@@ -55,6 +61,7 @@ class Params(StrictConfig):
     diffusion: DiffusionConfig
     optim: OptimConfig
     variants: dict
+    imports: dict = dataclasses.field(default_factory=dict)
     train: TrainConfig
     swa: SWAConfig
     featurenet: FeatureNetConfig = FeatureNetConfig()
@@ -63,7 +70,7 @@ class Params(StrictConfig):
     quant: QuantConfig = QuantConfig()
     flatness: FlatnessConfig = FlatnessConfig()
     exposure: ExposureConfig = ExposureConfig()
-    rho_sweep: RhoSweepConfig = RhoSweepConfig()
+    rho_sweep: RhoSweepConfig
     verdict: VerdictConfig = VerdictConfig()
 
     def __post_init__(self):
@@ -74,7 +81,10 @@ class Params(StrictConfig):
         for variant in self.variants:  # a variant may only override optim keys, with valid values
             if self.run_config(variant).optim.lr <= 0:
                 raise ConfigError(f"optim.lr must be > 0 (variant {variant!r})")
+        object.__setattr__(self, "imports", {variant: ImportConfig.from_dict(entry or {}, f"imports.{variant}")
+                                             for variant, entry in self.imports.items()})
         self._check_across_sections()
+        self._check_imports()
 
     def run_config(self, variant: str, seed: int | None = None, **optim) -> RunConfig:
         """The training config of ``variant`` and training seed ``seed`` (default: the first of ``seeds``):
@@ -87,6 +97,11 @@ class Params(StrictConfig):
 
     def variant_rho(self, variant: str = "sam") -> float:
         return self.run_config(variant).optim.rho
+
+    def weights_of(self, variant: str) -> list[str]:
+        """The weights kinds measured for ``variant``: ``sample.weights``, less those an imported variant lacks."""
+        imported = self.imports.get(variant)
+        return [w for w in self.sample.weights if imported is None or w in imported.files]
 
     def _check_across_sections(self) -> None:
         steps = self.diffusion.steps
@@ -115,6 +130,48 @@ class Params(StrictConfig):
         missing = sorted(set(self.flatness.surface_variants) - set(self.variants))
         if missing:
             raise ConfigError(f"flatness.surface_variants {missing} are not variants {sorted(self.variants)}")
+        for variant in self.flatness.surface_variants:
+            if not set(self.flatness.surface_weights) & set(self.weights_of(variant)):
+                raise ConfigError(f"flatness.surface_weights {self.flatness.surface_weights} are none of the weights "
+                                  f"measured for {variant} {self.weights_of(variant)}")
+        sweep = self.rho_sweep.seeds
+        if sweep and sweep != self.seeds:
+            raise ConfigError(f"rho_sweep.seeds {sweep} must be the training seeds {self.seeds} (each sweep run is "
+                              "paired with the adm and sam runs of its seed) or [] (no rho sweep)")
+        not_trained = [v for v in ("adm", "sam") if v not in self.variants or v in self.imports]
+        if sweep and not_trained:
+            raise ConfigError(f"the rho sweep extends the adm (rho 0) and sam (optim.rho) runs trained here, but "
+                              f"these are not (imported, or no such variant): {', '.join(not_trained)}; set "
+                              "rho_sweep.seeds: [] (no rho sweep)")
+
+    def _check_imports(self) -> None:
+        """Each import names a variant that overrides nothing, fits the data set and is the UNet and diffusion of
+        the model and diffusion sections (one model per profile: the flatness loss set, the samplers and the
+        variants trained here use those sections); an import is one set of weights, so one training seed."""
+        if self.imports and len(self.seeds) != 1:
+            raise ConfigError(f"imports {sorted(self.imports)} are one set of weights each: seeds must be one "
+                              f"training seed, e.g. [0], not {self.seeds} (verdicts then are inconclusive)")
+        for variant, imported in self.imports.items():
+            where = f"imports.{variant}"
+            if variant not in self.variants:
+                raise ConfigError(f"{where}: {variant!r} is not a variant: add `{variant}: {{}}` to variants (every "
+                                  "stage runs per variant)")
+            if self.variants[variant]:
+                raise ConfigError(f"variants.{variant} sets {sorted(self.variants[variant])}, but {variant} is "
+                                  f"imported ({where}), which trains nothing: give `{variant}: {{}}`")
+            try:
+                imported.check_evaluated_on(self.data)
+                imported.source().resolved_step()
+            except ConfigError as err:
+                raise ConfigError(f"{where}: {err}") from None
+            differences = differences_from(imported.gd_flags, self.model, self.diffusion)
+            if differences:
+                raise ConfigError(f"{where}: the flags build another UNet or diffusion than the model and diffusion "
+                                  f"sections ({'; '.join(differences)}); every row of a profile is one UNet and "
+                                  "diffusion: set those sections to the flags' values")
+            if not self.weights_of(variant):
+                raise ConfigError(f"{where} gives {list(imported.files)} weights, none of sample.weights "
+                                  f"{self.sample.weights}")
 
 
 def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple = ()) -> Params:

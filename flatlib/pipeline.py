@@ -13,6 +13,8 @@ the artifacts of flatlib.layout that the notebooks read.
 
 A Table 1 row is a (variant, weights) pair: ``adm/raw`` is "ADM", ``adm/ema`` "+EMA", ``adm/swa`` "+SWA"
 (SWA weights of the SWA phase ``runs/adm_swa/seedS``), ``ip/raw`` "+IP", and so on (flatlib.layout.PAPER_ROWS).
+The stages measure the weights of ``Params.weights_of``: ``sample.weights``, less those an imported variant
+lacks; a run folder reads the same, trained or imported (flatlib.runs).
 """
 from __future__ import annotations
 
@@ -81,7 +83,7 @@ def stage_sample(params: Params, args) -> None:
     """Every sample set of every (weights, T') row of one run: image seeds ``sample.seeds``, shared by every
     model and training seed (paired)."""
     cfg, device = params.sample, _device(params)
-    for weights in cfg.weights:
+    for weights in params.weights_of(args.variant):
         model, run, _ = load_model(layout.weights_run_dir(args.variant, args.seed, weights), weights, device=device)
         for respacing in cfg.respacings:
             samples = sample_run(model, run, respacing, cfg.seeds, cfg, device, args.progress)
@@ -106,7 +108,7 @@ def fid_of_sets(samples: torch.Tensor, params: Params, device) -> dict:
 
 def stage_fid(params: Params, args) -> None:
     device, rows = _device(params), {}
-    for weights in params.sample.weights:
+    for weights in params.weights_of(args.variant):
         for respacing in params.sample.respacings:
             samples = load_images(layout.samples_file(args.variant, args.seed, weights, respacing))
             scores = fid_of_sets(samples, params, device)
@@ -120,7 +122,7 @@ def stage_fid(params: Params, args) -> None:
 
 def stage_quant(params: Params, args) -> None:
     cfg, device, results = params.quant, _device(params), {}
-    for weights in params.sample.weights:
+    for weights in params.weights_of(args.variant):
         model, run, _ = load_model(layout.weights_run_dir(args.variant, args.seed, weights), weights, device=device)
         full = load_images(layout.samples_file(args.variant, args.seed, weights, cfg.respacing))
         row = {"32": dict(fid_of_sets(full, params, device), weight_rel_error=0.0)}
@@ -170,7 +172,7 @@ def flatness_report(model, losses, cfg: FlatnessConfig, seed: int, progress: boo
 def stage_flatness(params: Params, args) -> None:
     cfg, device = params.flatness, _device(params)
     losses, results = loss_set(params, device), {}
-    for weights in params.sample.weights:
+    for weights in params.weights_of(args.variant):
         model, _, _ = load_model(layout.weights_run_dir(args.variant, args.seed, weights), weights, device=device)
         results[weights] = flatness_report(model, losses, cfg, params.seed, args.progress)
         if args.variant in cfg.surface_variants and weights in cfg.surface_weights:
@@ -185,7 +187,7 @@ def stage_flatness(params: Params, args) -> None:
 
 def stage_exposure(params: Params, args) -> None:
     cfg, results = params.exposure, {}
-    for weights in params.sample.weights:
+    for weights in params.weights_of(args.variant):
         results[weights] = exposure_of_run(layout.weights_run_dir(args.variant, args.seed, weights), weights, cfg,
                                            params.seed, params.sample.batch_size, _device(params),
                                            progress=args.progress)
@@ -230,7 +232,7 @@ STAGES = {"reference": stage_reference, "featurenet": stage_featurenet, "sample"
           "quant": stage_quant, "flatness": stage_flatness, "exposure": stage_exposure,
           "rho-train": stage_rho_train, "rho-sweep": stage_rho_sweep}
 PER_VARIANT = ("sample", "fid", "quant", "flatness", "exposure")
-PER_SEED = PER_VARIANT + ("rho-train", "rho-sweep")
+RHO_SWEEP = ("rho-train", "rho-sweep")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -238,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("stage", choices=sorted(STAGES), help="the stage to run")
     parser.add_argument("--variant", help=f"training variant (a key of params.yaml 'variants'); stages {PER_VARIANT}")
-    parser.add_argument("--seed", type=int, help=f"training seed (one of params.yaml 'seeds'); stages {PER_SEED}")
+    parser.add_argument("--seed", type=int, help=f"training seed (one of params.yaml 'seeds'; of 'rho_sweep.seeds' "
+                                                 f"for {RHO_SWEEP}); stages {PER_VARIANT + RHO_SWEEP}")
     parser.add_argument("--params", default="params.yaml", help="parameter file")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
     add_debug_flag(parser)
@@ -247,8 +250,9 @@ def main(argv: list[str] | None = None) -> None:
         params = load_params(args.params)
         if args.stage in PER_VARIANT and args.variant not in params.variants:
             raise ConfigError(f"stage {args.stage} needs --variant, one of {sorted(params.variants)}")
-        if args.stage in PER_SEED and args.seed not in params.seeds:
-            raise ConfigError(f"stage {args.stage} needs --seed, one of params.yaml seeds {params.seeds}")
+        key, seeds = ("rho_sweep.seeds", params.rho_sweep.seeds) if args.stage in RHO_SWEEP else ("seeds", params.seeds)
+        if args.stage in PER_VARIANT + RHO_SWEEP and args.seed not in seeds:
+            raise ConfigError(f"stage {args.stage} needs --seed, one of params.yaml {key} {seeds}")
         torch.manual_seed(params.seed)
         STAGES[args.stage](params, args)
 

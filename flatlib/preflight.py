@@ -5,13 +5,16 @@
 Checks (issue 14, guarantee 1): params.yaml parses (:class:`flatlib.params.Params`, every section and
 the checks across sections); the data set is on disk (:func:`flatlib.data.check_dataset`, without reading images);
 the Inception weights, when ``fid.extractor`` is inception, exist and are the published file (SHA-256);
-the workspace is writable; the disk holds the checkpoints and samples the profile will write
-(:func:`disk_needed`); every named device exists. It prints one list of every problem, each with the path
-or key to fix, and exits with status 2; with none it prints a one-line summary (and writes ``--out``).
+every imported weights file exists and loads strictly into the UNet of its flags (:func:`import_problems`;
+their SHA-256 go into ``--out``); the workspace is writable; the disk holds the checkpoints and samples the
+profile will write (:func:`disk_needed`); every named device exists. It prints one list of every problem, each
+with the path or key to fix, and exits with status 2; with none it prints a one-line summary (and writes
+``--out``).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import shutil
 import tempfile
@@ -23,11 +26,12 @@ from flatlib import atomic, layout
 from flatlib.config import load_yaml
 from flatlib.data import check_dataset
 from flatlib.errors import FlatlibError, add_debug_flag, cli_errors
-from flatlib.metrics import check_inception_weights
+from flatlib.gd_weights import check_state_dict, read_state_dict
+from flatlib.metrics import check_inception_weights, sha256_file
 from flatlib.params import Params
 from flatlib.unet import create_unet
 
-CHECKS = ("params", "data", "inception_weights", "workspace_writable", "free_disk", "devices")
+CHECKS = ("params", "data", "inception_weights", "imports", "workspace_writable", "free_disk", "devices")
 GiB = 2 ** 30
 
 
@@ -37,25 +41,57 @@ def _saves(first: int, last: int, save_every: int) -> int:
 
 
 def disk_needed(params: Params, workspace: Path) -> tuple[int, str]:
-    """Bytes the profile still has to write, and how that was estimated. Per checkpoint: 4 bytes per UNet
-    parameter for each of raw weights, EMA weights and the two Adam moments (plus SWA weights in the SWA
-    phase); samples as raw uint8 (compressed npz files are smaller). Files already in the run and sample
-    folders and the reference set count as written."""
+    """Bytes the profile still has to write, and how that was estimated. Per checkpoint of a run trained here
+    (every variant not imported, and the rho sweep's runs, per training seed): 4 bytes per UNet parameter for
+    each of raw weights, EMA weights and the two Adam moments (plus SWA weights in the SWA phase); imported
+    weights as the size of their files; samples as raw uint8 (compressed npz files are smaller). Files already
+    in the run and sample folders and the reference set count as written."""
     with torch.device("meta"):
         num_params = sum(p.numel() for p in create_unet(params.model).parameters())
     train, swa, rho, sample = params.train, params.swa, params.rho_sweep, params.sample
-    variants, seeds = len(params.variants), len(params.seeds)
-    checkpoints = seeds * (variants + len(rho.rhos)) * _saves(0, train.steps, train.save_every)
-    swa_checkpoints = seeds * variants * _saves(swa.start_step, swa.start_step + swa.steps, train.save_every)
-    sample_files = seeds * variants * len(sample.weights) * len(sample.respacings)
+    trained_runs = len(params.seeds) * len([v for v in params.variants if v not in params.imports])
+    checkpoints = (trained_runs * _saves(0, train.steps, train.save_every)
+                   + len(rho.seeds) * len(rho.rhos) * _saves(0, train.steps, train.save_every))
+    swa_checkpoints = trained_runs * _saves(swa.start_step, swa.start_step + swa.steps, train.save_every)
+    imported = [workspace / path for entry in params.imports.values() for path in entry.files.values()]
+    sample_files = len(params.seeds) * sum(len(params.weights_of(v)) for v in params.variants) * len(sample.respacings)
     image_bytes = params.model.in_channels * params.model.image_size ** 2
     total = (4 * num_params * (4 * checkpoints + 5 * swa_checkpoints)
+             + sum(path.stat().st_size for path in imported if path.is_file())
              + image_bytes * (sample_files * sample.num * sample.sets + params.fid.reference_size))
     written = [path for folder in (layout.RUNS, layout.SAMPLES) for path in (workspace / folder).rglob("*")]
     present = sum(path.stat().st_size for path in written + [workspace / layout.REFERENCE] if path.is_file())
-    how = (f"{checkpoints + swa_checkpoints} checkpoints of a {num_params:,}-parameter UNet, {sample_files} sample "
-           f"files of {sample.sets} x {sample.num} images")
+    how = (f"{checkpoints + swa_checkpoints} checkpoints of a {num_params:,}-parameter UNet, {len(imported)} "
+           f"imported weights files, {sample_files} sample files of {sample.sets} x {sample.num} images")
     return max(0, total - present), how
+
+
+def import_problems(params: Params, workspace: Path) -> list[str]:
+    """Every imported weights file (params.yaml ``imports``) and reference output: present (else where it is
+    published), and a weights-only state_dict that loads strictly into the UNet of its flags."""
+    found = []
+    for variant, imported in params.imports.items():
+        source = imported.source()
+        files = {kind: workspace / path for kind, path in source.files.items()}
+        try:
+            dataclasses.replace(source, files=files, reference=source.reference and workspace / source.reference
+                                ).check_present()
+        except FlatlibError as err:
+            found.append(f"imports.{variant}: {err}")
+            continue
+        for kind, path in files.items():
+            try:
+                check_state_dict(read_state_dict(path), imported.gd_flags.unet_config(), path)
+            except FlatlibError as err:
+                found.append(f"imports.{variant}.{kind}: {err}")
+    return found
+
+
+def import_digests(params: Params, workspace: Path) -> dict[str, dict[str, str]]:
+    """variant -> weights kind -> SHA-256 of each imported file: recorded in the preflight's output, on which
+    the train and swa stages depend, so that a file replaced under the same name is imported again."""
+    return {variant: {kind: sha256_file(workspace / path) for kind, path in imported.files.items()}
+            for variant, imported in params.imports.items()}
 
 
 def _device_problem(key: str, name: str) -> str | None:
@@ -89,6 +125,7 @@ def problems(params: dict, workspace: Path) -> list[str]:
             check()
         except FlatlibError as err:
             found.append(str(err))
+    found += import_problems(cfg, workspace)
     try:
         with tempfile.TemporaryFile(dir=workspace):
             pass
@@ -111,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--workspace", type=Path, default=Path("."), help="where the pipeline runs (default: .)")
-    parser.add_argument("--out", type=Path, help="write the list of checks passed here (a DVC stage output)")
+    parser.add_argument("--out", type=Path, help="write the list of checks passed and the SHA-256 of imported weights "
+                                                 "here (a DVC stage output)")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     with cli_errors("preflight", args.debug):
@@ -120,7 +158,9 @@ def main(argv: list[str] | None = None) -> None:
             raise FlatlibError(f"{len(found)} problem{'s' * (len(found) > 1)} found before any work "
                                f"({args.params}):\n" + "\n".join(f"  - {problem}" for problem in found))
         if args.out:
-            atomic.write_json(args.out, {"checks": list(CHECKS)}, indent=1)
+            digests = import_digests(Params.from_dict(load_yaml(args.params), "params"), args.workspace)
+            atomic.write_json(args.out, {"checks": list(CHECKS), **({"imports": digests} if digests else {})},
+                              indent=1)
         print(f"flatlib.preflight: ok ({', '.join(CHECKS)})")
 
 

@@ -3,7 +3,8 @@
     python -m flatlib.profiles cifar10        # then: dvc repro   (git checkout params.yaml to go back)
     python -m flatlib.profiles smoke --params /tmp/ws/params.yaml
 
-Every key of a profile must already exist in params.yaml (a typo is an error, not a new knob).
+Every key of a profile must already exist in params.yaml (a typo is an error, not a new knob); the entries of
+``variants`` and ``imports`` are the profile's own names, so a profile gives those sections whole.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from ruamel.yaml import YAML
 from flatlib.config import ConfigError
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+#: sections whose keys are names the profile chooses (variants): a profile replaces them whole
+NAMED_SECTIONS = ("variants", "imports")
 
 
 def merge(base, overrides, where: str = "") -> None:
@@ -23,7 +26,7 @@ def merge(base, overrides, where: str = "") -> None:
         path = f"{where}.{key}" if where else key
         if key not in base:
             raise ConfigError(f"profile key {path!r} is not in params.yaml")
-        if isinstance(value, dict) and isinstance(base[key], dict) and not path.startswith("variants"):
+        if isinstance(value, dict) and isinstance(base[key], dict) and path not in NAMED_SECTIONS:
             merge(base[key], value, path)
         else:
             base[key] = value

@@ -70,9 +70,10 @@ def test_the_dependency_check_catches_a_deleted_dependency(stages):
 def test_stage_outputs_follow_the_layout(stages):
     params = load_params(ROOT / "params.yaml")
     expected = {"preflight": [layout.PREFLIGHT], "reference": [layout.REFERENCE], "featurenet": [layout.FEATURENET, layout.FEATURENET_METRICS]}
-    for s in params.seeds:
+    for s in params.rho_sweep.seeds:
         expected.update({f"rho_train@{s}": [layout.rho_runs_dir(s)],
                          f"rho_sweep@{s}": [layout.rho_sweep_metrics(s)]})
+    for s in params.seeds:
         for v in params.variants:
             expected.update({f"train@{v}-{s}": [layout.run_dir(v, s)], f"swa@{v}-{s}": [layout.run_dir(v, s, "swa")],
                              f"sample@{v}-{s}": [layout.samples_dir(v, s)],

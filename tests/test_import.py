@@ -20,8 +20,9 @@ from flatlib.config import ConfigError
 from flatlib.data import DataConfig
 from flatlib.errors import CorruptFileError, MissingInputError, RunFolderError
 from flatlib.gd_flags import parse_flags
-from flatlib.gd_import import (DDPM_IP_README, PUBLISHED, CheckpointSource, default_swa_out, import_checkpoint,
-                               main)
+from flatlib.diffusion import DiffusionConfig
+from flatlib.gd_import import (DDPM_IP_README, PUBLISHED, CheckpointSource, ImportConfig, default_swa_out,
+                               differences_from, import_checkpoint, main)
 from flatlib.gd_weights import (SHAPELESS_FLAGS, WeightsMismatchError, check_reference, check_state_dict,
                                 model_from_state_dict, read_reference, read_state_dict, relative_error)
 from flatlib.metrics import sha256_file
@@ -204,7 +205,8 @@ def test_guided_diffusion_fixture_imports_and_load_model_matches(tmp_path):
     torch.save(fx["state_dict"], tmp_path / "ema_0.9999_000007.pt")
     torch.save(dict(x=fx["x"], t=fx["t"], out=fx["out"]), tmp_path / "reference.pt")
     src = source(UPDOWN_NEWORDER_FLAGS, {"ema": tmp_path / "ema_0.9999_000007.pt"}, reference=tmp_path / "reference.pt")
-    record = import_checkpoint(src, tmp_path / "run", DataConfig(name="digits", image_size=16))[tmp_path / "run"]
+    data = DataConfig(name="image_folder", path="images", image_size=16)
+    record = import_checkpoint(src, tmp_path / "run", data)[tmp_path / "run"]
     assert record["reference"]["relative_error"] < 1e-5 and record["unverified_flags"] == []
     model, run, step = load_model(tmp_path / "run", "ema")
     assert step == 7 and run.model == parse_flags(UPDOWN_NEWORDER_FLAGS).unet_config()
@@ -263,6 +265,32 @@ def test_step_comes_from_the_names_or_is_given(cifar_files, tmp_path):
         source(TINY_CIFAR10_FLAGS, {"raw": tmp_path / "model200000.pt", "ema": cifar_files["ema"]}).resolved_step()
     with pytest.raises(ConfigError, match="give one weights file per kind"):
         source(TINY_CIFAR10_FLAGS, {})
+
+
+# --------------------------------------------------------------------------------------- params.yaml imports
+def test_an_import_entry_splits_its_files_by_folder_and_checks_its_data_set(cifar_files):
+    entry = ImportConfig(**{kind: str(cifar_files[kind]) for kind in ("raw", "ema", "swa")},
+                         flags=TINY_CIFAR10_FLAGS, reference=str(cifar_files["reference"]))
+    train, swa = entry.source(["raw", "ema"]), entry.source(["swa"])
+    assert set(train.files) == {"raw", "ema"} and train.reference == cifar_files["reference"]
+    assert set(swa.files) == {"swa"} and swa.reference is None  # the reference was computed with the EMA weights
+    entry.check_evaluated_on(CIFAR10)
+    with pytest.raises(ConfigError, match="'digits' is not an RGB data set"):
+        entry.check_evaluated_on(DataConfig(name="digits", image_size=32))
+    published = ImportConfig(ema="ADM-IP.pt", published="lsun_tower/ADM-IP.pt")
+    with pytest.raises(ConfigError, match="lsun_tower/ADM-IP.pt was trained on image_folder"):
+        published.check_evaluated_on(DataConfig(name="cifar10", image_size=64))
+
+
+def test_flags_and_sections_that_build_the_same_unet_do_not_differ():
+    flags = parse_flags(PUBLISHED["cifar10/ADM-IP.pt"].flags)
+    same = UNetConfig(image_size=32, num_channels=128, num_res_blocks=3, channel_mult="", attention_resolutions="8,16",
+                      num_heads=8, num_head_channels=32, resblock_updown=True, use_new_attention_order=True,
+                      dropout=0.3, learn_sigma=True, use_checkpoint=True)  # num_heads: unused beside num_head_channels
+    cosine = DiffusionConfig(steps=1000, noise_schedule="cosine", rescale_learned_sigmas=True)
+    assert differences_from(flags, same, cosine) == []
+    assert differences_from(flags, dataclasses.replace(same, dropout=0.1), cosine) == [
+        "model.dropout: 0.3 in the flags, 0.1 here"]
 
 
 # ------------------------------------------------------------------------------------------------- CLI

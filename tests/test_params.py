@@ -63,3 +63,57 @@ def test_comments_document_the_reproduction_choices():
     comments = params_comments(ROOT / "params.yaml")
     assert comments["quant.per_channel"].startswith("reproduction choice")
     assert comments["optim.rho"] == "official README --rho 0.1"
+
+
+# ------------------------------------------------------------------------------------------- imports
+@pytest.fixture
+def ddpmip_file(tmp_path) -> Path:
+    """params.yaml with profiles/ddpmip_cifar10.yaml applied: adm and ip imported from DDPM-IP's files."""
+    from flatlib.profiles import apply_profile
+
+    shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
+    return apply_profile("ddpmip_cifar10", tmp_path / "params.yaml")
+
+
+def test_imported_variants_measure_the_weights_they_have(ddpmip_file):
+    params = load_params(ddpmip_file)
+    assert params.imports["adm"].files == {"ema": "data/ddpm_ip/cifar10/ADM-baseline.pt"}
+    assert params.imports["ip"].gd_flags["input_pertub"] == 0.15 and params.weights_of("ip") == ["ema"]
+    mixed = load_params(ddpmip_file, ["sample.weights=[raw, ema, swa]", "variants={adm: {}, ip: {}, sam: {}}"])
+    assert mixed.weights_of("adm") == ["ema"] and mixed.weights_of("sam") == ["raw", "ema", "swa"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["seeds=[0, 1]"], r"imports \['adm', 'ip'\] are one set of weights each: seeds must be one training seed"),
+    (["variants={adm: {}}", "flatness.surface_variants=[adm]"],
+     r"imports.ip: 'ip' is not a variant: add `ip: {}` to variants"),
+    (["variants={adm: {}, ip: {ip_gamma: 0.15}}"], r"variants.ip sets \['ip_gamma'\], but ip is imported"),
+    (["imports={adm: {ema: a.pt}}"], "give the guided-diffusion flags that built the weights: either flags"),
+    (["imports={adm: {ema: a.pt, published: cifar10/ADM-IPP.pt}}"], r"did you mean 'cifar10/ADM-IP.pt'"),
+    (["imports={adm: {published: cifar10/ADM-IP.pt}}"], "give one weights file per kind"),
+    (["imports={adm: {ema: a.pt, flags: --image_size 32 --num_chanels 128}}"], "unknown guided-diffusion flag"),
+    (["imports={adm: {ema: a.pt, published: cifar10/ADM-IP.pt}}"], r"imports.adm: no step in the file names"),
+    (["model.num_channels=64"], r"imports.adm: the flags build another UNet(.|\n)*model.num_channels: 128 in the "
+                                r"flags, 64 here"),
+    (["model.num_head_channels=-1"], r"model.num_heads/num_head_channels/num_heads_upsample/use_new_attention_order: "
+                                     r"4/32/-1/True in the flags, 4/-1/-1/True here"),
+    (["diffusion.noise_schedule=linear"], "diffusion.noise_schedule: cosine in the flags, linear here"),
+    (["data.image_size=64", "model.image_size=64"], "data.image_size 64 differs from --image_size 32"),
+    (["data.name=digits"], "data.name 'digits' is not an RGB data set"),
+    (["data.name=image_folder", "data.path=towers"], "cifar10/ADM-baseline.pt was trained on cifar10"),
+    (["sample.weights=[raw]", "flatness.surface_variants=[]"], r"imports.adm gives \['ema'\] weights, none of "
+                                                                r"sample.weights \['raw'\]"),
+    (["flatness.surface_weights=[raw]"], r"flatness.surface_weights \['raw'\] are none of the weights measured for "
+                                         r"adm \['ema'\]"),
+    (["rho_sweep.seeds=[0]"], r"the rho sweep extends the adm .* and sam .* runs trained here, but these are not "
+                              r"\(imported, or no such variant\): adm, sam;"),
+])
+def test_an_import_that_does_not_fit_the_profile_fails_before_any_work(ddpmip_file, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_params(ddpmip_file, overrides)
+
+
+def test_rho_sweep_runs_on_the_training_seeds_or_none(params_file):
+    assert load_params(params_file, ["rho_sweep.seeds=[]"]).rho_sweep.seeds == []
+    with pytest.raises(ConfigError, match=r"rho_sweep.seeds \[0, 1\] must be the training seeds \[0, 1, 2\]"):
+        load_params(params_file, ["rho_sweep.seeds=[0, 1]"])

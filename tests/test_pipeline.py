@@ -8,8 +8,6 @@ validates the stored notebook outputs (tests/nbval/*.ipynb) with nbval inside th
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,29 +16,19 @@ from flatlib import layout
 from flatlib.config import ConfigError
 from flatlib.params import load_params
 from flatlib.profiles import apply_profile
+from tests.workspace import ROOT, copy_repository
+from tests.workspace import run as run_in
 
-ROOT = Path(__file__).resolve().parent.parent
 SMOKE = Path(os.environ.get("FLATLIB_SMOKE_DIR", ROOT / ".smoke")).resolve()
-BIN = Path(sys.executable).parent
 
 
 def run(cmd, cwd=SMOKE):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd)}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result.stdout
+    return run_in(cmd, cwd)
 
 
 @pytest.fixture(scope="module")
 def workspace():
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    shutil.rmtree(SMOKE, ignore_errors=True)
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (SMOKE / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, SMOKE / name)
-    run(["git", "init", "-q"])
+    copy_repository(SMOKE)
     apply_profile("smoke", SMOKE / "params.yaml")
     run(["dvc", "repro"])
     expected = SMOKE / "expected"  # stored notebook outputs, validated by nbval next to reports/

@@ -46,7 +46,8 @@ def base_fid(variant, weights, respacing):
 
 def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, rho_sharpness=None,
                    seeds=SEEDS, noise: float = 0.01, unconverged=()) -> Path:
-    """A workspace whose artifacts make every claim reproduce, unless the overrides say otherwise.
+    """A workspace whose artifacts make every claim reproduce (IP between ADM and SAM), unless the overrides say
+    otherwise.
 
     Every value of seed s is its base value plus ``noise`` * JITTER[s] * scale (paired across rows), FID of
     sample set k additionally +-0.05. fid: {("sam", "raw", 20): value}; quant8: {variant: 8-bit FID of raw
@@ -68,14 +69,16 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
             q = {}
             for w in WEIGHTS:
                 f32 = value(v, w, 20) + 10 * j
-                f8 = quant8.get(v, f32 - 10 * j + (0.0 if v == "sam" else 5.0)) + 10 * j if w == "raw" else f32 + 1.0
+                f8 = (quant8.get(v, f32 - 10 * j + {"adm": 5.0, "ip": 3.0, "sam": 0.0}[v]) + 10 * j if w == "raw"
+                      else f32 + {"adm": 1.0, "ip": 0.5, "sam": 1.0}[v])
                 q[w] = {"32": {"fid": [f32 + d for d in sets], "weight_rel_error": 0.0},
                         "8": {"fid": [f8 + d for d in sets], "weight_rel_error": 0.004},
                         "4": {"fid": [f32 + 20.0 + d for d in sets], "weight_rel_error": 0.07}}
             write_json(root / f"metrics/quant/{v}/seed{s}.json", {"respacing": 20, "rows": q})
             flat, expo = {}, {}
             for w in WEIGHTS:
-                sharp = sharpness.get((v, w), 0.001 if v == "sam" else 0.004 - 0.001 * (w != "raw")) * (1 + j)
+                sharp = sharpness.get((v, w), {"adm": 0.004, "ip": 0.0035, "sam": 0.001}[v]
+                                      - 0.001 * (w != "raw" and v != "sam")) * (1 + j)
                 base = 0.9
                 flat[w] = {"lpf": {sig: {"lpf": base + sharp * k, "std_err": 1e-4, "base_loss": base,
                                          "mc_sharpness": sharp * k} for sig, k in (("0.005", 0.5), ("0.01", 1.0))},
@@ -88,7 +91,8 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
                     flat[w]["surface"] = {"alphas": axis, "betas": axis, "base_loss": base,
                                           "losses": [[base + 10 * sharp * (a * a + b * b) for b in axis] for a in axis]}
                 t = [999, 500, 0]
-                g = (gap.get(v, 1.0 if v == "sam" else 5.0) if w == "raw" else 2.0) + 10 * j
+                g = (gap.get(v, {"adm": 5.0, "ip": 4.0, "sam": 1.0}[v]) if w == "raw"
+                     else {"adm": 2.0, "ip": 1.5, "sam": 2.0}[v]) + 10 * j
                 training = [16.0, 15.0, 14.0]
                 expo[w] = {"t": t, "sampling_norm": [x + g for x in training], "training_norm": training,
                            "gap": [g, g, g + 3.0], "aggregate": "mean_before_last", "gap_aggregate": g,
@@ -200,7 +204,7 @@ def test_a_claim_on_an_unconverged_run_says_so(tmp_path, capsys):
     report.print_verdicts(df, ws)
     out = capsys.readouterr().out
     assert "[judged on runs that did not reach their plateau: sam seed 1]" in out
-    assert "15 claims: 15 reproduced, 0 contradicted, 0 inconclusive." in out
+    assert "19 claims: 19 reproduced, 0 contradicted, 0 inconclusive." in out
     assert "Rule: paired difference over training seeds" in out
     plateau = report.plateau_table(ws)
     assert not plateau.loc[("sam", 1), "converged"] and plateau.loc[("adm", 0), "converged"]
@@ -294,3 +298,39 @@ def test_stored_notebooks_are_clean_and_parameterized():
         assert len(params) == 1 and params[0].source.startswith('workspace = ".."'), name
         assert len(nb.cells) <= 12 and nb.cells[0].cell_type == "markdown"
         assert any(c.cell_type == "markdown" and "Reproduction choices" in c.source for c in nb.cells)
+
+
+@pytest.mark.parametrize("profile, evaluated, training", [
+    ("ddpmip_cifar10", {"ip_ema", "ip_flatness", "ip_quant", "ip_exposure"}, "nothing trained here"),
+    ("ddpmip_cifar10_sam", {"ip_ema", "ip_flatness", "ip_quant", "ip_exposure", "sam_ema", "best_is_sam"},
+     "200000 training steps"),
+])
+def test_imported_rows_are_reported_and_what_they_cannot_test_is_not_evaluated(tmp_path, capsys, profile, evaluated,
+                                                                               training):
+    ws = make_workspace(tmp_path, seeds=(0,))
+    shutil.copy2(ROOT / "params.yaml", ws / "params.yaml")
+    apply_profile(profile, ws / "params.yaml")  # adm and ip imported from their EMA weights
+    for v in ("adm", "ip"):
+        write_json(ws / f"runs/{v}/seed0/import.json", {"weights": {"ema": {"sha256": f"{v}0123456789abcdef"}}})
+    df = report.claims(ws)
+    assert set(df.index[df["verdict"] != "not evaluated"]) == evaluated
+    assert (df.loc[sorted(evaluated), "verdict"] == "inconclusive").all()  # one training seed
+    assert "no ADM (adm is imported with ema weights only)" in df.loc["sam_T20", "measured"]
+    assert df.loc["rho", "measured"] == "(no rho sweep in this profile (rho_sweep.seeds: []))"
+    assert df.loc["ip_flatness", "runs"] == "imported (not trained here): adm seed 0, ip seed 0"
+    assert report.plateau_table(ws).loc[("adm", 0), "converged"] == artifacts.IMPORTED
+    report.print_profile_note(ws)
+    report.show_table(report.rho_table(ws), ws, "rho_sweep")
+    report.plot_rho_sweep(ws, show=False)
+    report.plot_training_loss(ws, show=False)
+    report.plot_quant_samples(ws, show=False)
+    report.plot_samples(ws, 20, show=False)
+    out = capsys.readouterr().out
+    assert f"Profile: cifar10 32x32, {training}, training seeds [0]" in out
+    assert ("+EMA = data/ddpm_ip/cifar10/ADM-baseline.pt (sha256 adm012345678); +IP+EMA = "
+            "data/ddpm_ip/cifar10/ADM-IP.pt (sha256 ip0123456789)") in out
+    assert "Rows not evaluable with these weights: ADM (adm is imported with ema weights only); +SWA" in out
+    assert "(no rho sweep in this profile (rho_sweep.seeds: []))\nNo rho sweep figure" in out
+    assert ("No training curves" in out) == (profile == "ddpmip_cifar10")
+    assert figures.figure_path(ws, "quant_samples_ema" + ("" if profile == "ddpmip_cifar10" else "_raw")).is_file()
+    assert list(report.table1(ws).index)[:2] == ["+EMA", "+IP+EMA"]

@@ -2,6 +2,7 @@
 ArtifactMissing naming the DVC stage that writes it), and the typed params of the workspace."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from flatlib import layout
+from flatlib.gd_import import IMPORT_RECORD
 from flatlib.params import Params, load_params as _parse_params
 
 # --------------------------------------------------------------------------------------------- rounding
@@ -110,11 +112,18 @@ def _json(workspace, relpath):
 
 
 def load_params(workspace) -> Params:
-    """The workspace's params.yaml as typed :class:`flatlib.params.Params` (what the stages read)."""
+    """The workspace's params.yaml as typed :class:`flatlib.params.Params` (what the stages read), parsed once per
+    text of the file (the report reads it in nearly every function)."""
     path = workspace_path(workspace, "params.yaml")
     if not path.is_file():
         raise FileNotFoundError("params.yaml is missing from the workspace: the notebooks read the parameters "
                                 "of the run from the repository's params.yaml (pass workspace = the root)")
+    return _parsed(path.resolve(), path.read_text())
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(path: Path, text: str) -> Params:
+    """:func:`flatlib.params.load_params` of a file with this text (Params are frozen: shared safely)."""
     return _parse_params(path)
 
 
@@ -162,9 +171,14 @@ def load_exposure(workspace, variant: str) -> list[dict]:
 
 
 def load_rho_sweep(workspace) -> list[dict]:
-    """metrics/rho_sweep/seedS.json per seed: [{sigma, respacing, rows: {rho: {fid: [per set], mc_sharpness,
-    base_loss, lpf, plateau}}}]."""
-    return [_json(workspace, layout.rho_sweep_metrics(s)) for s in seeds(workspace)]
+    """metrics/rho_sweep/seedS.json per seed of rho_sweep.seeds (none: no sweep): [{sigma, respacing, rows: {rho:
+    {fid: [per set], mc_sharpness, base_loss, lpf, plateau}}}]."""
+    return [_json(workspace, layout.rho_sweep_metrics(s)) for s in load_params(workspace).rho_sweep.seeds]
+
+
+def load_import_record(workspace, variant: str, seed: int, weights: str) -> dict:
+    """The import.json of the run folder that holds an imported variant's ``weights`` (flatlib.gd_import)."""
+    return _json(workspace, layout.weights_run_dir(variant, seed, weights) / IMPORT_RECORD)
 
 
 def load_featurenet(workspace) -> dict:
@@ -176,21 +190,27 @@ def load_training_log(workspace, variant: str, seed: int, phase: str = "train") 
     return pd.read_csv(_require(workspace, layout.run_dir(variant, seed, phase) / layout.RUN_LOG))
 
 
+#: the plateau table's "converged" of a run imported, not trained here (it has no training log)
+IMPORTED = "imported: not trained here"
+
+
 def plateau_table(workspace) -> pd.DataFrame:
     """The plateau criterion every training run recorded (metrics.json): one row per run (the Table 1
     variants and the rho sweep's runs, per seed) with its final held-out L_simple, its relative change over
-    the last window and whether it converged (flatlib.train.plateau)."""
+    the last window and whether it converged (flatlib.train.plateau); an imported variant's runs are marked
+    :data:`IMPORTED`."""
     params = load_params(workspace)
     runs = [(v, s, layout.run_dir(v, s)) for v in params.variants for s in params.seeds]
     runs += [(f"sam rho={rho:g}", s, layout.rho_run_dir(rho, s)) for rho in params.rho_sweep.rhos
-             for s in params.seeds]
+             for s in params.rho_sweep.seeds]
     records = []
     for name, seed, folder in runs:
-        plateau = _json(workspace, folder / layout.RUN_METRICS).get("plateau") or {}
+        imported = name in params.imports
+        plateau = {} if imported else _json(workspace, folder / layout.RUN_METRICS).get("plateau") or {}
         records.append({"run": name, "seed": seed, "final held-out loss": plateau.get("final_eval_mse", float("nan")),
                         "relative change": plateau.get("rel_change", float("nan")),
                         "window": plateau.get("window", float("nan")), "tolerance": plateau.get("tol", float("nan")),
-                        "converged": plateau.get("converged", False)})
+                        "converged": IMPORTED if imported else plateau.get("converged", False)})
     return with_kinds(pd.DataFrame(records).set_index(["run", "seed"]),
                       {"final held-out loss": "loss", "relative change": "rel", "window": "rel", "tolerance": "rel"})
 
@@ -215,9 +235,10 @@ def weights_kinds(workspace) -> list[str]:
 
 
 def rows(workspace) -> list[tuple[str, str]]:
-    """The (variant, weights) rows this workspace's params define: the paper's order first, extras after."""
+    """The (variant, weights) rows this workspace's params measure (Params.weights_of): the paper's order first,
+    extras after."""
     params = load_params(workspace)
-    wanted = [(v, w) for v in params.variants for w in params.sample.weights]
+    wanted = [(v, w) for v in params.variants for w in params.weights_of(v)]
     return [r for r in layout.PAPER_ROWS if r in wanted] + [r for r in wanted if r not in layout.PAPER_ROWS]
 
 

@@ -11,11 +11,11 @@ import pandas as pd
 from flatlib import layout
 from flatlib.layout import FLATNESS_ROWS, PAPER_ROWS, label
 from flatlib.params import params_comments
-from flatlib.report.artifacts import (exposure_entries, flatness_entries, fmt, fmt_interval, load_featurenet,
-                                      load_fid, load_params, plateau_table, load_quant, paper_dataset,
-                                      workspace_path)
+from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
+                                      load_featurenet, load_fid, load_import_record, load_params, plateau_table,
+                                      load_quant, paper_dataset, workspace_path)
 from flatlib.report.paper import RESPACINGS, paper_fid
-from flatlib.report.tables import flatness_values, rho_values, sigmas
+from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, sigmas
 from flatlib.stats import combine, estimate, rule_text, verdict
 
 
@@ -27,13 +27,35 @@ class NotEvaluable(Exception):
 VARIANT_OF = {label(*r): r[0] for r in PAPER_ROWS}
 #: stands for the rho sweep's extra runs among the rows a claim uses
 RHO_RUNS = "rho sweep runs"
+ROW_OF = {label(*r): r for r in PAPER_ROWS}
+
+
+def unmeasured_rows(workspace) -> dict[str, str]:
+    """Table 1 row -> why this profile does not measure it: no such variant, weights an import lacks, or
+    weights not in sample.weights."""
+    params, why = load_params(workspace), {}
+    for row, (variant, weights) in ROW_OF.items():
+        if variant not in params.variants:
+            why[row] = f"no {variant} variant"
+        elif weights not in params.weights_of(variant) and variant in params.imports:
+            why[row] = f"{variant} is imported with {'/'.join(params.imports[variant].files)} weights only"
+        elif weights not in params.weights_of(variant):
+            why[row] = f"{weights} is not in sample.weights"
+    return why
+
+
+def _require_rows(workspace, rows_) -> None:
+    """NotEvaluable, naming each of ``rows_`` this profile does not measure and why."""
+    why = unmeasured_rows(workspace)
+    absent = [f"no {row} ({why[row]})" for row in rows_ if row in why]
+    if absent:
+        raise NotEvaluable(f"not evaluable with this profile's rows: {'; '.join(absent)}")
 
 
 def _fid(workspace, row: str, respacing: int) -> np.ndarray:
     """FID of a Table 1 row at T' as array[seed, sample set]."""
     fid = load_fid(workspace)["rows"]
-    keys = {label(*r): f"{r[0]}/{r[1]}" for r in PAPER_ROWS}
-    key = keys.get(row, row)
+    key = "/".join(ROW_OF.get(row, (row,)))
     if key not in fid or f"T{respacing}" not in fid[key]:
         raise NotEvaluable(f"no FID for {row} at T'={respacing} in metrics/fid/")
     return fid[key][f"T{respacing}"]["fid"]
@@ -54,6 +76,7 @@ def _all_lower(parts: list[tuple[str, str]]) -> tuple[str, str]:
 
 def _claim_fid_pair(better: str, worse: str, respacings):
     def check(ws, confidence):
+        _require_rows(ws, (better, worse))
         return _all_lower([(f"T'={t}: " + text, v) for t in respacings for text, v in
                            [_lower(better, _fid(ws, better, t), worse, _fid(ws, worse, t), "fid", confidence)]])
     paper = "CIFAR-10 " + "; ".join(f"T'={t}: {better} {paper_fid(better, t):.2f} vs {worse} "
@@ -63,6 +86,7 @@ def _claim_fid_pair(better: str, worse: str, respacings):
 
 
 def _claim_sam_beats_indirect(ws, confidence):
+    _require_rows(ws, ("+SAM", "+EMA", "+SWA", "+IP"))
     sam = _fid(ws, "+SAM", 20)
     return _all_lower([_lower("+SAM", sam, r, _fid(ws, r, 20), "fid", confidence) for r in ("+EMA", "+SWA", "+IP")])
 
@@ -75,6 +99,8 @@ def _claim_best_is_sam(ws, confidence):
                   if f"{r[0]}/{r[1]}" in fid and f"T{t}" in fid[f"{r[0]}/{r[1]}"]}
         sam = [v for r, v in values.items() if r.startswith("+SAM")]
         other = [v for r, v in values.items() if not r.startswith("+SAM")]
+        if not sam:
+            _require_rows(ws, [r for r in ROW_OF if r.startswith("+SAM")])
         if not sam or not other:
             raise NotEvaluable(f"no +SAM row or no other row at T'={t} in metrics/fid/")
         text, v = _lower("best +SAM row", np.minimum.reduce(sam), "best other row", np.minimum.reduce(other), "fid",
@@ -83,16 +109,14 @@ def _claim_best_is_sam(ws, confidence):
     return _all_lower(parts)
 
 
-def _flatness_values(ws) -> dict[str, dict]:
+def _flatness_values(ws, rows_=FLATNESS_ROWS) -> dict[str, dict]:
+    _require_rows(ws, rows_)
     entries = flatness_entries(ws)
-    missing = [r for r in FLATNESS_ROWS if r not in entries]
-    if missing:
-        raise NotEvaluable(f"no flatness entry for {', '.join(missing)}")
-    return {r: flatness_values(entries[r]) for r in FLATNESS_ROWS}
+    return {r: flatness_values(entries[r]) for r in rows_}
 
 
 def _sam_lowest(ws, confidence, measure: str, kind: str = "sharpness", rows_=FLATNESS_ROWS):
-    values = _flatness_values(ws)
+    values = _flatness_values(ws, rows_)
     if any(measure not in values[r] for r in rows_):
         raise NotEvaluable(f"{measure} not measured for every row")
     return _all_lower([_lower("+SAM", values["+SAM"][measure], r, values[r][measure], kind, confidence)
@@ -115,31 +139,78 @@ def _claim_surface(ws, confidence):
     return _sam_lowest(ws, confidence, "2-D surface rise", rows_=("ADM", "+SAM"))
 
 
+def _quant_delta(ws, row: str) -> np.ndarray:
+    """dFID = FID(8-bit) - FID(32-bit) of a Table 1 row, per seed and sample set."""
+    _require_rows(ws, [row])
+    variant, weights = ROW_OF[row]
+    by_bits = load_quant(ws, variant)["rows"].get(weights, {})
+    if "8" not in by_bits or "32" not in by_bits:
+        raise NotEvaluable(f"no 8-bit / 32-bit FID for {row} in metrics/quant/{variant}/")
+    return by_bits["8"]["fid"] - by_bits["32"]["fid"]
+
+
 def _claim_quant(ws, confidence):
-    delta = {}
-    for row, (variant, weights) in (("ADM", ("adm", "raw")), ("+SAM", ("sam", "raw"))):
-        by_bits = load_quant(ws, variant)["rows"].get(weights, {})
-        if "8" not in by_bits or "32" not in by_bits:
-            raise NotEvaluable(f"no 8-bit / 32-bit FID for {row} in metrics/quant/{variant}/")
-        delta[row] = by_bits["8"]["fid"] - by_bits["32"]["fid"]
-    return _lower("+SAM dFID(8-bit)", delta["+SAM"], "ADM dFID(8-bit)", delta["ADM"], "fid", confidence)
+    return _lower("+SAM dFID(8-bit)", _quant_delta(ws, "+SAM"), "ADM dFID(8-bit)", _quant_delta(ws, "ADM"), "fid",
+                  confidence)
+
+
+def _exposure_gaps(ws, rows_) -> dict[str, np.ndarray]:
+    """The exposure gap (exposure.aggregate) of each of ``rows_``, per seed."""
+    _require_rows(ws, rows_)
+    return {label(v, w): np.asarray([e["gap_aggregate"] for e in entries]) for v, w, entries in exposure_entries(ws)
+            if label(v, w) in rows_}
 
 
 def _claim_exposure(ws, confidence):
-    gaps = {label(v, w): np.asarray([e["gap_aggregate"] for e in entries]) for v, w, entries in exposure_entries(ws)
-            if w == "raw"}
-    if "ADM" not in gaps or "+SAM" not in gaps:
-        raise NotEvaluable("no exposure entry for ADM or +SAM (raw weights)")
+    gaps = _exposure_gaps(ws, ("ADM", "+SAM"))
     return _lower("+SAM gap", gaps["+SAM"], "ADM gap", gaps["ADM"], "gap", confidence)
+
+
+def _ip_vs_adm(ws) -> list[tuple[str, str, str]]:
+    """(weights, IP row, ADM row) for each weights kind this profile measures for both the ip and the adm
+    variant (raw: +IP vs ADM, ema: +IP+EMA vs +EMA, swa: +IP+SWA vs +SWA)."""
+    why = unmeasured_rows(ws)
+    kinds = [w for w in layout.WEIGHT_KINDS if label("ip", w) not in why and label("adm", w) not in why]
+    if not kinds:
+        _require_rows(ws, [label(v, w) for w in layout.WEIGHT_KINDS for v in ("ip", "adm")])
+    return [(w, label("ip", w), label("adm", w)) for w in kinds]
+
+
+def _claim_ip_flatness(ws, confidence):
+    pairs = _ip_vs_adm(ws)
+    values = _flatness_values(ws, [row for _, ip, adm in pairs for row in (ip, adm)])
+    return _all_lower([(f"{w}, sigma={s}: " + text, v) for w, ip, adm in pairs for s in sigmas(ws)
+                       for text, v in [_lower(ip, values[ip][f"MC sharp s={s}"], adm, values[adm][f"MC sharp s={s}"],
+                                              "sharpness", confidence)]])
+
+
+def _claim_ip_quant(ws, confidence):
+    return _all_lower([(f"{w}: " + text, v) for w, ip, adm in _ip_vs_adm(ws) for text, v in
+                       [_lower(f"{ip} dFID(8-bit)", _quant_delta(ws, ip), f"{adm} dFID(8-bit)", _quant_delta(ws, adm),
+                               "fid", confidence)]])
+
+
+def _claim_ip_exposure(ws, confidence):
+    pairs = _ip_vs_adm(ws)
+    gaps = _exposure_gaps(ws, [row for _, ip, adm in pairs for row in (ip, adm)])
+    return _all_lower([(f"{w}: " + text, v) for w, ip, adm in pairs
+                       for text, v in [_lower(f"{ip} gap", gaps[ip], f"{adm} gap", gaps[adm], "gap", confidence)]])
 
 
 def _claim_rho(ws, confidence):
     values = rho_values(ws)
+    if not values:
+        raise NotEvaluable(NO_RHO_SWEEP)
     if len(values) < 2:
         raise NotEvaluable("fewer than two rho values in metrics/rho_sweep/")
     rhos = list(values)
     return _all_lower([_lower(f"rho={b:g}", values[b]["MC sharpness"], f"rho={a:g}", values[a]["MC sharpness"],
                               "sharpness", confidence) for a, b in zip(rhos, rhos[1:])])
+
+
+#: the rows the IP-vs-ADM claims compare, weights kind by weights kind
+IP_ROWS = tuple(label(v, w) for w in layout.WEIGHT_KINDS for v in ("adm", "ip"))
+IP_PAIRS = ", ".join(f"{w}: {label('ip', w)} vs {label('adm', w)}" for w in layout.WEIGHT_KINDS)
 
 
 def _claim_specs():
@@ -153,7 +224,8 @@ def _claim_specs():
             ("sam_swa", "+SAM+SWA", "+SWA", RESPACINGS, "SAM adds to SWA: +SAM+SWA beats +SWA"),
             ("ema", "+EMA", "ADM", RESPACINGS, "EMA (indirect flatness) improves FID over ADM"),
             ("swa", "+SWA", "ADM", RESPACINGS, "SWA (indirect flatness) improves FID over ADM"),
-            ("ip", "+IP", "ADM", RESPACINGS, "Input perturbation improves FID over ADM")]:
+            ("ip", "+IP", "ADM", RESPACINGS, "Input perturbation improves FID over ADM"),
+            ("ip_ema", "+IP+EMA", "+EMA", RESPACINGS, "IP adds to EMA: +IP+EMA beats +EMA")]:
         paper, rule, check, used = _claim_fid_pair(better, worse, ts)
         specs.append((cid, "fid", text, paper, rule, check, used))
     specs += [
@@ -177,14 +249,29 @@ def _claim_specs():
          "figure: loss surface of ADM vs ADM+SAM",
          "mean over the 2-D grid of L - L(theta) (same directions seed and data): +SAM minus ADM < 0",
          _claim_surface, ("ADM", "+SAM")),
+        ("ip_flatness", "flatness", "+IP is flatter than ADM (lower MC sharpness), with the same weights averaging",
+         "the paper counts IP, with EMA and SWA, among the methods that flatten indirectly (loss under weight "
+         "perturbation, every method)",
+         f"MC sharpness of the ip variant minus that of the adm variant < 0 at every measured sigma, for each weights "
+         f"kind measured for both ({IP_PAIRS})", _claim_ip_flatness, IP_ROWS),
         ("quant_8bit", "quant", "8-bit weight quantization hurts +SAM less than ADM",
          "CIFAR-10 T'=20: ADM 34.47 -> 48.02 (+13.55); +SAM 9.01 -> 8.94 (-0.07)",
          "dFID = FID(8-bit) - FID(32-bit) (same image seeds; raw weights, quant.respacing): dFID(+SAM) - "
          "dFID(ADM) < 0", _claim_quant, ("ADM", "+SAM")),
+        ("ip_quant", "quant", "8-bit weight quantization hurts +IP less than ADM",
+         "no IP number: the paper's argument (a flatter model is more robust to weight quantization: ADM +13.55, "
+         "+SAM -0.07) applied to IP",
+         f"dFID(8-bit) of the ip variant minus that of the adm variant < 0, for each weights kind measured for both "
+         f"({IP_PAIRS})", _claim_ip_quant, IP_ROWS),
         ("exposure", "exposure", "+SAM has less exposure bias than ADM",
          "CIFAR-10 gap of the predicted-noise norm: ADM +11.39, +SAM +3.32",
          "exposure gap (sampling minus training norm, reduced over steps by exposure.aggregate) of +SAM minus "
          "that of ADM < 0 (raw weights)", _claim_exposure, ("ADM", "+SAM")),
+        ("ip_exposure", "exposure", "+IP has less exposure bias than ADM",
+         "no IP number: DDPM-IP introduced IP to reduce exposure bias, and the paper ties less exposure bias to "
+         "flatness (gap ADM +11.39, +SAM +3.32)",
+         f"exposure gap of the ip variant minus that of the adm variant < 0, for each weights kind measured for both "
+         f"({IP_PAIRS})", _claim_ip_exposure, IP_ROWS),
         ("rho", "rho", "A larger rho gives a flatter model (lower MC sharpness)",
          "diffusion models are inherently flat: SAM needs a large rho (README: 0.1) to flatten them further",
          "MC sharpness at the next larger rho minus that at rho < 0 for every consecutive pair of the sweep "
@@ -196,13 +283,21 @@ def _claim_specs():
 CLAIM_GROUPS = ("fid", "flatness", "quant", "exposure", "rho")
 
 
+NOT_CONVERGED = "NOT converged"
+
+
 def _runs_note(workspace, used) -> str:
-    """"all N converged" or the runs a claim uses that did not reach their plateau."""
+    """"all N converged" or the runs a claim uses that did not reach their plateau; then the imported ones."""
     table = plateau_table(workspace)
     variants_ = {VARIANT_OF.get(r, r) for r in used}
     wanted = table[[run in variants_ or (RHO_RUNS in used and run.startswith("sam rho=")) for run, _ in table.index]]
-    bad = [f"{run} seed {seed}" for (run, seed), ok in wanted["converged"].items() if not ok]
-    return f"all {len(wanted)} converged" if not bad else "NOT converged: " + ", ".join(bad)
+    imported = [f"{run} seed {seed}" for (run, seed), ok in wanted["converged"].items() if ok == IMPORTED]
+    trained = wanted[wanted["converged"].map(lambda ok: ok != IMPORTED)]
+    bad = [f"{run} seed {seed}" for (run, seed), ok in trained["converged"].items() if not ok]
+    note = f"all {len(trained)} converged" if not bad else f"{NOT_CONVERGED}: " + ", ".join(bad)
+    if not imported:
+        return note
+    return (f"{note}; " if len(trained) else "") + "imported (not trained here): " + ", ".join(imported)
 
 
 def claims(workspace, group: str | None = None) -> pd.DataFrame:
@@ -253,7 +348,9 @@ def print_verdicts(df: pd.DataFrame, workspace=None) -> None:
     if workspace is not None:
         print(f"Rule: {rule_text(load_params(workspace).verdict.confidence)}.")
     for _, r in df.iterrows():
-        unconverged = "" if r["runs"].startswith("all") else f" [judged on runs that did not reach their plateau: {r['runs'].split(': ', 1)[1]}]"
+        unconverged = (f" [judged on runs that did not reach their plateau: "
+                       f"{r['runs'].split(NOT_CONVERGED + ': ', 1)[1].split(';')[0]}]"
+                       if NOT_CONVERGED in r["runs"] and r["verdict"] != "not evaluated" else "")
         print(f"- {r['verdict'].capitalize()}: {r['claim']}{unconverged}.")
 
 
@@ -275,12 +372,33 @@ def is_paper_profile(workspace) -> bool:
     return p.fid.extractor == "inception" and p.sample.num >= 50000 and p.data.name in ("cifar10", "image_folder")
 
 
+def _import_notes(workspace) -> list[str]:
+    """The imported rows (their files and the SHA-256 of the copies in the run folders) and the rows the imports
+    leave unmeasured."""
+    p = load_params(workspace)
+    imported_rows = [
+        f"{label(variant, weights)} = {imported.files[weights]} (sha256 "
+        f"{load_import_record(workspace, variant, p.seeds[0], weights)['weights'][weights]['sha256'][:12]})"
+        for variant, imported in p.imports.items() for weights in p.weights_of(variant)]
+    notes = ["Imported, not trained here (one set of weights each, so one training seed: every verdict is "
+             "inconclusive by the rule): " + "; ".join(imported_rows) + "."]
+    unmeasured = [f"{row} ({why})" for row, why in unmeasured_rows(workspace).items() if VARIANT_OF[row] in p.imports]
+    if unmeasured:
+        notes.append("Rows not evaluable with these weights: " + "; ".join(unmeasured) + ".")
+    return notes
+
+
 def print_profile_note(workspace) -> None:
-    """One generated paragraph saying what the workspace's numbers can and cannot be compared with."""
+    """One generated paragraph saying what the workspace's numbers can and cannot be compared with: the
+    profile, the imported weights (file, SHA-256) and the rows they leave unmeasured, the scale."""
     p = load_params(workspace)
     size = p.data.image_size
-    print(f"Profile: {p.data.name} {size}x{size}, {p.train.steps} training steps, training seeds {p.seeds}, {p.sample.sets} x {p.sample.num} samples per row, FID with {p.fid.extractor} features "
+    training = f"{p.train.steps} training steps" if set(p.variants) - set(p.imports) else "nothing trained here"
+    print(f"Profile: {p.data.name} {size}x{size}, {training}, training seeds {p.seeds}, "
+          f"{p.sample.sets} x {p.sample.num} samples per row, FID with {p.fid.extractor} features "
           f"(paper column: {paper_dataset(workspace)}).")
+    for note in _import_notes(workspace) if p.imports else ():
+        print(note)
     if is_paper_profile(workspace):
         print("This is a paper-scale profile: measured FIDs are on the paper's scale.")
     else:

@@ -140,10 +140,10 @@ def _image_grid(panels: list[list[tuple[np.ndarray, str]]], suptitle: str, width
 
 @styled
 def plot_samples(workspace, respacing: int, show: bool = True) -> None:
-    """The sample grids of every Table 1 row at T' (variants as rows, weights as columns)."""
-    weights = weights_kinds(workspace)
+    """The sample grids of every Table 1 row at T' (variants as rows, the weights measured for each as columns)."""
+    measured = rows(workspace)
     panels = [[(_image(sample_grid_path(workspace, v, w, respacing)), f"{label(v, w)}  (T'={respacing})")
-               for w in weights] for v in variants(workspace)]
+               for w in weights_kinds(workspace) if (v, w) in measured] for v in variants(workspace)]
     fig = _image_grid(panels, f"Samples at T'={respacing}, training seed {seeds(workspace)[0]} (rows: training "
                               "variant; columns: raw / EMA / SWA weights)")
     save_figure(fig, workspace, f"samples_T{respacing}", show)
@@ -151,19 +151,20 @@ def plot_samples(workspace, respacing: int, show: bool = True) -> None:
 
 @styled
 def plot_quant_samples(workspace, weights: str = "raw", show: bool = True) -> None:
-    """Samples of each variant at full precision and with quantized weights (same seeds)."""
-    panels, respacing = [], None
+    """Samples of each variant at full precision and with quantized weights (same seeds): ``weights``, or the
+    first kind measured for a variant that lacks them (an import); saved as quant_samples_{kinds shown}."""
+    panels, respacing, shown = [], None, set()
     for v in variants(workspace):
-        q = load_quant(workspace, v)
-        respacing = q["respacing"]
-        bits = sorted((int(b) for b in q["rows"][weights] if b != "32"), reverse=True)
-        row = [(_image(sample_grid_path(workspace, v, weights, respacing)), f"{label(v, weights)}  32-bit")]
-        row += [(_image(quant_grid_path(workspace, v, weights, respacing, b)), f"{label(v, weights)}  {b}-bit")
-                for b in bits]
+        q, measured = load_quant(workspace, v), [w for variant, w in rows(workspace) if variant == v]
+        respacing, w = q["respacing"], weights if weights in measured else measured[0]
+        shown.add(w)
+        bits = sorted((int(b) for b in q["rows"][w] if b != "32"), reverse=True)
+        row = [(_image(sample_grid_path(workspace, v, w, respacing)), f"{label(v, w)}  32-bit")]
+        row += [(_image(quant_grid_path(workspace, v, w, respacing, b)), f"{label(v, w)}  {b}-bit") for b in bits]
         panels.append(row)
     fig = _image_grid(panels, f"Samples with and without weight quantization (T'={respacing}, training seed "
                               f"{seeds(workspace)[0]}, same image seeds)")
-    save_figure(fig, workspace, f"quant_samples_{weights}", show)
+    save_figure(fig, workspace, "quant_samples_" + "_".join(sorted(shown)), show)
 
 
 @styled
@@ -198,12 +199,18 @@ def plot_fid_vs_paper(workspace, show: bool = True) -> None:
 
 @styled
 def plot_training_loss(workspace, show: bool = True) -> None:
-    """Per variant and training seed (one line each): training loss (hybrid), L_simple on the training batches,
-    and L_simple of the raw weights on the fixed held-out set (eval_mse, the plateau criterion's curve, with
-    the window the criterion fits shaded); main runs solid, SWA phases dashed."""
+    """Per variant trained here and training seed (one line each): training loss (hybrid), L_simple on the
+    training batches, and L_simple of the raw weights on the fixed held-out set (eval_mse, the plateau
+    criterion's curve, with the window the criterion fits shaded); main runs solid, SWA phases dashed. Imported
+    variants have no training log."""
+    params = load_params(workspace)
+    trained = [v for v in params.variants if v not in params.imports]
+    if not trained:
+        print("No training curves: every variant is imported (not trained here).")
+        return
     fig, axes = _subplots(1, 3, figsize=(14, 3.8))
-    window = load_params(workspace).train.plateau_window
-    for v in variants(workspace):
+    window = params.train.plateau_window
+    for v in trained:
         color = _row_color(label(v, "raw"))
         for seed in seeds(workspace):
             for phase, style in (("train", "-"), ("swa", "--")):
@@ -219,7 +226,7 @@ def plot_training_loss(workspace, show: bool = True) -> None:
                         ax.plot(log["step"], log[column], style, color=color, alpha=0.8,
                                 label=name if seed == seeds(workspace)[0] else None)
     last = axes[2].get_xlim()[1]
-    axes[2].axvspan((1 - window) * load_params(workspace).train.steps, load_params(workspace).train.steps,
+    axes[2].axvspan((1 - window) * params.train.steps, params.train.steps,
                     color="grey", alpha=0.15, label="plateau window")
     axes[2].set_xlim(right=last)
     titles = ("training loss (L_simple + L_vlb)", "L_simple on training batches",
@@ -230,7 +237,8 @@ def plot_training_loss(workspace, show: bool = True) -> None:
         ax.set_title(title)
         ax.set_yscale("log")
         ax.legend()
-    fig.suptitle(f"Training curves, one line per training seed ({len(seeds(workspace))} seeds)")
+    imported = f"; imported, without a training log: {', '.join(params.imports)}" if params.imports else ""
+    fig.suptitle(f"Training curves, one line per training seed ({len(seeds(workspace))} seeds){imported}")
     fig.tight_layout()
     save_figure(fig, workspace, "training_loss", show)
 
@@ -360,6 +368,9 @@ def plot_exposure_gap(workspace, show: bool = True) -> None:
 def plot_rho_sweep(workspace, show: bool = True) -> None:
     """FID and MC sharpness against SAM's rho (rho = 0: plain Adam, the ADM run)."""
     table = rho_table(workspace)
+    if table.empty:
+        print(f"No rho sweep figure: {table.attrs['note']}.")
+        return
     rhos = table.index.to_numpy(dtype=float)
     positive = rhos[rhos > 0]
     fig, axes = _subplots(1, 2, figsize=(10, 3.6))

@@ -198,7 +198,7 @@ def rho_values(workspace) -> dict[float, dict[str, np.ndarray]]:
     "converged": array[seed] of bool}, rho ascending (0 = the ADM run)."""
     per_seed = load_rho_sweep(workspace)
     out = {}
-    for rho in sorted(per_seed[0]["rows"], key=float):
+    for rho in sorted(per_seed[0]["rows"] if per_seed else (), key=float):
         r = [d["rows"][rho] for d in per_seed]
         out[float(rho)] = {"FID": np.asarray([x["fid"] for x in r], dtype=float),
                            **{c: np.asarray([x[k] for x in r], dtype=float) for c, k in
@@ -207,10 +207,16 @@ def rho_values(workspace) -> dict[float, dict[str, np.ndarray]]:
     return out
 
 
+#: why the rho sweep's tables and claim are empty when the profile runs no sweep
+NO_RHO_SWEEP = "no rho sweep in this profile (rho_sweep.seeds: [])"
+
+
 def rho_table(workspace) -> pd.DataFrame:
-    """Per rho (0 = the ADM run, the SAM run's rho, the extra SAM runs; all trained alike): FID, base loss,
-    LPF and MC sharpness (means ± intervals over training seeds) and how many seeds' runs converged."""
-    per_seed, confidence = load_rho_sweep(workspace), load_params(workspace).verdict.confidence
+    """Per rho (0 = the ADM run, the SAM run's rho, the extra SAM runs; all trained alike, as long as the main
+    runs): FID, base loss, LPF and MC sharpness (means ± intervals over training seeds) and how many seeds' runs
+    converged. Without a sweep, no rows and ``attrs["note"]`` says so."""
+    params = load_params(workspace)
+    confidence, cfg = params.verdict.confidence, params.rho_sweep
     records, kinds = [], {}
     for rho, values in rho_values(workspace).items():
         rec = {"rho": rho}
@@ -218,8 +224,10 @@ def rho_table(workspace) -> pd.DataFrame:
             _put(rec, kinds, column, values[column], kind, confidence)
         rec["converged"] = f"{int(values['converged'].sum())}/{len(values['converged'])}"
         records.append(rec)
-    df = pd.DataFrame(records).set_index("rho")
-    df.attrs.update(sigma=per_seed[0].get("sigma"), respacing=per_seed[0].get("respacing"))
+    df = (pd.DataFrame(records) if records else pd.DataFrame(columns=["rho"])).set_index("rho")
+    df.attrs.update(sigma=cfg.sigma, respacing=cfg.respacing, steps=params.train.steps)
+    if not records:
+        df.attrs["note"] = NO_RHO_SWEEP
     return with_kinds(df, kinds)
 
 
@@ -228,13 +236,13 @@ def _csv_safe(name: str) -> str:
 
 
 def show_table(df: pd.DataFrame, workspace, name: str, title: str | None = None) -> None:
-    """Print ``df`` rounded as plain text (means ± half-widths) and write it at full precision to
-    reports/tables/NAME.csv."""
+    """Print ``df`` rounded as plain text (means ± half-widths), or the ``attrs["note"]`` of an empty table, and
+    write it at full precision to reports/tables/NAME.csv."""
     path = workspace_path(workspace, layout.TABLES / f"{_csv_safe(name)}.csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path)
     if title:
         print(title)
-    print(table_text(df))
+    print(f"({df.attrs['note']})" if df.empty and "note" in df.attrs else table_text(df))
     if any(str(c).endswith(HALF_WIDTH) for c in df.columns):
         print(interval_note(workspace))
