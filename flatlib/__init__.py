@@ -6,9 +6,12 @@ One module per concern: ``unet`` (ADM UNet), ``diffusion`` (Gaussian diffusion, 
 """
 import os
 
-# Thread policy (issue 13): OpenMP threads sleep instead of spinning while they wait, so a second busy process
-# on a small machine slows a step ~2x instead of ~15x. libgomp reads this once, when torch loads it: set here,
-# before any flatlib module imports torch; an explicit OMP_WAIT_POLICY in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Thread policy (issue 13): an idle OpenMP thread spins at most 10,000 iterations (a few microseconds) before it
+# sleeps. Spinning without a bound collapses when another process is busy (the tiny training step: 36 ms alone,
+# 1.2 s beside a busy process); sleeping at once (OMP_WAIT_POLICY=PASSIVE) halves the speed of this step's many
+# small parallel regions alone (73 ms); the short spin keeps both (38 ms alone, 167 ms beside a busy process;
+# README). libgomp reads it once, when torch loads it: set here, before any flatlib module imports torch; an
+# explicit GOMP_SPINCOUNT in the environment wins.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 __version__ = "0.1.0"
