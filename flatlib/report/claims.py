@@ -286,9 +286,9 @@ CLAIM_GROUPS = ("fid", "flatness", "quant", "exposure", "rho")
 NOT_CONVERGED = "NOT converged"
 
 
-def _runs_note(workspace, used) -> str:
-    """"all N converged" or the runs a claim uses that did not reach their plateau; then the imported ones."""
-    table = plateau_table(workspace)
+def _runs_note(table: pd.DataFrame, used) -> str:
+    """"all N converged" or the runs a claim uses that did not reach their plateau (``table``: plateau_table);
+    then the imported ones."""
     variants_ = {VARIANT_OF.get(r, r) for r in used}
     wanted = table[[run in variants_ or (RHO_RUNS in used and run.startswith("sam rho=")) for run, _ in table.index]]
     imported = [f"{run} seed {seed}" for (run, seed), ok in wanted["converged"].items() if ok == IMPORTED]
@@ -313,6 +313,7 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
         raise ValueError(f"group must be one of {CLAIM_GROUPS}, got {group!r}")
     params = load_params(workspace)
     confidence, records = params.verdict.confidence, []
+    plateaus = plateau_table(workspace)  # read once: every claim's runs note filters it
     for cid, grp, text, paper, rule, check, used in _claim_specs():
         if group is not None and grp != group:
             continue
@@ -321,7 +322,7 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
         except NotEvaluable as err:
             measured, decided = f"({err})", "not evaluated"
         records.append(dict(id=cid, group=grp, claim=text, paper=paper, measured=measured, rule=rule,
-                            verdict=decided, seeds=len(params.seeds), runs=_runs_note(workspace, used)))
+                            verdict=decided, seeds=len(params.seeds), runs=_runs_note(plateaus, used)))
     return pd.DataFrame(records).set_index("id")
 
 
