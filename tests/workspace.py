@@ -23,7 +23,7 @@ def copy_repository(dest: Path) -> Path:
                            capture_output=True, text=True, check=True).stdout.split("\0")
     shutil.rmtree(dest, ignore_errors=True)
     for name in filter(None, files):
-        if (ROOT / name).is_file():
+        if (ROOT / name).is_file() and not name.startswith(("metrics/", "dvc.lock")):  # the default run's results
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
     run(["git", "init", "-q"], dest)
