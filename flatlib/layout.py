@@ -152,6 +152,15 @@ def report_notebook(name: str) -> Path:
     return REPORTS / f"{name}.ipynb"
 
 
+#: the published report of the default run (committed): one HTML page per notebook and the key figures
+DOCS = Path("docs")
+DOCS_FIGURES = DOCS / "figures"
+
+
+def docs_page(name: str) -> Path:
+    return DOCS / f"{name}.html"
+
+
 # ------------------------------------------------------------------------------------- who writes what
 def _seed_of(part: str) -> str:
     return Path(part).stem.removeprefix("seed")
@@ -180,4 +189,6 @@ def stage_of(relpath: str | Path) -> str:
         return f"{parts[1]}@{parts[2]}-{_seed_of(parts[3])}"
     if parts[0] == REPORTS.name:
         return f"notebooks@{Path(parts[-1]).stem}"
+    if parts[0] == DOCS.name:
+        return "publish"
     raise ValueError(f"{relpath} is not an artifact of the pipeline")

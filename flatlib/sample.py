@@ -75,16 +75,13 @@ def generate(model: torch.nn.Module, diffusion: GaussianDiffusion, seeds: list[i
 
 
 def save_grid(images: torch.Tensor, path: str | Path, columns: int = 8) -> None:
-    """A PNG grid of uint8 NxCxHxW images (no timestamps in the file: deterministic bytes)."""
+    """A PNG grid of the first ``columns`` x ``columns`` uint8 NxCxHxW images, tiles separated by white padding
+    (torchvision's make_grid; no timestamps in the file: deterministic bytes)."""
     from PIL import Image
+    from torchvision.utils import make_grid
 
-    images = images[: columns * columns]
-    n, c, h, w = images.shape
-    rows = -(-n // columns)
-    grid = torch.zeros(c, rows * h, columns * w, dtype=torch.uint8)
-    for i, image in enumerate(images):
-        r, col = divmod(i, columns)
-        grid[:, r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+    c, h = images.shape[1], images.shape[2]
+    grid = make_grid(images[: columns * columns], nrow=columns, padding=max(1, h // 16), pad_value=255)
     array = grid.permute(1, 2, 0).numpy()
     with atomic.atomic_open(path) as f:
         Image.fromarray(array[..., 0] if c == 1 else array).save(f, format="PNG")

@@ -82,6 +82,7 @@ def test_stage_outputs_follow_the_layout(stages):
                              f"flatness@{v}-{s}": [layout.variant_metrics("flatness", v, s)],
                              f"exposure@{v}-{s}": [layout.variant_metrics("exposure", v, s)]})
     expected.update({f"notebooks@{n}": [layout.report_notebook(n)] for n in layout.NOTEBOOK_NAMES})
+    expected["publish"] = [layout.DOCS]
     written = {name: sorted(s["outs"] + s["metrics"]) for name, s in stages.items()}
     assert written == {name: sorted(p.as_posix() for p in ps) for name, ps in expected.items()}
     for name, outs in written.items():  # and the layout names the stage of each artifact it writes

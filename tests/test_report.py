@@ -1,6 +1,8 @@
 """flatlib.report on a hand-made workspace: tables, verdicts, missing-artifact errors, deterministic figures,
-and the stored notebooks' format (no outputs, python3 kernel, a papermill parameters cell)."""
+the rich views (HTML with a text twin, the verdict table, Figures returned), and the stored notebooks' format
+(no outputs, the flatlib kernel, a papermill parameters cell)."""
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from PIL import Image
 
 from flatlib import report
 from flatlib.profiles import apply_profile
-from flatlib.report import artifacts, figures
+from flatlib.report import artifacts, display, figures
 from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1
 from flatlib.report.claims import CLAIM_GROUPS
 
@@ -201,9 +203,10 @@ def test_a_claim_on_an_unconverged_run_says_so(tmp_path, capsys):
     assert df.loc["ema", "runs"] == "all 3 converged"
     assert df.loc["rho", "runs"] == "NOT converged: sam seed 1, sam rho=0.5 seed 2"
     assert df.loc["sam_vs_indirect", "runs"] == "NOT converged: sam seed 1"
-    report.print_verdicts(df, ws)
+    report.show_verdicts(df, ws)
     out = capsys.readouterr().out
-    assert "[judged on runs that did not reach their plateau: sam seed 1]" in out
+    assert "Judged on runs that did not reach their loss plateau (see the runs column): sam_T20," in out
+    assert "runs:     3 training seeds; NOT converged: sam seed 1" in out
     assert "19 claims: 19 reproduced, 0 contradicted, 0 inconclusive." in out
     assert "Rule: paired difference over training seeds" in out
     plateau = report.plateau_table(ws)
@@ -238,12 +241,14 @@ def test_other_tables_and_printed_text(tmp_path, capsys):
     rho = report.rho_table(ws)
     assert list(rho.index) == [0.0, 0.1, 0.5] and rho.loc[0.5, "converged"] == "3/3"
     report.show_table(report.table1(ws), ws, "table1_fid", title="T1")
-    report.print_claims(report.claims(ws), ws)
-    report.print_choices(ws, "quantization")
+    report.show_verdicts(report.claims(ws), ws)
+    report.show_choices(ws, "quantization")
     out = capsys.readouterr().out
     assert "34.47" in out and "10.000 ± 0.248" in out
     assert "± = half-width of the 95% t-interval over 3 training seeds." in out
-    assert "quant.per_channel = False  # reproduction choice: symmetric per-tensor round-to-nearest" in out
+    assert "✅ reproduced: +SAM improves FID over ADM at T'=20  (sam_T20)" in out
+    assert re.search(r"quant.per_channel +False +reproduction choice: symmetric per-tensor", out)
+    assert "reproduction choice: symmetric per-tensor round-to-nearest" in out
     assert str(tmp_path) not in out  # nothing absolute in compared text
     assert (tmp_path / "reports/tables/table1_fid.csv").is_file() and (tmp_path / "reports/tables/claims.csv").is_file()
 
@@ -257,7 +262,7 @@ def test_other_tables_and_printed_text(tmp_path, capsys):
     ("runs/sam_swa/seed1/log.csv", "swa@sam-1", lambda ws: artifacts.load_training_log(ws, "sam", 1, "swa")),
     ("runs/sam/seed2/metrics.json", "train@sam-2", report.plateau_table),
     ("runs/rho_sweep/seed1/rho_0.5/metrics.json", "rho_train@1", report.plateau_table),
-    ("samples/adm/seed0/ema_T100.png", "sample@adm-0", lambda ws: report.plot_samples(ws, 100, show=False)),
+    ("samples/adm/seed0/ema_T100.png", "sample@adm-0", lambda ws: report.plot_samples(ws, 100)),
 ])
 def test_missing_artifact_names_file_and_stage(tmp_path, relpath, stage, call):
     ws = make_workspace(tmp_path)
@@ -270,17 +275,18 @@ def test_missing_artifact_names_file_and_stage(tmp_path, relpath, stage, call):
 def test_figures_have_deterministic_bytes(tmp_path):
     ws = make_workspace(tmp_path)
     plots = [report.plot_loss_curves, report.plot_loss_surfaces, report.plot_noise_norms, report.plot_rho_sweep,
-             report.plot_fid_vs_paper, lambda w, show: report.plot_quant_samples(w, show=show),
+             report.plot_fid_vs_paper, report.plot_quant_samples,
              report.plot_exposure_gap, report.plot_hessian, report.plot_training_loss]
     names = ["loss_curves_1d", "loss_surfaces_2d", "noise_norms", "rho_sweep", "fid_vs_paper", "quant_samples_raw",
              "exposure_gap", "hessian", "training_loss"]
     first = {}
     for plot, name in zip(plots, names):
-        plot(ws, show=False)
+        fig = plot(ws)
         first[name] = figures.figure_path(ws, name).read_bytes()
         assert first[name][:8] == b"\x89PNG\r\n\x1a\n"
+        assert figures.figure_bytes(fig) == first[name], name  # the returned Figure is the saved one
     for plot, name in zip(plots, names):
-        plot(ws, show=False)
+        plot(ws)
         assert figures.figure_path(ws, name).read_bytes() == first[name], name
     assert b"Software" not in first["loss_curves_1d"]
 
@@ -291,7 +297,7 @@ def test_stored_notebooks_are_clean_and_parameterized():
     assert names == sorted(["table1_fid", "quantization", "flatness", "exposure", "rho_sweep", "summary"])
     for name in names:
         nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-        assert nb.metadata.kernelspec.name == "python3" and nb.metadata.kernelspec.language == "python"
+        assert nb.metadata.kernelspec.name == "flatlib" and nb.metadata.kernelspec.language == "python"
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(c.outputs == [] and c.execution_count is None for c in code), name
         params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
@@ -321,10 +327,10 @@ def test_imported_rows_are_reported_and_what_they_cannot_test_is_not_evaluated(t
     assert report.plateau_table(ws).loc[("adm", 0), "converged"] == artifacts.IMPORTED
     report.print_profile_note(ws)
     report.show_table(report.rho_table(ws), ws, "rho_sweep")
-    report.plot_rho_sweep(ws, show=False)
-    report.plot_training_loss(ws, show=False)
-    report.plot_quant_samples(ws, show=False)
-    report.plot_samples(ws, 20, show=False)
+    assert report.plot_rho_sweep(ws) is None
+    report.plot_training_loss(ws)
+    report.plot_quant_samples(ws)
+    report.plot_samples(ws, 20)
     out = capsys.readouterr().out
     assert f"Profile: cifar10 32x32, {training}, training seeds [0]" in out
     assert ("+EMA = data/ddpm_ip/cifar10/ADM-baseline.pt (sha256 adm012345678); +IP+EMA = "
@@ -334,3 +340,40 @@ def test_imported_rows_are_reported_and_what_they_cannot_test_is_not_evaluated(t
     assert ("No training curves" in out) == (profile == "ddpmip_cifar10")
     assert figures.figure_path(ws, "quant_samples_ema" + ("" if profile == "ddpmip_cifar10" else "_raw")).is_file()
     assert list(report.table1(ws).index)[:2] == ["+EMA", "+IP+EMA"]
+
+
+def test_tables_show_as_html_with_a_plain_text_twin(tmp_path):
+    ws = make_workspace(tmp_path)
+    view = display.table_view(report.table1(ws), "table1_fid", "T1", report.interval_note(ws))
+    again = display.table_view(report.table1(ws), "table1_fid", "T1", report.interval_note(ws))
+    assert view.html == again.html and "T_table1_fid" in view.html  # ids from the name: same bytes every run
+    assert "10.000 ± 0.248" in view.html and "10.000 ± 0.248" in repr(view)
+    assert "font-style: italic" in view.html and "white-space: nowrap" in view.html  # paper columns; no wrapping
+    assert repr(view).startswith("T1\n") and repr(view).endswith("over 3 training seeds.")
+    (tmp_path / "contra").mkdir()
+    verdicts = report.claims(make_workspace(tmp_path / "contra", sharpness={("sam", "raw"): 0.01}))
+    table = display.verdict_view(verdicts, "claims")
+    assert table.html.count("<tr>") == len(verdicts) + 1  # one row per claim under one header
+    assert "✅ reproduced" in table.html and "❌ contradicted" in table.html and display.VERDICT_COLORS["contradicted"] in table.html
+    assert "❌ contradicted: +SAM is flatter than ADM" in repr(table)
+
+
+def test_a_returned_figure_shows_as_its_saved_png_under_ipython(tmp_path):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    figures._register_png_formatter()
+    fig = report.plot_rho_sweep(make_workspace(tmp_path))
+    data, _ = shell.display_formatter.format(fig)
+    assert data["image/png"] == figures.figure_path(tmp_path, "rho_sweep").read_bytes()
+    assert data["text/plain"] == "<Figure size 1000x380 with 2 Axes>"  # what nbval compares
+    InteractiveShell.clear_instance()
+
+
+def test_check_workspace_says_what_to_run(tmp_path):
+    ws = make_workspace(tmp_path)
+    report.check_workspace(ws, "summary")  # every run's metrics.json present
+    shutil.rmtree(ws / "runs")
+    with pytest.raises(artifacts.ArtifactMissing, match=r"runs/adm/seed0/metrics.json and \d+ more .*make repro.*"
+                                                        r"docs/summary.html"):
+        report.check_workspace(ws, "summary")

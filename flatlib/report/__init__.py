@@ -3,29 +3,30 @@
 Every function takes the WORKSPACE (the repository root a ``dvc repro`` ran in; the notebooks pass
 ``workspace = ".."``) and reads only what the DVC stages wrote there (paths: :mod:`flatlib.layout`) and the
 typed params (:mod:`flatlib.params`). The notebooks stay short and call this package; nothing here trains,
-samples or measures.
+samples or measures. :mod:`flatlib.publish` renders the executed notebooks as the committed HTML report.
 
 Modules
     paper       the paper's numbers (Table 1, quantization, exposure gap)
     artifacts   rounding rules; loaders (a missing file raises ArtifactMissing, naming the DVC stage that
                 writes it)
-    tables      pandas DataFrames at full precision; ``show_table`` prints them rounded and writes
+    tables      pandas DataFrames at full precision; ``show_table`` shows them rounded and writes
                 ``reports/tables/NAME.csv``
-    figures     ``plot_*``: each saves ``reports/figures/NAME.png`` with deterministic bytes and shows it inline
+    display     how results are shown: HTML tables (pandas Styler) with a plain-text twin, the verdict table
+    figures     ``plot_*``: each saves ``reports/figures/NAME.png`` with deterministic bytes and returns the Figure
     claims      ``claims(workspace, group)``: every paper claim with its paired difference, interval and
                 three-valued verdict (flatlib.stats); profile notes and the params.yaml reproduction choices
                 behind each notebook
 
-The names below are what the notebooks use. Printed text is what CI compares (nbval compares text/plain and
-stream outputs, never image/png), so every number is printed rounded (means ± interval half-widths over
+The names below are what the notebooks use. Shown text is what CI compares (nbval compares text/plain,
+text/html and stream outputs, never image/png), so every number is shown rounded (means ± interval half-widths over
 training seeds). Nothing printed holds a timing or an absolute path.
 """
-from flatlib.report.claims import (claims, print_choices, print_claims, print_extractor_note,  # noqa: F401
-                                   print_profile_note, print_verdicts)
+from flatlib.report.claims import (claims, print_extractor_note, print_profile_note, show_choices,  # noqa: F401
+                                   show_verdicts)
 from flatlib.report.figures import (plot_exposure_gap, plot_fid_vs_paper, plot_hessian,  # noqa: F401
                                     plot_loss_curves, plot_loss_surfaces, plot_noise_norms, plot_quant_samples,
                                     plot_rho_sweep, plot_samples, plot_training_loss)
-from flatlib.report.artifacts import plateau_table  # noqa: F401
+from flatlib.report.artifacts import check_workspace, plateau_table  # noqa: F401
 from flatlib.report.paper import RESPACINGS  # noqa: F401
 from flatlib.report.tables import (exposure_table, flatness_table, paper_table1, quant_table,  # noqa: F401
                                    interval_note, rank_agreement, rho_table, show_table, table1)

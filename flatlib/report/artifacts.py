@@ -82,18 +82,29 @@ def fmt_interval(mean, half_width, kind: str, sign: bool = False) -> str:
     return f"{fmt(mean, kind, sign)} ± {fmt(half_width, kind)}"
 
 
-def table_text(df: pd.DataFrame) -> str:
-    return format_table(df).to_string(na_rep="-")
-
-
 # ------------------------------------------------------------------------------------------- artifacts
 class ArtifactMissing(FileNotFoundError):
     """An artifact of the pipeline is missing; the message names the file and the DVC stage that writes it."""
 
-    def __init__(self, relpath, stage: str | None = None):
+    def __init__(self, relpath, stage: str | None = None, hint: str = ""):
         self.relpath, self.stage = str(relpath), stage or layout.stage_of(relpath)
         super().__init__(f"{self.relpath} is missing from the workspace: it is written by the DVC stage "
-                         f"'{self.stage}' (run `dvc repro {self.stage}` in the workspace)")
+                         f"'{self.stage}' (run `dvc repro {self.stage}` in the workspace){hint}")
+
+
+def check_workspace(workspace, notebook: str) -> None:
+    """Fail early, with what to do, when the workspace lacks the runs and samples the notebooks read (a fresh
+    clone has the metrics in git, the runs and samples only after ``dvc repro``)."""
+    params = load_params(workspace)
+    needed = [layout.run_dir(v, s) / layout.RUN_METRICS for v in params.variants for s in params.seeds
+              if v not in params.imports] + [layout.samples_dir(v, s) for v in params.variants for s in params.seeds]
+    missing = [str(p) for p in needed if not workspace_path(workspace, p).exists()]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ArtifactMissing(f"{missing[0]}{more}", f"notebooks@{notebook}", hint=
+            f". A fresh clone has the metrics in git but not the runs and samples (DVC cache). Run `dvc repro "
+            f"notebooks@{notebook}` (or `make repro`) in the repository root, or read {layout.docs_page(notebook)}, "
+            "the page rendered from the default run.")
 
 
 def workspace_path(workspace, relpath="") -> Path:

@@ -14,6 +14,7 @@ from flatlib.params import params_comments
 from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
                                       load_featurenet, load_fid, load_import_record, load_params, plateau_table,
                                       load_quant, paper_dataset, workspace_path)
+from flatlib.report.display import show, table_view, verdict_view
 from flatlib.report.paper import RESPACINGS, paper_fid
 from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, sigmas
 from flatlib.stats import combine, estimate, rule_text, verdict
@@ -326,33 +327,21 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(records).set_index("id")
 
 
-def print_claims(df: pd.DataFrame, workspace=None, name: str = "claims") -> None:
-    """Each claim as a plain-text block (and, given ``workspace``, reports/tables/NAME.csv)."""
-    if workspace is not None:
-        path = workspace_path(workspace, layout.TABLES / f"{name}.csv")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(path)
-    for cid, r in df.iterrows():
-        print(f"[{r['verdict'].upper()}] {r['claim']}  ({cid})")
-        print(f"    paper:    {r['paper']}")
-        print(f"    measured: {r['measured']}")
-        print(f"    claim:    {r['rule']}")
-        print(f"    runs:     {r['seeds']} training seed{'s' if r['seeds'] != 1 else ''}; {r['runs']}")
-
-
-def print_verdicts(df: pd.DataFrame, workspace=None) -> None:
-    """The verdict counts, the rule that decided them, and one sentence per claim."""
+def show_verdicts(df: pd.DataFrame, workspace, name: str = "claims") -> None:
+    """The verdict counts and the rule that decided them, then every claim in one verdict table (its mark, the
+    test, the evidence, the runs it was judged on); written at full length to reports/tables/NAME.csv."""
+    path = workspace_path(workspace, layout.TABLES / f"{name}.csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path)
     counts = df["verdict"].value_counts()
     print(f"{len(df)} claims: {counts.get('reproduced', 0)} reproduced, {counts.get('contradicted', 0)} "
           f"contradicted, {counts.get('inconclusive', 0)} inconclusive"
           + (f", {counts['not evaluated']} not evaluated" if counts.get("not evaluated") else "") + ".")
-    if workspace is not None:
-        print(f"Rule: {rule_text(load_params(workspace).verdict.confidence)}.")
-    for _, r in df.iterrows():
-        unconverged = (f" [judged on runs that did not reach their plateau: "
-                       f"{r['runs'].split(NOT_CONVERGED + ': ', 1)[1].split(';')[0]}]"
-                       if NOT_CONVERGED in r["runs"] and r["verdict"] != "not evaluated" else "")
-        print(f"- {r['verdict'].capitalize()}: {r['claim']}{unconverged}.")
+    print(f"Rule: {rule_text(load_params(workspace).verdict.confidence)}.")
+    unconverged = [cid for cid, r in df.iterrows() if NOT_CONVERGED in r["runs"] and r["verdict"] != "not evaluated"]
+    if unconverged:
+        print(f"Judged on runs that did not reach their loss plateau (see the runs column): {', '.join(unconverged)}.")
+    show(verdict_view(df, name))
 
 
 def print_extractor_note(workspace) -> None:
@@ -444,9 +433,8 @@ def choices(workspace, keys) -> pd.DataFrame:
     return pd.DataFrame(records).set_index("parameter")
 
 
-def print_choices(workspace, notebook: str) -> None:
-    """Print the params.yaml choices behind ``notebook`` ("reproduction choice" marks what the paper does
+def show_choices(workspace, notebook: str) -> None:
+    """The params.yaml choices behind ``notebook`` as a table ("reproduction choice" marks what the paper does
     not publish)."""
-    for key, r in choices(workspace, CHOICES[notebook]).iterrows():
-        note = f"  # {r['note in params.yaml']}" if r["note in params.yaml"] else ""
-        print(f"{key} = {r['value']}{note}")
+    show(table_view(choices(workspace, CHOICES[notebook]), f"choices_{notebook}",
+                    "Settings behind these numbers (params.yaml)"))

@@ -1,5 +1,6 @@
-"""The notebooks' figures: each saved as ``reports/figures/NAME.png`` with deterministic bytes and shown
-inline under IPython."""
+"""The notebooks' figures: each ``plot_*`` saves ``reports/figures/NAME.png`` with deterministic bytes and
+returns its matplotlib Figure (restyle it and show it again: ``fig.axes[0].set_title(...); fig``). Under
+IPython a Figure is shown as PNG of the same bytes; its text/plain is ``<Figure size ... with N Axes>``."""
 from __future__ import annotations
 
 import functools
@@ -19,7 +20,7 @@ from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entr
                                       sample_grid_path, seeds, variants, weights_kinds, workspace_path)
 from flatlib.stats import estimate
 from flatlib.report.paper import PAPER_TABLE1
-from flatlib.report.tables import flatness_table, rho_table, table1
+from flatlib.report.tables import exposure_table, flatness_table, rho_table, table1
 
 
 # ----------------------------------------------------------------------------------------------- figures
@@ -52,10 +53,12 @@ def _subplots(*args, figsize, layout=None, **kwargs):
 
 
 def figure_bytes(fig) -> bytes:
-    """PNG bytes of ``fig``: fixed dpi, no 'Software' (version) or date metadata, so equal figures give
-    equal bytes."""
+    """PNG bytes of ``fig``: fixed dpi and style, no 'Software' (version) or date metadata, so equal figures give
+    equal bytes, whenever and wherever they are drawn."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    with matplotlib.style.context(["default", STYLE]):  # rcParams read at draw time (layout, hatches) as in plot_*
+        fig.draw_without_rendering()  # a constrained layout settles after its first draw: same bytes every time
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
     return buf.getvalue()
 
 
@@ -63,39 +66,39 @@ def figure_path(workspace, name: str) -> Path:
     return workspace_path(workspace, layout.FIGURES / f"{name}.png")
 
 
-def save_figure(fig, workspace, name: str, show: bool = True) -> Path:
-    """Save ``fig`` as reports/figures/NAME.png, show it inline (under IPython) and close it.
-
-    The plot_* functions call this and return None: a value left as a cell's last expression would become
-    compared text/plain output (nbval runs cells without history, so a trailing ';' does not hide it)."""
-    data = figure_bytes(fig)
+def save_figure(fig: Figure, workspace, name: str) -> Figure:
+    """Save ``fig`` as reports/figures/NAME.png and return it (the plot_* functions return it to the cell)."""
     path = figure_path(workspace, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    if show:
-        _display_png(data)
-    return path
+    path.write_bytes(figure_bytes(fig))
+    return fig
 
 
-def _display_png(data: bytes) -> None:
+def _register_png_formatter() -> None:
+    """Under IPython, show every matplotlib Figure as the PNG of :func:`figure_bytes` (pyplot-free figures have
+    no inline backend to show them)."""
     try:
         from IPython import get_ipython
-        from IPython.display import Image, display
     except ImportError:
         return
-    if get_ipython() is not None:
-        display(Image(data=data, format="png"))
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Figure, figure_bytes)
 
 
-def _mean_band(ax, x, values, workspace, **style) -> None:
-    """The mean over training seeds of ``values[seed, i]`` as a line, its interval as a shaded band."""
+_register_png_formatter()
+
+
+def _mean_band(ax, x, values, workspace, band: bool = True, **style) -> None:
+    """The mean over training seeds of ``values[seed, i]`` as a line, its interval as a shaded band (unless not
+    ``band``)."""
     values = np.asarray(values, dtype=float)
     confidence = load_params(workspace).verdict.confidence
     estimates = [estimate(values[:, i], confidence) for i in range(values.shape[1])]
     mean = np.asarray([e.mean for e in estimates])
     ax.plot(x, mean, **style)
     half = np.asarray([e.half_width for e in estimates])
-    if np.isfinite(half).all():
+    if band and np.isfinite(half).all():
         ax.fill_between(x, mean - half, mean + half, color=style.get("color"), alpha=0.15, linewidth=0)
 
 
@@ -139,18 +142,18 @@ def _image_grid(panels: list[list[tuple[np.ndarray, str]]], suptitle: str, width
 
 
 @styled
-def plot_samples(workspace, respacing: int, show: bool = True) -> None:
+def plot_samples(workspace, respacing: int) -> Figure | None:
     """The sample grids of every Table 1 row at T' (variants as rows, the weights measured for each as columns)."""
     measured = rows(workspace)
     panels = [[(_image(sample_grid_path(workspace, v, w, respacing)), f"{label(v, w)}  (T'={respacing})")
                for w in weights_kinds(workspace) if (v, w) in measured] for v in variants(workspace)]
     fig = _image_grid(panels, f"Samples at T'={respacing}, training seed {seeds(workspace)[0]} (rows: training "
                               "variant; columns: raw / EMA / SWA weights)")
-    save_figure(fig, workspace, f"samples_T{respacing}", show)
+    return save_figure(fig, workspace, f"samples_T{respacing}")
 
 
 @styled
-def plot_quant_samples(workspace, weights: str = "raw", show: bool = True) -> None:
+def plot_quant_samples(workspace, weights: str = "raw") -> Figure | None:
     """Samples of each variant at full precision and with quantized weights (same seeds): ``weights``, or the
     first kind measured for a variant that lacks them (an import); saved as quant_samples_{kinds shown}."""
     panels, respacing, shown = [], None, set()
@@ -164,41 +167,45 @@ def plot_quant_samples(workspace, weights: str = "raw", show: bool = True) -> No
         panels.append(row)
     fig = _image_grid(panels, f"Samples with and without weight quantization (T'={respacing}, training seed "
                               f"{seeds(workspace)[0]}, same image seeds)")
-    save_figure(fig, workspace, "quant_samples_" + "_".join(sorted(shown)), show)
+    return save_figure(fig, workspace, "quant_samples_" + "_".join(sorted(shown)))
 
 
 @styled
-def plot_fid_vs_paper(workspace, show: bool = True) -> None:
-    """Measured FID per Table 1 row (dots, one panel per T'); the paper's FIDs are in the row labels. At a
-    small profile the ORDER of the rows is what can be compared with the paper."""
+def plot_fid_vs_paper(workspace) -> Figure | None:
+    """Per T', the measured FID of every Table 1 row (mean ± interval over training seeds) beside the paper's
+    FID of the same row (its own axis: different features, data and sample counts). At a small profile the
+    ORDER of the rows is what can be compared with the paper."""
     table = table1(workspace)
     ts = [int(c.split("=")[1]) for c in table.columns if c.startswith("measured T'=") and not c.endswith(HALF_WIDTH)]
     names = list(table.index)
     variant_of = {label(v, w): (v, w) for v, w in rows(workspace)}
-    fig, axes = _subplots(1, len(ts), figsize=(4.2 * len(ts) + 1.6, 0.32 * len(names) + 1.4), squeeze=False,
-                             sharey=True)
+    fig, axes = _subplots(1, 2 * len(ts), figsize=(3.2 * 2 * len(ts) + 1.2, 0.32 * len(names) + 1.5),
+                          squeeze=False, sharey=True, gridspec_kw={"width_ratios": [3, 2] * len(ts)})
     y = np.arange(len(names))
-    for ax, t in zip(axes[0], ts):
-        for k, name in enumerate(names):
+    for k, t in enumerate(ts):
+        measured, paper = axes[0][2 * k], axes[0][2 * k + 1]
+        for i, name in enumerate(names):
             v, w = variant_of.get(name, (name, "raw"))
+            style = dict(marker=WEIGHT_MARKERS.get(w, "o"), color=_row_color(label(v, "raw")), linestyle="none")
             half_width = table.loc[name, f"measured T'={t}" + HALF_WIDTH]
-            ax.errorbar([table.loc[name, f"measured T'={t}"]], [y[k]],
-                        xerr=[half_width] if np.isfinite(half_width) else None, marker=WEIGHT_MARKERS.get(w, "o"),
-                        color=_row_color(label(v, "raw")), linestyle="none", capsize=3)
-        ax.set_title(f"T'={t}")
-        ax.set_xlabel("measured FID (mean ± interval; lower is better)")
-    paper_columns = ["paper T'=%d" % t for t in ts]
-    paper = [" / ".join(fmt(table.loc[n, c], "paper") for c in paper_columns) for n in names]
-    axes[0][0].set_yticks(y, [f"{n}  [paper {p}]" for n, p in zip(names, paper)])
+            measured.errorbar([table.loc[name, f"measured T'={t}"]], [y[i]], capsize=3,
+                              xerr=[half_width] if np.isfinite(half_width) else None, **style)
+            paper.plot([table.loc[name, f"paper T'={t}"]], [y[i]], fillstyle="none", **style)
+        measured.set_title(f"measured, T'={t}")
+        measured.set_xlabel("FID (mean ± interval; lower is better)")
+        paper.set_title(f"paper ({table.attrs['dataset']}), T'={t}")
+        paper.set_xlabel("FID (Inception, 50k samples)")
+        paper.set_facecolor("#f4f4f4")
+    axes[0][0].set_yticks(y, names)
+    axes[0][0].set_ylabel("Table 1 row")
     axes[0][0].invert_yaxis()
-    fig.suptitle(f"Table 1: measured FID per row (paper {table.attrs['dataset']} FID at T'="
-                 + "/".join(str(t) for t in ts) + " in brackets)")
+    fig.suptitle("Table 1: FID per row, measured (filled) beside the paper (hollow); same markers per row")
     fig.tight_layout()
-    save_figure(fig, workspace, "fid_vs_paper", show)
+    return save_figure(fig, workspace, "fid_vs_paper")
 
 
 @styled
-def plot_training_loss(workspace, show: bool = True) -> None:
+def plot_training_loss(workspace) -> Figure | None:
     """Per variant trained here and training seed (one line each): training loss (hybrid), L_simple on the
     training batches, and L_simple of the raw weights on the fixed held-out set (eval_mse, the plateau
     criterion's curve, with the window the criterion fits shaded); main runs solid, SWA phases dashed. Imported
@@ -207,7 +214,7 @@ def plot_training_loss(workspace, show: bool = True) -> None:
     trained = [v for v in params.variants if v not in params.imports]
     if not trained:
         print("No training curves: every variant is imported (not trained here).")
-        return
+        return None
     fig, axes = _subplots(1, 3, figsize=(14, 3.8))
     window = params.train.plateau_window
     for v in trained:
@@ -229,22 +236,23 @@ def plot_training_loss(workspace, show: bool = True) -> None:
     axes[2].axvspan((1 - window) * params.train.steps, params.train.steps,
                     color="grey", alpha=0.15, label="plateau window")
     axes[2].set_xlim(right=last)
-    titles = ("training loss (L_simple + L_vlb)", "L_simple on training batches",
-              "L_simple on the fixed held-out set (eval_mse)")
+    titles = (r"training loss $L_{simple} + \lambda L_{vlb}$", r"$L_{simple}$ on training batches",
+              r"$L_{simple}$ on the fixed held-out set (eval_mse)")
     for ax, title in zip(axes, titles):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set_xlabel("step")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("loss (log scale)")
         ax.set_title(title)
         ax.set_yscale("log")
         ax.legend()
     imported = f"; imported, without a training log: {', '.join(params.imports)}" if params.imports else ""
     fig.suptitle(f"Training curves, one line per training seed ({len(seeds(workspace))} seeds){imported}")
     fig.tight_layout()
-    save_figure(fig, workspace, "training_loss", show)
+    return save_figure(fig, workspace, "training_loss")
 
 
 @styled
-def plot_loss_curves(workspace, show: bool = True) -> None:
+def plot_loss_curves(workspace) -> Figure | None:
     """Loss under weight perturbation L(theta + a d) along filter-normalised random directions (mean over
     directions), every Table 1 row on one plot; right: the rise L(theta + a d) - L(theta)."""
     entries = flatness_entries(workspace)
@@ -257,19 +265,20 @@ def plot_loss_curves(workspace, show: bool = True) -> None:
         losses = np.asarray([np.asarray(e["curve"]["losses"], dtype=float).mean(axis=0) for e in per_seed])
         rises = losses - np.asarray([e["curve"]["base_loss"] for e in per_seed])[:, None]
         for ax, values in zip(axes, (losses, rises)):
-            _mean_band(ax, alphas, values, workspace, label=label(v, w), **_row_style(v, w))
-    axes[0].set_title("loss under weight perturbation L(theta + a d)")
-    axes[1].set_title("rise over the minimum L(theta + a d) - L(theta)")
+            _mean_band(ax, alphas, values, workspace, band=w == "raw", label=label(v, w), **_row_style(v, w))
+    axes[0].set_title(r"loss under weight perturbation $L(\theta + a\,d)$")
+    axes[1].set_title(r"rise over the minimum $L(\theta + a\,d) - L(\theta)$")
     for ax in axes:
-        ax.set_xlabel("a (filter-normalised direction d)")
-    axes[0].set_ylabel("loss (L_simple)")
+        ax.set_xlabel(r"step $a$ along a filter-normalised random direction $d$")
+    axes[0].set_ylabel(r"$L_{simple}$ (mean ± interval over seeds)")
+    axes[1].set_ylabel(r"$L(\theta + a\,d) - L(\theta)$")
     axes[1].legend(ncol=3)
     fig.tight_layout()
-    save_figure(fig, workspace, "loss_curves_1d", show)
+    return save_figure(fig, workspace, "loss_curves_1d")
 
 
 @styled
-def plot_loss_surfaces(workspace, show: bool = True) -> None:
+def plot_loss_surfaces(workspace) -> Figure | None:
     """2-D loss surfaces (ADM vs ADM+SAM in the paper) as contour plots with one shared colour scale."""
     seed = seeds(workspace)[0]
     entries = [(name, e[0]["surface"]) for name, e in flatness_entries(workspace).items() if e[0].get("surface")]
@@ -287,36 +296,51 @@ def plot_loss_surfaces(workspace, show: bool = True) -> None:
         cs = ax.contourf(b, a, z, levels=levels, cmap="viridis")   # z[i, j] = L(alpha_i, beta_j)
         ax.contour(b, a, z, levels=levels, colors="white", linewidths=0.4, alpha=0.6)
         ax.plot([0], [0], marker="x", color="red")
-        ax.set_title(f"{name}: L(theta + a d1 + b d2)")
+        ax.set_title(rf"{name}: $L(\theta + a\,d_1 + b\,d_2)$")
         ax.set_xlabel("b")
         ax.set_ylabel("a")
         ax.grid(False)
-    fig.colorbar(cs, ax=list(axes[0]), label="loss (L_simple), shared scale")
+    fig.colorbar(cs, ax=list(axes[0]), label=r"$L_{simple}$ (shared scale)")
     fig.suptitle(f"2-D loss surfaces around the minimum (training seed {seed}; same directions seed, same data)")
-    save_figure(fig, workspace, "loss_surfaces_2d", show)
+    return save_figure(fig, workspace, "loss_surfaces_2d")
 
 
 @styled
-def plot_hessian(workspace, show: bool = True) -> None:
-    """Hessian top eigenvalue and trace (with Hutchinson standard error) per Table 1 row."""
+def plot_hessian(workspace) -> Figure | None:
+    """Hessian top eigenvalue and trace (means ± intervals over seeds) per Table 1 row; a row whose power
+    iteration did not converge for every seed is hatched and its label says how many did."""
     table = flatness_table(workspace)
     names = list(table.index)
     variant_of = {label(v, w): v for v, w in rows(workspace)}
     colors = [_row_color(label(variant_of[n], "raw")) if n in variant_of else "grey" for n in names]
-    fig, axes = _subplots(1, 2, figsize=(11, 3.8))
+    converged = (table["power iteration converged"] if "power iteration converged" in table
+                 else {n: "" for n in names})
+    unconverged = [bool(converged[n]) and converged[n].split("/")[0] != converged[n].split("/")[1] for n in names]
+    fig, axes = _subplots(1, 2, figsize=(11, 4.0))
     x = np.arange(len(names))
     for ax, column in zip(axes, ("Hessian top eig", "Hessian trace")):
         ax.bar(x, table[column], yerr=table[column + HALF_WIDTH].fillna(0), color=colors, capsize=3)
-    axes[0].set_title("Hessian top eigenvalue (power iteration; mean ± interval over seeds)")
-    axes[1].set_title("Hessian trace (Hutchinson; mean ± interval over seeds)")
-    for ax in axes:
         ax.set_xticks(x, names, rotation=45, ha="right")
+        ax.set_xlabel("Table 1 row")
+    for bar, bad in zip(axes[0].patches, unconverged):
+        if bad:
+            bar.set_hatch("//")
+            bar.set_alpha(0.5)
+    axes[0].set_title(r"top eigenvalue $\lambda_{max}$ of $\nabla^2_\theta L$ (power iteration)")
+    axes[1].set_title(r"trace of $\nabla^2_\theta L$ (Hutchinson)")
+    axes[0].set_ylabel(r"$\lambda_{max}$ (mean ± interval over seeds)")
+    axes[1].set_ylabel(r"tr $\nabla^2_\theta L$ (mean ± interval over seeds)")
+    if any(unconverged):
+        axes[0].set_xticks(x, [f"{n}\n(converged {converged[n]})" if bad else n for n, bad in zip(names, unconverged)],
+                           rotation=45, ha="right")
+        fig.suptitle("Hessian of the loss at the weights (hatched: the power iteration did not converge for every "
+                     "seed; its eigenvalue is a lower bound)")
     fig.tight_layout()
-    save_figure(fig, workspace, "hessian", show)
+    return save_figure(fig, workspace, "hessian")
 
 
 @styled
-def plot_noise_norms(workspace, show: bool = True) -> None:
+def plot_noise_norms(workspace) -> Figure | None:
     """Norm of the predicted noise per sampling step: on the model's own chain (sampling) vs on forward-noised
     real images (training), one panel per Table 1 row; sampling runs left to right (t = T to 0)."""
     entries = exposure_entries(workspace)
@@ -335,54 +359,75 @@ def plot_noise_norms(workspace, show: bool = True) -> None:
     for ax in axes[-1]:
         ax.set_xlabel("t (sampling runs left to right)")
     for row in axes:
-        row[0].set_ylabel("mean ||eps_theta(x_t, t)||")
+        row[0].set_ylabel(r"mean $\|\epsilon_\theta(x_t, t)\|$")
     for k in range(len(entries), nrows * ncols):
         axes[k // ncols][k % ncols].axis("off")
     axes[0][0].legend()
     fig.suptitle("Predicted-noise norm: sampling vs training (exposure bias)")
     fig.tight_layout()
-    save_figure(fig, workspace, "noise_norms", show)
+    return save_figure(fig, workspace, "noise_norms")
 
 
 @styled
-def plot_exposure_gap(workspace, show: bool = True) -> None:
-    """The gap (sampling minus training norm) per step, every Table 1 row on one plot."""
-    fig, axes = _subplots(1, 2, figsize=(13, 4.0))
-    for v, w, per_seed in exposure_entries(workspace):
+def plot_exposure_gap(workspace) -> Figure | None:
+    """Left: the gap (sampling minus training norm) per sampling step for every Table 1 row, without the last
+    step (t = 0), whose spike would flatten the rest; the inset shows every step. Right: the gap reduced over
+    steps (exposure.aggregate) per row, beside the paper's CIFAR-10 gaps where it has them."""
+    entries = exposure_entries(workspace)
+    fig, (ax, bars) = _subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [2.2, 1]})
+    inset = ax.inset_axes([0.06, 0.52, 0.33, 0.4])
+    for v, w, per_seed in entries:
         t, gaps = np.asarray(per_seed[0]["t"]), np.asarray([e["gap"] for e in per_seed], dtype=float)
-        _mean_band(axes[0], t, gaps, workspace, label=label(v, w), **_row_style(v, w))
-        _mean_band(axes[1], t[:-1], gaps[:, :-1], workspace, label=label(v, w), **_row_style(v, w))
-    for ax in axes:
-        ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.invert_xaxis()
-        ax.set_xlabel("t (sampling runs left to right)")
-        ax.set_ylabel("sampling norm - training norm")
-    axes[0].set_title("Exposure gap per step, every step (mean ± interval over seeds)")
-    axes[1].set_title("the same without the last step (t = 0), whose spike hides the rest")
-    axes[1].legend(ncol=3)
+        _mean_band(ax, t[:-1], gaps[:, :-1], workspace, band=w == "raw", label=label(v, w), **_row_style(v, w))
+        inset.plot(t, gaps.mean(axis=0), linewidth=0.8, **_row_style(v, w))
+    for axis in (ax, inset):
+        axis.axhline(0.0, color="black", linewidth=0.8)
+        axis.invert_xaxis()
+    inset.set_title("every step, t = 0 included", fontsize=7)
+    inset.tick_params(labelsize=6)
+    ax.set_xlabel("t (sampling runs left to right; last step t = 0 in the inset)")
+    ax.set_ylabel(r"$\|\epsilon_\theta\|$ sampling $-$ $\|\epsilon_\theta\|$ training")
+    ax.set_title("Exposure gap per step (mean over seeds; band: interval, raw weights)")
+    ax.legend(ncol=3, loc="upper center")
+    table = exposure_table(workspace)
+    gap = next(c for c in table.columns if c.startswith("gap (") and not c.endswith(HALF_WIDTH))
+    y = np.arange(len(table))
+    variant_of = {label(v, w): v for v, w, _ in entries}
+    bars.barh(y, table[gap], xerr=table[gap + HALF_WIDTH].fillna(0), capsize=3,
+              color=[_row_color(label(variant_of[n], "raw")) for n in table.index])
+    bars.set_yticks(y, list(table.index))
+    bars.invert_yaxis()
+    bars.set_xlabel(f"measured gap ({table.attrs['aggregate']}; bars: mean ± interval)")
+    paper = table["paper gap"].to_numpy(dtype=float)
+    if np.isfinite(paper).any():
+        top = bars.twiny()
+        top.plot(paper, y, "D", color="black")
+        top.set_xlim(0, np.nanmax(paper) * 1.15)
+        top.set_xlabel("paper gap, CIFAR-10 (◆)")
+        top.grid(False)
     fig.tight_layout()
-    save_figure(fig, workspace, "exposure_gap", show)
+    return save_figure(fig, workspace, "exposure_gap")
 
 
 @styled
-def plot_rho_sweep(workspace, show: bool = True) -> None:
-    """FID and MC sharpness against SAM's rho (rho = 0: plain Adam, the ADM run)."""
+def plot_rho_sweep(workspace) -> Figure | None:
+    """FID and MC sharpness against SAM's rho (categorical axis; rho = 0: plain Adam, the ADM run)."""
     table = rho_table(workspace)
     if table.empty:
         print(f"No rho sweep figure: {table.attrs['note']}.")
-        return
+        return None
     rhos = table.index.to_numpy(dtype=float)
-    positive = rhos[rhos > 0]
-    fig, axes = _subplots(1, 2, figsize=(10, 3.6))
-    for ax, column in zip(axes, ("FID", "MC sharpness")):
-        ax.errorbar(rhos, table[column], yerr=table[column + HALF_WIDTH].fillna(0), marker="o", color="tab:purple",
+    x = np.arange(len(rhos))
+    fig, axes = _subplots(1, 2, figsize=(10, 3.8))
+    for ax, column, ylabel in zip(axes, ("FID", "MC sharpness"),
+                                  (f"FID at T'={table.attrs.get('respacing')} (lower is better)",
+                                   rf"MC sharpness, $\sigma$={table.attrs.get('sigma')} (lower is flatter)")):
+        ax.errorbar(x, table[column], yerr=table[column + HALF_WIDTH].fillna(0), marker="o", color="tab:purple",
                     capsize=3)
-        if len(positive):
-            ax.set_xscale("symlog", linthresh=float(positive.min()))
-        ax.set_xticks(rhos, [f"{r:g}" for r in rhos])
-        ax.set_xlabel("rho")
-        ax.set_title(f"{column} vs rho")
-    axes[1].set_title(f"MC sharpness (sigma={table.attrs.get('sigma')}) vs rho")
-    fig.suptitle(f"rho sweep: full-length runs, mean ± interval over training seeds (T'={table.attrs.get('respacing')})")
+        ax.set_xticks(x, [f"{r:g}" + (" (ADM)" if r == 0 else "") for r in rhos])
+        ax.set_xlabel(r"SAM radius $\rho$")
+        ax.set_ylabel(ylabel)
+        ax.set_title(rf"{column} vs $\rho$")
+    fig.suptitle(r"$\rho$ sweep: full-length runs, mean ± interval over training seeds")
     fig.tight_layout()
-    save_figure(fig, workspace, "rho_sweep", show)
+    return save_figure(fig, workspace, "rho_sweep")

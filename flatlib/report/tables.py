@@ -1,4 +1,4 @@
-"""The notebooks' tables as pandas DataFrames (full precision); ``show_table`` prints them rounded and
+"""The notebooks' tables as pandas DataFrames (full precision); ``show_table`` shows them rounded and
 writes ``reports/tables/NAME.csv``."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from flatlib import layout
 from flatlib.layout import label
 from flatlib.report.artifacts import (HALF_WIDTH, exposure_entries, flatness_entries, load_fid, load_params,
                                       load_quant, load_rho_sweep, mean_rise, paper_dataset, round_value, rows,
-                                      table_text, variants, with_kinds, workspace_path)
+                                      variants, with_kinds, workspace_path)
+from flatlib.report.display import empty_view, show, table_view
 from flatlib.stats import Estimate, estimate
 from flatlib.report.paper import (DATASETS, PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1, RESPACINGS,
                                   paper_fid)
@@ -236,13 +237,13 @@ def _csv_safe(name: str) -> str:
 
 
 def show_table(df: pd.DataFrame, workspace, name: str, title: str | None = None) -> None:
-    """Print ``df`` rounded as plain text (means ± half-widths), or the ``attrs["note"]`` of an empty table, and
-    write it at full precision to reports/tables/NAME.csv."""
+    """Show ``df`` rounded (means ± half-widths; HTML in JupyterLab, text elsewhere), or the ``attrs["note"]`` of
+    an empty table, and write it at full precision to reports/tables/NAME.csv."""
     path = workspace_path(workspace, layout.TABLES / f"{_csv_safe(name)}.csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path)
-    if title:
-        print(title)
-    print(f"({df.attrs['note']})" if df.empty and "note" in df.attrs else table_text(df))
-    if any(str(c).endswith(HALF_WIDTH) for c in df.columns):
-        print(interval_note(workspace))
+    if df.empty and "note" in df.attrs:
+        show(empty_view(df.attrs["note"], title))
+        return
+    note = interval_note(workspace) if any(str(c).endswith(HALF_WIDTH) for c in df.columns) else None
+    show(table_view(df, _csv_safe(name), title, note))

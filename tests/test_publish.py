@@ -1,0 +1,59 @@
+"""flatlib.publish: the executed notebooks as small HTML pages with the same bytes every time."""
+import base64
+import io
+import re
+
+import nbformat
+import numpy as np
+import pytest
+from PIL import Image
+
+from flatlib import layout, publish
+
+
+def png(width: int, height: int) -> bytes:
+    rng = np.random.default_rng(0)
+    out = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def executed_notebook(path, title: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("report.plot_fid_vs_paper(workspace)", execution_count=1)
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="19 claims: 4 reproduced\n"),
+                    nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(png(1600, 400)).decode(),
+                                                                 "text/plain": "<Figure size 1600x400 with 2 Axes>"})]
+    code.metadata["papermill"] = {"start_time": "2026-11-27T03:00:00", "duration": 1.5}
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\nText."), code]
+    nb.metadata["papermill"] = {"start_time": "2026-11-27T03:00:00"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+def test_pages_index_and_figures_are_small_and_deterministic(tmp_path):
+    executed_notebook(tmp_path / layout.report_notebook("summary"), "Summary: which claims reproduce")
+    executed_notebook(tmp_path / layout.report_notebook("exposure"), "Exposure bias")
+    (tmp_path / layout.FIGURES).mkdir(parents=True)
+    (tmp_path / layout.FIGURES / "fid_vs_paper.png").write_bytes(png(1600, 400))
+    written = publish.publish(tmp_path)
+    assert {p.relative_to(tmp_path).as_posix() for p in written} == {
+        "docs/summary.html", "docs/exposure.html", "docs/index.html", "docs/figures/fid_vs_paper.png"}
+    first = {p: p.read_bytes() for p in written}
+    publish.publish(tmp_path)
+    assert {p: p.read_bytes() for p in written} == first  # same bytes on a rerun
+    page = (tmp_path / "docs/summary.html").read_text()
+    assert "<title>Summary: which claims reproduce</title>" in page and "19 claims: 4 reproduced" in page
+    assert '<a href="exposure.html">Exposure bias</a>' in page and '<a href="index.html">Overview</a>' in page
+    assert str(tmp_path) not in page and "2026-11-27" not in page  # no paths, no papermill times
+    embedded = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))
+    with Image.open(io.BytesIO(embedded)) as image:
+        assert image.width == publish.MAX_WIDTH and image.mode == "P"  # downscaled, 256-colour palette
+    with Image.open(tmp_path / "docs/figures/fid_vs_paper.png") as image:
+        assert image.size == (publish.MAX_WIDTH, round(400 * publish.MAX_WIDTH / 1600))
+    assert 'href="summary.html"' in (tmp_path / "docs/index.html").read_text()
+
+
+def test_nothing_to_publish_says_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run `dvc repro` first"):
+        publish.publish(tmp_path)
