@@ -27,7 +27,8 @@ nav a { margin-right: 1.2em; }
 nav a.current { font-weight: bold; color: #222; text-decoration: none; }
 .jp-InputArea pre, .highlight pre { background: #f6f8fa; padding: 0.5em 0.8em; border-radius: 4px; font-size: 12px;
        overflow-x: auto; margin: 0.4em 0; }
-.jp-OutputArea-output pre { font-size: 12px; overflow-x: auto; margin: 0.3em 0; white-space: pre; }
+main pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+.jp-OutputArea-output pre { font-size: 12px; margin: 0.3em 0; }
 .jp-OutputArea-output img { max-width: 100%; height: auto; }
 .jp-OutputArea-output { overflow-x: auto; }
 .jp-InputPrompt, .jp-OutputPrompt { display: none; }

@@ -246,7 +246,7 @@ def test_other_tables_and_printed_text(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "34.47" in out and "10.000 ± 0.248" in out
     assert "± = half-width of the 95% t-interval over 3 training seeds." in out
-    assert "✅ reproduced: +SAM improves FID over ADM at T'=20  (sam_T20)" in out
+    assert "✔ reproduced: +SAM improves FID over ADM at T'=20  (sam_T20)" in out
     assert re.search(r"quant.per_channel +False +reproduction choice: symmetric per-tensor", out)
     assert "reproduction choice: symmetric per-tensor round-to-nearest" in out
     assert str(tmp_path) not in out  # nothing absolute in compared text
@@ -344,18 +344,18 @@ def test_imported_rows_are_reported_and_what_they_cannot_test_is_not_evaluated(t
 
 def test_tables_show_as_html_with_a_plain_text_twin(tmp_path):
     ws = make_workspace(tmp_path)
-    view = display.table_view(report.table1(ws), "table1_fid", "T1", report.interval_note(ws))
-    again = display.table_view(report.table1(ws), "table1_fid", "T1", report.interval_note(ws))
-    assert view.html == again.html and "T_table1_fid" in view.html  # ids from the name: same bytes every run
+    view = display.table_view(report.table1(ws), "T1", report.interval_note(ws))
+    again = display.table_view(report.table1(ws), "T1", report.interval_note(ws))
+    assert view.html == again.html and "<style" not in view.html  # inline styles: kept in untrusted notebooks
     assert "10.000 ± 0.248" in view.html and "10.000 ± 0.248" in repr(view)
     assert "font-style: italic" in view.html and "white-space: nowrap" in view.html  # paper columns; no wrapping
     assert repr(view).startswith("T1\n") and repr(view).endswith("over 3 training seeds.")
     (tmp_path / "contra").mkdir()
     verdicts = report.claims(make_workspace(tmp_path / "contra", sharpness={("sam", "raw"): 0.01}))
-    table = display.verdict_view(verdicts, "claims")
+    table = display.verdict_view(verdicts)
     assert table.html.count("<tr>") == len(verdicts) + 1  # one row per claim under one header
-    assert "✅ reproduced" in table.html and "❌ contradicted" in table.html and display.VERDICT_COLORS["contradicted"] in table.html
-    assert "❌ contradicted: +SAM is flatter than ADM" in repr(table)
+    assert "✔ reproduced" in table.html and "✘ contradicted" in table.html and display.VERDICT_COLORS["contradicted"] in table.html
+    assert "✘ contradicted: +SAM is flatter than ADM" in repr(table)
 
 
 def test_a_returned_figure_shows_as_its_saved_png_under_ipython(tmp_path):

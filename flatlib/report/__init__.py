@@ -11,7 +11,7 @@ Modules
                 writes it)
     tables      pandas DataFrames at full precision; ``show_table`` shows them rounded and writes
                 ``reports/tables/NAME.csv``
-    display     how results are shown: HTML tables (pandas Styler) with a plain-text twin, the verdict table
+    display     how results are shown: HTML tables (inline styles) with a plain-text twin, the verdict table
     figures     ``plot_*``: each saves ``reports/figures/NAME.png`` with deterministic bytes and returns the Figure
     claims      ``claims(workspace, group)``: every paper claim with its paired difference, interval and
                 three-valued verdict (flatlib.stats); profile notes and the params.yaml reproduction choices

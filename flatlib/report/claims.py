@@ -341,7 +341,7 @@ def show_verdicts(df: pd.DataFrame, workspace, name: str = "claims") -> None:
     unconverged = [cid for cid, r in df.iterrows() if NOT_CONVERGED in r["runs"] and r["verdict"] != "not evaluated"]
     if unconverged:
         print(f"Judged on runs that did not reach their loss plateau (see the runs column): {', '.join(unconverged)}.")
-    show(verdict_view(df, name))
+    show(verdict_view(df))
 
 
 def print_extractor_note(workspace) -> None:
@@ -436,5 +436,4 @@ def choices(workspace, keys) -> pd.DataFrame:
 def show_choices(workspace, notebook: str) -> None:
     """The params.yaml choices behind ``notebook`` as a table ("reproduction choice" marks what the paper does
     not publish)."""
-    show(table_view(choices(workspace, CHOICES[notebook]), f"choices_{notebook}",
-                    "Settings behind these numbers (params.yaml)"))
+    show(table_view(choices(workspace, CHOICES[notebook]), "Settings behind these numbers (params.yaml)"))

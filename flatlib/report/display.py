@@ -1,9 +1,11 @@
-"""How the notebooks show results: tables as HTML (a pandas Styler) with a plain-text twin, the claims as one
-verdict table with a mark per verdict, and matplotlib Figures as PNG.
+"""How the notebooks show results: tables as HTML with a plain-text twin, the claims as one verdict table with a
+mark per verdict, and matplotlib Figures as PNG.
 
 A shown table is a :class:`Shown`: JupyterLab renders its ``text/html``; its ``text/plain`` is the same table as
-monospace text, which is what CI compares (nbval compares text/plain and text/html, never image/png). Both are
-deterministic: the Styler's element ids come from the table's name, not a random uuid.
+monospace text, which is what CI compares (nbval compares text/plain and text/html, never image/png). The HTML
+carries its styling in inline ``style`` attributes, not in a ``<style>`` block as pandas' Styler writes it:
+JupyterLab strips ``<style>`` from the outputs of a notebook it does not trust (every notebook executed by
+papermill, until the user trusts it), and keeps inline styles. Same table, same bytes.
 """
 from __future__ import annotations
 
@@ -15,20 +17,24 @@ import pandas as pd
 from flatlib.report.artifacts import fmt, format_table
 
 #: the mark and background colour of each verdict (flatlib.stats.verdict, and "not evaluated")
-VERDICT_MARKS = {"reproduced": "✅ reproduced", "contradicted": "❌ contradicted",
-                 "inconclusive": "❔ inconclusive", "not evaluated": "➖ not evaluated"}
+VERDICT_MARKS = {"reproduced": "✔ reproduced", "contradicted": "✘ contradicted", "inconclusive": "? inconclusive",
+                 "not evaluated": "– not evaluated"}
 VERDICT_COLORS = {"reproduced": "#e3f4e1", "contradicted": "#fbe3e1", "inconclusive": "#fdf5d9",
                   "not evaluated": "#eeeeee"}
-#: columns holding the paper's numbers (shaded, italic) and long text (wrapped; every other cell never wraps)
+#: columns holding the paper's numbers (shaded, italic) and long text (wrapped, left; every other cell: a number,
+#: right-aligned, never wrapped)
 PAPER_PREFIX = "paper"
 TEXT_COLUMNS = ("claim", "measured", "paper", "rule", "runs", "note in params.yaml", "value")
-TABLE_STYLE = [
-    {"selector": "", "props": "border-collapse: collapse; font-size: 12px; margin-bottom: 0.3em"},
-    {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold; padding: 4px 0"},
-    {"selector": "th, td", "props": "white-space: nowrap; padding: 2px 8px; border-bottom: 1px solid #ddd"},
-    {"selector": "th.col_heading", "props": "text-align: center; border-bottom: 2px solid #888"},
-    {"selector": "td", "props": "text-align: right; font-family: monospace"},
-]
+TABLE = {"border-collapse": "collapse", "font-size": "12px", "margin-bottom": "0.3em"}
+CAPTION = {"caption-side": "top", "text-align": "left", "font-weight": "bold", "padding": "4px 0"}
+HEADER = {"white-space": "nowrap", "padding": "2px 8px", "text-align": "center", "border-bottom": "2px solid #888"}
+ROW_HEADER = {"white-space": "nowrap", "padding": "2px 8px", "text-align": "left", "border-bottom": "1px solid #ddd"}
+NUMBER_CELL = {"white-space": "nowrap", "text-align": "right", "font-family": "monospace", "padding": "2px 8px",
+               "border-bottom": "1px solid #ddd"}
+TEXT_CELL = {"white-space": "normal", "text-align": "left", "padding": "2px 8px", "border-bottom": "1px solid #ddd",
+             "min-width": "10em", "max-width": "36em"}
+PAPER_CELL = {"background-color": "#f2f2f2", "font-style": "italic", "color": "#555"}
+VERDICT_CELL = {"font-weight": "bold", "text-align": "left", "white-space": "nowrap", "font-family": "inherit"}
 
 
 class Shown:
@@ -67,23 +73,39 @@ def _cell_text(value, kind: str | None) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _styler(cells: pd.DataFrame, name: str, title: str | None) -> "pd.io.formats.style.Styler":
-    """A Styler of an all-text DataFrame with the suite's table style, element ids derived from ``name``."""
-    styler = cells.style.set_uuid(name.replace(" ", "_")).set_table_styles(TABLE_STYLE)
+def _css(*styles: dict) -> str:
+    merged = {}
+    for style in styles:
+        merged.update(style)
+    return "; ".join(f"{k}: {v}" for k, v in merged.items())
+
+
+def _html_table(cells: pd.DataFrame, title: str | None = None, row_styles: list[dict] | None = None,
+                column_styles: dict | None = None) -> str:
+    """An all-text DataFrame as an HTML table with inline styles: numbers right-aligned and never wrapped, long
+    text (TEXT_COLUMNS) wrapped, the paper's columns shaded; ``row_styles[i]`` and ``column_styles[column]`` on
+    top."""
+    row_styles, column_styles = row_styles or [{}] * len(cells), column_styles or {}
+    base = {c: TEXT_CELL if str(c) in TEXT_COLUMNS else
+            {**NUMBER_CELL, **(PAPER_CELL if str(c).startswith(PAPER_PREFIX) else {})} for c in cells.columns}
+    levels = cells.index.nlevels
+    names = [n or "" for n in cells.index.names]
+    out = [f'<table style="{_css(TABLE)}">']
     if title:
-        styler = styler.set_caption(html.escape(title))
-    paper = [c for c in cells.columns if str(c).startswith(PAPER_PREFIX) and str(c) not in TEXT_COLUMNS]
-    if paper:
-        styler = styler.set_properties(subset=paper, **{"background-color": "#f2f2f2", "font-style": "italic",
-                                                        "color": "#555"})
-    text = [c for c in cells.columns if str(c) in TEXT_COLUMNS]
-    if text:
-        styler = styler.set_properties(subset=text, **{"white-space": "normal", "text-align": "left",
-                                                       "font-family": "inherit", "min-width": "12em"})
-    return styler
+        out.append(f'<caption style="{_css(CAPTION)}">{html.escape(title)}</caption>')
+    out.append("<thead><tr>" + "".join(f'<th style="{_css(HEADER)}">{html.escape(str(n))}</th>' for n in names)
+               + "".join(f'<th style="{_css(HEADER)}">{html.escape(str(c))}</th>' for c in cells.columns)
+               + "</tr></thead><tbody>")
+    for (key, row), extra in zip(cells.iterrows(), row_styles):
+        keys = key if levels > 1 else (key,)
+        out.append("<tr>" + "".join(f'<th style="{_css(ROW_HEADER, extra)}">{html.escape(str(k))}</th>' for k in keys)
+                   + "".join(f'<td style="{_css(base[c], extra, column_styles.get(c, {}))}">{html.escape(str(v))}</td>'
+                             for c, v in row.items()) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
 
 
-def table_view(df: pd.DataFrame, name: str, title: str | None = None, note: str | None = None) -> Shown:
+def table_view(df: pd.DataFrame, title: str | None = None, note: str | None = None) -> Shown:
     """``df`` (full precision, ``attrs["kinds"]``) as a :class:`Shown`: each "mean ± half-width" pair in one
     column, every number rounded as printed (flatlib.report.artifacts), the paper's columns shaded; ``note``
     (e.g. what ± means) under it."""
@@ -92,7 +114,7 @@ def table_view(df: pd.DataFrame, name: str, title: str | None = None, note: str 
     cells = pd.DataFrame({c: [_cell_text(v, None if isinstance(v, str) else kinds.get(c)) for v in merged[c]]
                           for c in merged.columns}, index=merged.index)
     text = "\n".join(part for part in (title, cells.to_string(), note) if part)
-    body = _styler(cells, name, title).to_html()
+    body = _html_table(cells, title)
     if note:
         body += f'<p style="font-size: 11px; color: #555; margin-top: 0">{html.escape(note)}</p>'
     return Shown(body, text)
@@ -108,7 +130,7 @@ def verdict_mark(verdict: str) -> str:
     return VERDICT_MARKS.get(verdict, verdict)
 
 
-def verdict_view(df: pd.DataFrame, name: str) -> Shown:
+def verdict_view(df: pd.DataFrame) -> Shown:
     """The claims (``flatlib.report.claims``) as one table: verdict with its mark, claim, the test (rule),
     the measured evidence (means, paired difference and interval), the paper's evidence, seeds and runs; each
     row tinted by its verdict. Its text is one block per claim."""
@@ -122,9 +144,6 @@ def verdict_view(df: pd.DataFrame, name: str) -> Shown:
     cells = pd.DataFrame({"verdict": df["verdict"].map(verdict_mark), "claim": df["claim"], "rule": df["rule"],
                           "measured": df["measured"], "paper": df["paper"], "seeds": df["seeds"].astype(str),
                           "runs": df["runs"]}, index=df.index.rename(None))
-    colors = df["verdict"].map(lambda v: f"background-color: {VERDICT_COLORS.get(v, '#ffffff')}")
-    styler = _styler(cells, name, None).apply(lambda column: colors.to_numpy(), axis=0)
-    styler = styler.set_properties(subset=["verdict"], **{"font-weight": "bold", "text-align": "left",
-                                                          "font-family": "inherit"})
-    return Shown(styler.to_html(), "\n".join(blocks))
+    tints = [{"background-color": VERDICT_COLORS.get(v, "#ffffff")} for v in df["verdict"]]
+    return Shown(_html_table(cells, None, tints, {"verdict": VERDICT_CELL}), "\n".join(blocks))
 

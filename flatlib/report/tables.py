@@ -23,7 +23,8 @@ def paper_table1() -> pd.DataFrame:
     """The paper's Table 1: nine rows x (CIFAR-10, LSUN Tower, FFHQ) x T' in (20, 100)."""
     data = {f"{d} T'={t}": [PAPER_TABLE1[r][d][i] for r in PAPER_TABLE1] for d in DATASETS
             for i, t in enumerate(RESPACINGS)}
-    return pd.DataFrame(data, index=pd.Index(list(PAPER_TABLE1), name="method"))
+    df = pd.DataFrame(data, index=pd.Index(list(PAPER_TABLE1), name="method"))
+    return with_kinds(df, {c: "paper" for c in df.columns})
 
 
 def _ranks(values) -> np.ndarray:
@@ -68,7 +69,7 @@ def table1(workspace, dataset: str | None = None) -> pd.DataFrame:
         measured_ranks = _ranks([round_value(rec[f"measured T'={t}"], "fid") for rec in records])
         for record, a, b in zip(records, paper_ranks, measured_ranks):
             record[f"paper rank T'={t}"], record[f"measured rank T'={t}"] = a, b
-        kinds.update({f"paper rank T'={t}": "rank", f"measured rank T'={t}": "rank"})
+        kinds.update({f"paper T'={t}": "paper", f"paper rank T'={t}": "rank", f"measured rank T'={t}": "rank"})
     df = pd.DataFrame(records, index=pd.Index([label(*r) for r in index], name="method"))
     df.attrs["dataset"] = dataset
     return with_kinds(df, kinds)
@@ -114,6 +115,7 @@ def quant_table(workspace) -> pd.DataFrame:
             paper = PAPER_QUANT_8BIT.get(rec["method"], {})
             rec["paper FID 32-bit"], rec["paper FID 8-bit"] = paper.get(32, float("nan")), paper.get(8, float("nan"))
             records.append(rec)
+    kinds["paper FID 32-bit"] = kinds["paper FID 8-bit"] = "paper"
     order = {label(*r): i for i, r in enumerate(rows(workspace))}
     df = pd.DataFrame(records).set_index("method")
     df = df.loc[sorted(df.index, key=lambda m: order.get(m, len(order)))]
@@ -185,7 +187,7 @@ def exposure_table(workspace) -> pd.DataFrame:
         rec["unit noise norm"] = entries[0].get("unit_noise_norm", float("nan"))
         rec["paper gap"] = PAPER_EXPOSURE_GAP.get(rec["method"], float("nan"))
         records.append(rec)
-    kinds["unit noise norm"] = "norm"
+    kinds["unit noise norm"], kinds["paper gap"] = "norm", "paper"
     df = pd.DataFrame(records).set_index("method")
     agg = "/".join(sorted(aggregates))
     df = df.rename(columns={"gap": f"gap ({agg})", "gap" + HALF_WIDTH: f"gap ({agg})" + HALF_WIDTH})
@@ -246,4 +248,4 @@ def show_table(df: pd.DataFrame, workspace, name: str, title: str | None = None)
         show(empty_view(df.attrs["note"], title))
         return
     note = interval_note(workspace) if any(str(c).endswith(HALF_WIDTH) for c in df.columns) else None
-    show(table_view(df, _csv_safe(name), title, note))
+    show(table_view(df, title, note))
