@@ -236,7 +236,7 @@ def plot_training_loss(workspace) -> Figure | None:
     axes[2].axvspan((1 - window) * params.train.steps, params.train.steps,
                     color="grey", alpha=0.15, label="plateau window")
     axes[2].set_xlim(right=last)
-    titles = (r"training loss $L_{simple} + \lambda L_{vlb}$", r"$L_{simple}$ on training batches",
+    titles = (r"training loss $L_{simple} + L_{vlb}$", r"$L_{simple}$ on training batches",
               r"$L_{simple}$ on the fixed held-out set (eval_mse)")
     for ax, title in zip(axes, titles):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
