@@ -17,7 +17,7 @@ from flatlib import atomic, layout
 
 #: the figures copied to docs/figures/ (reports/figures/NAME.png, those the run produced)
 KEY_FIGURES = ("fid_vs_paper", "samples_T20", "samples_T100", "training_loss", "loss_curves_1d", "loss_surfaces_2d",
-               "hessian", "noise_norms", "exposure_gap", "quant_samples_raw", "rho_sweep")
+               "hessian", "noise_norms", "exposure_gap", "quant_fid", "quant_samples_raw", "rho_sweep")
 MAX_WIDTH = 1100
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1400px;

@@ -276,9 +276,9 @@ def test_figures_have_deterministic_bytes(tmp_path):
     ws = make_workspace(tmp_path)
     plots = [report.plot_loss_curves, report.plot_loss_surfaces, report.plot_noise_norms, report.plot_rho_sweep,
              report.plot_fid_vs_paper, report.plot_quant_samples,
-             report.plot_exposure_gap, report.plot_hessian, report.plot_training_loss]
+             report.plot_exposure_gap, report.plot_hessian, report.plot_training_loss, report.plot_quant_fid]
     names = ["loss_curves_1d", "loss_surfaces_2d", "noise_norms", "rho_sweep", "fid_vs_paper", "quant_samples_raw",
-             "exposure_gap", "hessian", "training_loss"]
+             "exposure_gap", "hessian", "training_loss", "quant_fid"]
     first = {}
     for plot, name in zip(plots, names):
         fig = plot(ws)

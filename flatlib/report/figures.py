@@ -20,7 +20,7 @@ from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entr
                                       sample_grid_path, seeds, variants, weights_kinds, workspace_path)
 from flatlib.stats import estimate
 from flatlib.report.paper import PAPER_TABLE1
-from flatlib.report.tables import exposure_table, flatness_table, rho_table, table1
+from flatlib.report.tables import exposure_table, flatness_table, quant_table, rho_table, table1
 
 
 # ----------------------------------------------------------------------------------------------- figures
@@ -368,6 +368,49 @@ def plot_noise_norms(workspace) -> Figure | None:
     return save_figure(fig, workspace, "noise_norms")
 
 
+def _bars_beside_paper(ax, table, column: str, paper, xlabel: str, paper_label: str) -> None:
+    """Horizontal bars of ``table[column]`` (mean ± interval) per Table 1 row, the paper's values (◆) on their
+    own top axis where it has them (another scale: other data, features and sample counts)."""
+    y = np.arange(len(table))
+    variant_of = {label(v, w): v for v, w in layout.PAPER_ROWS}
+    ax.barh(y, table[column], xerr=table[column + HALF_WIDTH].fillna(0), capsize=3,
+            color=[_row_color(label(variant_of.get(name, name), "raw")) for name in table.index])
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(y, list(table.index))
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    paper = np.asarray(paper, dtype=float)
+    if np.isfinite(paper).any():
+        top = ax.twiny()
+        top.plot(paper, y, "D", color="black")
+        half = table[column + HALF_WIDTH].fillna(0).to_numpy(dtype=float)
+        means = table[column].to_numpy(dtype=float)
+        low, high = min(0.0, float(np.nanmin(means - half))), max(0.0, float(np.nanmax(means + half)))
+        low, high = low - 0.08 * (high - low), high + 0.08 * (high - low)
+        ax.set_xlim(low, high)  # the same zero on both axes, the top one scaled to fit the paper's values
+        scale = 1.1 * max(p / high if p > 0 else p / low for p in paper[np.isfinite(paper)] if p != 0)
+        top.set_xlim(low * scale, high * scale)
+        top.set_xlabel(paper_label)
+        top.grid(False)
+
+
+@styled
+def plot_quant_fid(workspace) -> Figure | None:
+    """FID change under weight quantization (quantized minus 32-bit, paired per seed and sample set) per Table 1
+    row and bit width, the paper's 8-bit change (CIFAR-10, T'=20: ADM, +SAM) beside it."""
+    table = quant_table(workspace)
+    widths = [c for c in table.columns if c.startswith("dFID ") and not c.endswith(HALF_WIDTH)]
+    fig, axes = _subplots(1, len(widths), figsize=(5.2 * len(widths), 0.32 * len(table) + 1.6), squeeze=False)
+    paper = table["paper FID 8-bit"] - table["paper FID 32-bit"]
+    for ax, column in zip(axes[0], widths):
+        _bars_beside_paper(ax, table, column, paper if column == "dFID 8-bit" else [np.nan] * len(table),
+                           f"{column} (quantized - 32-bit; mean ± interval)", "paper dFID 8-bit, CIFAR-10 (◆)")
+    fig.suptitle(f"FID change under post-training weight quantization (T'={table.attrs['respacing']}; lower = more "
+                 "robust)")
+    fig.tight_layout()
+    return save_figure(fig, workspace, "quant_fid")
+
+
 @styled
 def plot_exposure_gap(workspace) -> Figure | None:
     """Left: the gap (sampling minus training norm) per sampling step for every Table 1 row, without the last
@@ -391,20 +434,8 @@ def plot_exposure_gap(workspace) -> Figure | None:
     ax.legend(ncol=3, loc="upper center")
     table = exposure_table(workspace)
     gap = next(c for c in table.columns if c.startswith("gap (") and not c.endswith(HALF_WIDTH))
-    y = np.arange(len(table))
-    variant_of = {label(v, w): v for v, w, _ in entries}
-    bars.barh(y, table[gap], xerr=table[gap + HALF_WIDTH].fillna(0), capsize=3,
-              color=[_row_color(label(variant_of[n], "raw")) for n in table.index])
-    bars.set_yticks(y, list(table.index))
-    bars.invert_yaxis()
-    bars.set_xlabel(f"measured gap ({table.attrs['aggregate']}; bars: mean ± interval)")
-    paper = table["paper gap"].to_numpy(dtype=float)
-    if np.isfinite(paper).any():
-        top = bars.twiny()
-        top.plot(paper, y, "D", color="black")
-        top.set_xlim(0, np.nanmax(paper) * 1.15)
-        top.set_xlabel("paper gap, CIFAR-10 (◆)")
-        top.grid(False)
+    _bars_beside_paper(bars, table, gap, table["paper gap"],
+                       f"measured gap ({table.attrs['aggregate']}; bars: mean ± interval)", "paper gap, CIFAR-10 (◆)")
     fig.tight_layout()
     return save_figure(fig, workspace, "exposure_gap")
 
