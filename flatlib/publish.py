@@ -1,5 +1,5 @@
 """The published report: the executed notebooks (reports/NAME.ipynb) as static HTML pages under docs/, an index
-page, and the key figures as PNG under docs/figures/ (what the README shows). Small (figures downscaled to at
+page and one stylesheet, and the key figures as PNG under docs/figures/ (what the README shows). Small (figures downscaled to at
 most MAX_WIDTH pixels and reduced to a 256-colour palette) and with deterministic bytes: the pipeline's last
 stage writes them and git keeps them, so a fresh clone shows the default run's results without running anything.
 
@@ -39,7 +39,7 @@ PAGE = """<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-<style>{css}{highlight}</style>
+<link rel="stylesheet" href="style.css">
 </head>
 <body>
 <nav>{nav}</nav>
@@ -96,19 +96,24 @@ def _shrink_outputs(notebook) -> None:
                 output["data"]["image/png"] = base64.b64encode(shrink_png(base64.b64decode(png))).decode()
 
 
+def stylesheet() -> str:
+    """docs/style.css: the pages' layout and the code highlighting (pygments), shared by every page."""
+    from pygments.formatters import HtmlFormatter
+
+    return CSS.lstrip() + HtmlFormatter().get_style_defs(".highlight") + "\n"
+
+
 def render_page(notebook_path: Path, titles: dict[str, str], name: str) -> str:
     """The HTML page of an executed notebook: nbconvert's basic template inside the suite's page (navigation,
     a small stylesheet), every image shrunk."""
     import nbformat
     from nbconvert import HTMLExporter
-    from pygments.formatters import HtmlFormatter
 
     notebook = nbformat.read(notebook_path, as_version=4)
     _shrink_outputs(notebook)
     exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(notebook)
-    return PAGE.format(title=html.escape(titles[name]), css=CSS, highlight=HtmlFormatter().get_style_defs(".highlight"),
-                       nav=_nav(titles, name), body=body)
+    return PAGE.format(title=html.escape(titles[name]), nav=_nav(titles, name), body=body)
 
 
 def render_index(titles: dict[str, str]) -> str:
@@ -119,7 +124,7 @@ def render_index(titles: dict[str, str]) -> str:
               f'style="max-width: 100%"></p>' if "table1_fid" in titles else "")
     body = (f"<h1>flatlib: the default run's report</h1>\n<p>Executed notebooks of <code>dvc repro</code> "
             f"(rendered by <code>python -m flatlib.publish</code>):</p>\n<ul>\n{items}\n</ul>\n{figure}")
-    return PAGE.format(title="flatlib report", css=CSS, highlight="", nav=_nav(titles, "index"), body=body)
+    return PAGE.format(title="flatlib report", nav=_nav(titles, "index"), body=body)
 
 
 def publish(workspace: Path = Path(".")) -> list[Path]:
@@ -135,6 +140,7 @@ def publish(workspace: Path = Path(".")) -> list[Path]:
     for name, path in notebooks.items():
         written.append(_write(workspace / layout.docs_page(name), render_page(path, titles, name).encode()))
     written.append(_write(workspace / layout.DOCS / "index.html", render_index(titles).encode()))
+    written.append(_write(workspace / layout.DOCS / "style.css", stylesheet().encode()))
     for name in KEY_FIGURES:
         figure = workspace / layout.FIGURES / f"{name}.png"
         if figure.is_file():

@@ -38,12 +38,13 @@ def test_pages_index_and_figures_are_small_and_deterministic(tmp_path):
     (tmp_path / layout.FIGURES / "fid_vs_paper.png").write_bytes(png(1600, 400))
     written = publish.publish(tmp_path)
     assert {p.relative_to(tmp_path).as_posix() for p in written} == {
-        "docs/summary.html", "docs/exposure.html", "docs/index.html", "docs/figures/fid_vs_paper.png"}
+        "docs/summary.html", "docs/exposure.html", "docs/index.html", "docs/style.css", "docs/figures/fid_vs_paper.png"}
     first = {p: p.read_bytes() for p in written}
     publish.publish(tmp_path)
     assert {p: p.read_bytes() for p in written} == first  # same bytes on a rerun
     page = (tmp_path / "docs/summary.html").read_text()
     assert "<title>Summary: which claims reproduce</title>" in page and "19 claims: 4 reproduced" in page
+    assert '<link rel="stylesheet" href="style.css">' in page and ".highlight" in (tmp_path / "docs/style.css").read_text()
     assert '<a href="exposure.html">Exposure bias</a>' in page and '<a href="index.html">Overview</a>' in page
     assert str(tmp_path) not in page and "2026-11-27" not in page  # no paths, no papermill times
     embedded = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))
