@@ -8,12 +8,15 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup repro test bench refresh-notebooks
 
+# setup: the venv with the pinned packages, flatlib installed editable, and the venv registered as the Jupyter
+# kernel "Python (flatlib)" (name flatlib, in the user's kernels), so a JupyterLab installed elsewhere finds it
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m ipykernel install --user --name flatlib --display-name "Python (flatlib)"
 	touch $@
 
 repro: setup

@@ -24,6 +24,7 @@ import flatlib  # noqa: F401  (sets the OpenMP wait policy before torch loads)
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from flatlib.cli import cli_parser
 from flatlib.config import TRAIN_COMPILE_MODES, compiled, load_yaml
 from flatlib.diffusion import StackedRandomGenerator
 from flatlib.train import Trainer, resolve_config
@@ -141,13 +142,13 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml")
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli_parser("python benchmarks/bench.py", __doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameter file (its model and train sections)")
     parser.add_argument("--configs", nargs="+", default=["default"],
                         help="'default' (params.yaml model) or names of flatlib.unet.NAMED_CONFIGS")
     parser.add_argument("--batch-size", type=int, help="override train.batch_size (also the sampling batch)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"))
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="override train.precision")
     parser.add_argument("--channels-last", action="store_true", help="train.channels_last: true")
     parser.add_argument("--compile", default="default", choices=TRAIN_COMPILE_MODES[1:],
                         help="the compiled mode measured beside eager")
@@ -155,10 +156,14 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--device", default="auto", help="train.device")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
     parser.add_argument("--respacing", type=int, default=20, help="T' of the sampling chain (images/s)")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement (the median is reported)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
     parser.add_argument("--json", help="also write the rows to this JSON file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> list[dict]:
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     base = load_yaml(args.params)

@@ -1,7 +1,8 @@
 """GPU checks (a script for a CUDA machine, not a test: CI has no GPU). One JSON line per check; exit 1
 if any fails.
 
-    python benchmarks/gpu_check.py [--params params.yaml]
+    python benchmarks/gpu_check.py
+    python benchmarks/gpu_check.py --params params.yaml
 
 1. host_syncs: a training step (Adam and SAM, bf16 autocast, channels_last) and a sampling step run
    under ``torch.cuda.set_sync_debug_mode("warn")``; every synchronising call is reported by file:line.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from flatlib.cli import cli_parser
 from flatlib.config import load_yaml
 from flatlib.diffusion import StackedRandomGenerator
 from flatlib.sample import generate
@@ -114,10 +116,14 @@ def check_seeds(params: dict) -> dict:
                 fraction_differing=float((diff > 0).float().mean()))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli_parser("python benchmarks/gpu_check.py", __doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameter file (its model, diffusion and train)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA device")
     params = load_yaml(args.params)

@@ -14,6 +14,8 @@ import time
 
 import yaml
 
+from flatlib.cli import cli_parser
+
 
 def lookup(params: dict, dotted: str):
     value = params
@@ -40,12 +42,16 @@ def fill(cmd: str, params: dict, **local) -> str:
     return re.sub(r"\$\{([^}]+)\}", lambda m: str(local[m[1]] if m[1] in local else lookup(params, m[1])), cmd)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml")
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli_parser("python benchmarks/stage_times.py", __doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameter file that fills dvc.yaml's ${...}")
     parser.add_argument("--skip", nargs="*", default=[], help="stage names to leave out (e.g. notebooks)")
     parser.add_argument("--out", help="also write the timings to this JSON file")
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     params = yaml.safe_load(open(args.params))
     stages = [(n, c) for n, c in expand(yaml.safe_load(open("dvc.yaml")), params) if n.split("@")[0] not in args.skip]
     timings, start = {}, time.perf_counter()

@@ -17,9 +17,9 @@ import weakref
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from flatlib.config import StrictConfig
+from flatlib.progress import track
 
 
 # ---------------------------------------------------------------------------------------- schedules
@@ -289,7 +289,7 @@ class GaussianDiffusion:
         (or anything with randn_like) for the per-step noise. eta: see p_sample (None = ancestral)."""
         x = x_T
         indices = range(self.num_timesteps - 1, -1, -1)
-        for i in tqdm(indices) if progress else indices:
+        for i in track(indices, f"sampling T'={self.num_timesteps}", enabled=progress):
             t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
             out = self.p_sample(model, x, t, rng, clip_denoised, eps_scale, eta)
             x = out["sample"]

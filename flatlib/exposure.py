@@ -14,6 +14,9 @@ step but the last (t = 0). The last step's gap is by far the largest, but its ef
 is formed from x_1 with a noise coefficient near zero (about 0.3 uint8 levels in the CPU profile), while a gap
 at an earlier step moves the chain that every later step starts from. So the verdict uses the mean before
 the last step; the per-step curve shows all steps.
+
+    python -m flatlib.exposure --run runs/sam/seed0 --weights ema --out exposure_sam_ema.json
+    python -m flatlib.exposure --run runs/adm/seed0 --respacing 100 --num 256 --aggregate mean --out adm.json
 """
 from __future__ import annotations
 
@@ -22,15 +25,16 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from flatlib import atomic
 from flatlib.checkpoints import load_model
+from flatlib.cli import cli_parser
 from flatlib.layout import WEIGHT_KINDS
 from flatlib.config import ConfigError, StrictConfig, resolve_device
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.data import dataset_from_config, evaluation_subset
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator
+from flatlib.progress import add_progress_flag, progress_bar
 
 AGGREGATES = {"mean": torch.mean, "sum": torch.sum, "max": torch.max,
               "mean_before_last": lambda gap: gap[:-1].mean()}
@@ -60,18 +64,23 @@ def predicted_noise_norms(model, diffusion: GaussianDiffusion, real_images: torc
     model.eval()
     steps, n = diffusion.num_timesteps, len(real_images)
     sampling, training = torch.zeros(steps, device=device), torch.zeros(steps, device=device)
-    for start in tqdm(range(0, n, batch_size), desc="exposure", unit="batch", disable=not progress):
-        x0 = real_images[start:start + batch_size].to(device)
-        seeds = range(seed + start, seed + start + len(x0))
-        chain_rng = StackedRandomGenerator(device, seeds)
-        x_T = chain_rng.randn_like(x0)
-        for out in diffusion.p_sample_loop_progressive(model, x_T, chain_rng, clip_denoised, eps_scale):
-            sampling[steps - 1 - out["index"]] += out["eps"].flatten(1).norm(dim=1).sum()
-        forward_rng = StackedRandomGenerator(device, [s + 10 ** 6 for s in seeds])
-        for index in range(steps - 1, -1, -1):
-            t = torch.full((len(x0),), index, dtype=torch.long, device=device)
-            eps_hat, _ = diffusion.model_predictions(model, diffusion.q_sample(x0, t, forward_rng.randn_like(x0)), t)
-            training[steps - 1 - index] += eps_hat.flatten(1).norm(dim=1).sum()
+    starts = range(0, n, batch_size)
+    with progress_bar(len(starts) * 2 * steps, f"exposure {n} chains, T'={steps}", enabled=progress) as bar:
+        for start in starts:  # per batch: the sampling chain's steps, then the forward process's
+            x0 = real_images[start:start + batch_size].to(device)
+            seeds = range(seed + start, seed + start + len(x0))
+            chain_rng = StackedRandomGenerator(device, seeds)
+            x_T = chain_rng.randn_like(x0)
+            for out in diffusion.p_sample_loop_progressive(model, x_T, chain_rng, clip_denoised, eps_scale):
+                sampling[steps - 1 - out["index"]] += out["eps"].flatten(1).norm(dim=1).sum()
+                bar.update()
+            forward_rng = StackedRandomGenerator(device, [s + 10 ** 6 for s in seeds])
+            for index in range(steps - 1, -1, -1):
+                t = torch.full((len(x0),), index, dtype=torch.long, device=device)
+                x_t = diffusion.q_sample(x0, t, forward_rng.randn_like(x0))
+                eps_hat, _ = diffusion.model_predictions(model, x_t, t)
+                training[steps - 1 - index] += eps_hat.flatten(1).norm(dim=1).sum()
+                bar.update()
     sampling, training = (sampling / n).cpu(), (training / n).cpu()
     gap = sampling - training
     return dict(t=[int(diffusion.timestep_map[i]) for i in range(steps - 1, -1, -1)],
@@ -91,10 +100,9 @@ def exposure_of_run(run_dir: Path, weights: str, cfg: ExposureConfig, seed: int,
                                  batch_size, device, aggregate=cfg.aggregate, progress=progress)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     defaults = ExposureConfig()
-    parser = argparse.ArgumentParser(prog="python -m flatlib.exposure", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli_parser("python -m flatlib.exposure", __doc__)
     parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.train")
     parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema", help="which weights of the run")
     parser.add_argument("--step", type=int, help="checkpoint step (default: the run's last)")
@@ -106,13 +114,17 @@ def main(argv: list[str] | None = None) -> dict:
                         help="how the per-step gap is reduced to one number")
     parser.add_argument("--device", default="auto", help="auto: the GPU when present, else cpu")
     parser.add_argument("--out", required=True, type=Path, help="output JSON")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     add_debug_flag(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
     with cli_errors("exposure", args.debug):
         cfg = ExposureConfig(num=args.num, respacing=args.respacing, aggregate=args.aggregate)
         result = exposure_of_run(args.run, args.weights, cfg, args.seed, args.batch_size,
-                                 resolve_device(args.device), args.step, progress=not args.no_progress)
+                                 resolve_device(args.device), args.step, progress=args.progress)
         result = dict(run=str(args.run), weights=args.weights, **result)
         atomic.write_json(args.out, result, indent=1)
         return result

@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 
 from flatlib.config import StrictConfig
+from flatlib.progress import progress_bar, track
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -85,14 +86,6 @@ def _dot(xs, ys):
     return sum(float((x * y).sum()) for x, y in zip(xs, ys))
 
 
-def _progress(iterable, enabled, desc):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc)
-
-
 def _filter_norms(t):
     """Norm of each output filter t[j] broadcastable to ``t``; |t| for 0-/1-D tensors."""
     if t.dim() <= 1:
@@ -132,7 +125,7 @@ def lpf(model, loss_fn, sigma: float, draws: int, seed: int, filter_relative: bo
         g = _generator(seed, params)
         losses = np.array([
             _loss_at(model, loss_fn, params, saved, (s * _randn(p, g) for p, s in zip(params, scales)))
-            for _ in _progress(range(draws), progress, f"LPF sigma={sigma:g}")])
+            for _ in track(range(draws), f"LPF sigma={sigma:g}", "draw", enabled=progress)])
     mean = float(losses.mean())
     std_err = float(losses.std(ddof=1) / np.sqrt(draws)) if draws > 1 else 0.0
     return dict(lpf=mean, std_err=std_err, base_loss=base, mc_sharpness=mean - base, losses=losses)
@@ -164,10 +157,12 @@ def loss_curve_1d(model, loss_fn, alphas, seed: int, directions: int = 1, progre
     with _probe(model) as (params, saved):
         base = float(loss_fn(model))
         g = _generator(seed, params)
-        for k in _progress(range(directions), progress, "1-D directions"):
-            d = filter_normalized_direction(model, g)
-            for i, a in enumerate(alphas):
-                losses[k, i] = _loss_at(model, loss_fn, params, saved, (float(a) * x for x in d))
+        with progress_bar(losses.size, "1-D loss curve", "point", enabled=progress) as bar:
+            for k in range(directions):
+                d = filter_normalized_direction(model, g)
+                for i, a in enumerate(alphas):
+                    losses[k, i] = _loss_at(model, loss_fn, params, saved, (float(a) * x for x in d))
+                    bar.update()
     return dict(alphas=alphas, losses=losses, base_loss=base)
 
 
@@ -183,7 +178,7 @@ def loss_surface_2d(model, loss_fn, alphas, betas, seed: int, progress: bool = F
         g = _generator(seed, params)
         d1, d2 = filter_normalized_direction(model, g), filter_normalized_direction(model, g)
         grid = [(i, j) for i in range(len(alphas)) for j in range(len(betas))]
-        for i, j in _progress(grid, progress, "2-D surface"):
+        for i, j in track(grid, "2-D loss surface", "point", enabled=progress):
             a, b = float(alphas[i]), float(betas[j])
             losses[i, j] = _loss_at(model, loss_fn, params, saved, (a * x + b * y for x, y in zip(d1, d2)))
     return dict(alphas=alphas, betas=betas, losses=losses, base_loss=base)
@@ -224,7 +219,7 @@ def hessian_top_eigenvalue(model, loss_fn, iters: int = 100, tol: float = 1e-3, 
         g = _generator(seed, params)
         v = [_randn(p, g) for p in params]
         eig, converged, it = None, False, 0
-        for it in _progress(range(1, iters + 1), progress, "power iteration"):
+        for it in track(range(1, iters + 1), "Hessian power iteration", "iteration", enabled=progress):
             norm = _dot(v, v) ** 0.5
             v = [x / (norm + 1e-12) for x in v]
             hv = _hvp(model, terms, params, v)
@@ -248,7 +243,7 @@ def hessian_trace(model, loss_fn, samples: int = 100, seed: int = 0, progress: b
         params = _params(model)
         g = _generator(seed, params)
         estimates = []
-        for _ in _progress(range(samples), progress, "Hutchinson"):
+        for _ in track(range(samples), "Hessian trace (Hutchinson)", "vector", enabled=progress):
             v = [(torch.randint(0, 2, p.shape, generator=g, device=g.device) * 2 - 1).to(p) for p in params]
             estimates.append(_dot(v, _hvp(model, terms, params, v)))
     estimates = np.array(estimates)

@@ -36,6 +36,7 @@ import yaml
 
 from flatlib import atomic, layout
 from flatlib.checkpoints import training_state_path, weights_path
+from flatlib.cli import cli_parser
 from flatlib.config import ConfigError, StrictConfig, _nearest
 from flatlib.data import DataConfig
 from flatlib.diffusion import DiffusionConfig
@@ -346,17 +347,8 @@ def _data_config(items: list[str], image_size: int, published: PublishedCheckpoi
     return DataConfig.from_dict(values, "--data")
 
 
-class _ShownDefaults(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends an option's default to its help unless it is None, False or empty (said in the help instead)."""
-
-    def _get_help_string(self, action):
-        unset = action.default is None or action.default is False or action.default == []
-        return action.help if unset else super()._get_help_string(action)
-
-
-def main(argv: list[str] | None = None) -> dict[Path, dict]:
-    parser = argparse.ArgumentParser(prog="python -m flatlib.gd_import", description=__doc__.split("\n\n")[0],
-                                     formatter_class=_ShownDefaults)
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli_parser("python -m flatlib.gd_import", __doc__)
     parser.add_argument("raw", nargs="?", type=Path, help="raw weights (guided-diffusion's model*.pt)")
     parser.add_argument("--ema", type=Path, help="EMA weights (ema_*.pt)")
     parser.add_argument("--swa", type=Path, help="SWA weights, written to the SWA-phase folder --swa-out")
@@ -378,7 +370,11 @@ def main(argv: list[str] | None = None) -> dict[Path, dict]:
     parser.add_argument("--tolerance", type=float, default=REFERENCE_TOLERANCE,
                         help="largest relative error that reproduces --reference")
     add_debug_flag(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[Path, dict]:
+    args = build_parser().parse_args(argv)
     with cli_errors("gd_import", args.debug):
         published = PUBLISHED.get(args.published)
         gd_flags = parse_flags(published.flags if published else args.flags)

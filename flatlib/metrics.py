@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +44,7 @@ from flatlib.checkpoints import read_checkpoint
 from flatlib.config import StrictConfig
 from flatlib.data import uint8_to_float
 from flatlib.errors import CorruptFileError, MissingInputError
+from flatlib.progress import progress_bar
 
 FEATURENET_NAME = "flatlib-featurenet"
 EXTRACTORS = {"inception": "inception-v3-compat", "featurenet": FEATURENET_NAME}
@@ -127,17 +127,18 @@ def train_feature_net(dataset: Dataset, epochs: int = 5, batch_size: int = 128, 
         torch.manual_seed(seed)
         model = FeatureNet(images.shape[1], int(labels.max()) + 1).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    for epoch in range(epochs):
-        model.train()
-        total = 0.0
-        for idx in train[torch.randperm(len(train), generator=generator)].split(batch_size):
-            loss = F.cross_entropy(model(images[idx].to(device)), labels[idx].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        if progress:
-            print(f"featurenet epoch {epoch + 1}/{epochs}: loss {total / len(train):.4f}", file=sys.stderr)
+    with progress_bar(epochs * -(-len(train) // batch_size), "featurenet", enabled=progress) as bar:
+        for _ in range(epochs):
+            model.train()
+            total = 0.0
+            for idx in train[torch.randperm(len(train), generator=generator)].split(batch_size):
+                loss = F.cross_entropy(model(images[idx].to(device)), labels[idx].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(idx)
+                bar.update()
+            bar.set_postfix(loss=f"{total / len(train):.4f}")  # of the last epoch
     model.eval()
     return model, {f"{split}_acc": _accuracy(model, images[idx], labels[idx], batch_size, device)
                    for split, idx in (("train", train), ("val", val))}

@@ -1,18 +1,19 @@
 """The evaluation stages of ``dvc.yaml``: each subcommand reads the typed params (flatlib.params) and writes
 the artifacts of flatlib.layout that the notebooks read.
 
-    python -m flatlib.pipeline reference             data/reference.npz   (FID reference images)
-    python -m flatlib.pipeline featurenet            data/featurenet.pt   (CPU-profile FID feature extractor)
-    python -m flatlib.pipeline sample   --variant V --seed S  samples/V/seedS/{weights}_T{T'}.npz (+ .png grid)
-    python -m flatlib.pipeline fid      --variant V --seed S  metrics/fid/V/seedS.json
-    python -m flatlib.pipeline quant    --variant V --seed S  metrics/quant/V/seedS.json, samples/quant/V/seedS/
-    python -m flatlib.pipeline flatness --variant V --seed S  metrics/flatness/V/seedS.json
-    python -m flatlib.pipeline exposure --variant V --seed S  metrics/exposure/V/seedS.json
-    python -m flatlib.pipeline rho-train            --seed S  runs/rho_sweep/seedS/rho_{rho}  (SAM runs)
-    python -m flatlib.pipeline rho-sweep            --seed S  metrics/rho_sweep/seedS.json
+    python -m flatlib.pipeline reference                   # data/reference.npz (FID reference images)
+    python -m flatlib.pipeline featurenet                  # data/featurenet.pt (CPU-profile FID feature extractor)
+    python -m flatlib.pipeline sample --variant sam --seed 0    # samples/V/seedS/{weights}_T{T'}.npz (+ .png grid)
+    python -m flatlib.pipeline fid --variant sam --seed 0       # metrics/fid/V/seedS.json
+    python -m flatlib.pipeline quant --variant sam --seed 0     # metrics/quant/V/seedS.json, samples/quant/V/seedS/
+    python -m flatlib.pipeline flatness --variant sam --seed 0  # metrics/flatness/V/seedS.json
+    python -m flatlib.pipeline exposure --variant sam --seed 0  # metrics/exposure/V/seedS.json
+    python -m flatlib.pipeline rho-train --seed 0               # runs/rho_sweep/seedS/rho_{rho} (SAM runs)
+    python -m flatlib.pipeline rho-sweep --seed 0               # metrics/rho_sweep/seedS.json
 
-A Table 1 row is a (variant, weights) pair: ``adm/raw`` is "ADM", ``adm/ema`` "+EMA", ``adm/swa`` "+SWA"
-(SWA weights of the SWA phase ``runs/adm_swa/seedS``), ``ip/raw`` "+IP", and so on (flatlib.layout.PAPER_ROWS).
+(V: the variant, S: the training seed.) A Table 1 row is a (variant, weights) pair: ``adm/raw`` is "ADM",
+``adm/ema`` "+EMA", ``adm/swa`` "+SWA" (SWA weights of the SWA phase ``runs/adm_swa/seedS``), ``ip/raw`` "+IP",
+and so on (flatlib.layout.PAPER_ROWS).
 The stages measure the weights of ``Params.weights_of``: ``sample.weights``, less those an imported variant
 lacks; a run folder reads the same, trained or imported (flatlib.runs).
 """
@@ -24,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from flatlib import atomic, flatness, layout
 from flatlib.checkpoints import load_model
+from flatlib.cli import cli_parser
 from flatlib.config import ConfigError, resolve_device
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.data import ArrayImageDataset, dataset_from_config, evaluation_subset
@@ -36,6 +37,7 @@ from flatlib.flatness import FlatnessConfig
 from flatlib.metrics import compute_metrics, load_images, save_feature_net, train_feature_net
 from flatlib.metrics import FIDConfig
 from flatlib.params import Params, load_params
+from flatlib.progress import add_progress_flag, line_buffered_stdout
 from flatlib.quant import quantize_model
 from flatlib.sample import sample_run, save_grid, save_samples
 from flatlib.train import run_plateau, train_run
@@ -73,7 +75,7 @@ def stage_featurenet(params: Params, args) -> None:
     cfg = params.featurenet
     model, scores = train_feature_net(dataset_from_config(params.data), epochs=cfg.epochs,
                                       batch_size=cfg.batch_size, lr=cfg.lr, seed=params.seed,
-                                      device=resolve_device("auto"))
+                                      device=resolve_device("auto"), progress=args.progress)
     save_feature_net(layout.FEATURENET, model, meta=dict(scores, data=dataclasses.asdict(params.data)))
     _write_json(layout.FEATURENET_METRICS, scores)
     print(f"featurenet: {scores}")
@@ -216,11 +218,11 @@ def stage_rho_sweep(params: Params, args) -> None:
     whether the run reached its plateau."""
     cfg, device = params.rho_sweep, _device(params)
     losses, results = loss_set(params, device), {}
-    for rho, folder in tqdm(rho_runs(params, args.seed).items(), desc="rho sweep", disable=not args.progress):
+    for rho, folder in rho_runs(params, args.seed).items():
         model, run, _ = load_model(folder, "raw", device=device)
-        samples = sample_run(model, run, cfg.respacing, params.sample.seeds, params.sample, device, progress=False)
+        samples = sample_run(model, run, cfg.respacing, params.sample.seeds, params.sample, device, args.progress)
         sharp = flatness.lpf(model, losses, cfg.sigma, params.flatness.draws, params.seed,
-                             params.flatness.filter_relative)
+                             params.flatness.filter_relative, progress=args.progress)
         results[str(rho)] = dict(fid=fid_of_sets(samples, params, device)["fid"], mc_sharpness=sharp["mc_sharpness"],
                                  base_loss=sharp["base_loss"], lpf=sharp["lpf"], run=str(folder),
                                  plateau=run_plateau(folder))
@@ -235,17 +237,22 @@ PER_VARIANT = ("sample", "fid", "quant", "flatness", "exposure")
 RHO_SWEEP = ("rho-train", "rho-sweep")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m flatlib.pipeline", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli_parser("python -m flatlib.pipeline", __doc__)
     parser.add_argument("stage", choices=sorted(STAGES), help="the stage to run")
-    parser.add_argument("--variant", help=f"training variant (a key of params.yaml 'variants'); stages {PER_VARIANT}")
+    parser.add_argument("--variant", help=f"training variant (a key of params.yaml 'variants') of the stages "
+                                           f"{', '.join(PER_VARIANT)}")
     parser.add_argument("--seed", type=int, help=f"training seed (one of params.yaml 'seeds'; of 'rho_sweep.seeds' "
-                                                 f"for {RHO_SWEEP}); stages {PER_VARIANT + RHO_SWEEP}")
+                                                 f"for {' and '.join(RHO_SWEEP)}) of the stages "
+                                                 f"{', '.join(PER_VARIANT + RHO_SWEEP)}")
     parser.add_argument("--params", default="params.yaml", help="parameter file")
-    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    add_progress_flag(parser)
     add_debug_flag(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     with cli_errors("pipeline", args.debug):
         params = load_params(args.params)
         if args.stage in PER_VARIANT and args.variant not in params.variants:
@@ -254,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.stage in PER_VARIANT + RHO_SWEEP and args.seed not in seeds:
             raise ConfigError(f"stage {args.stage} needs --seed, one of params.yaml {key} {seeds}")
         torch.manual_seed(params.seed)
+        line_buffered_stdout()
         STAGES[args.stage](params, args)
 
 

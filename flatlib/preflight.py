@@ -1,6 +1,7 @@
 """Preflight: check in seconds, before any training, everything the whole run of the active params needs.
 
-    python -m flatlib.preflight [--params params.yaml] [--workspace .] [--out preflight.json]
+    python -m flatlib.preflight                                  # params.yaml in the current folder
+    python -m flatlib.preflight --params params.yaml --out data/preflight.json   # as the DVC stage runs it
 
 Checks (issue 14, guarantee 1): params.yaml parses (:class:`flatlib.params.Params`, every section and
 the checks across sections); the data set is on disk (:func:`flatlib.data.check_dataset`, without reading images);
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 
 from flatlib import atomic, layout
+from flatlib.cli import cli_parser
 from flatlib.config import load_yaml
 from flatlib.data import check_dataset
 from flatlib.errors import FlatlibError, add_debug_flag, cli_errors
@@ -144,14 +146,18 @@ def problems(params: dict, workspace: Path) -> list[str]:
     return found
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--workspace", type=Path, default=Path("."), help="where the pipeline runs (default: .)")
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli_parser("python -m flatlib.preflight", __doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameter file to check")
+    parser.add_argument("--workspace", type=Path, default=Path("."), help="where the pipeline runs")
     parser.add_argument("--out", type=Path, help="write the list of checks passed and the SHA-256 of imported weights "
                                                  "here (a DVC stage output)")
     add_debug_flag(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     with cli_errors("preflight", args.debug):
         found = problems(load_yaml(args.params), args.workspace)
         if found:

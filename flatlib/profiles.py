@@ -1,7 +1,7 @@
 """Switch params.yaml to a profile: deep-merge ``profiles/NAME.yaml`` into it, keeping its comments.
 
     python -m flatlib.profiles cifar10        # then: dvc repro   (git checkout params.yaml to go back)
-    python -m flatlib.profiles smoke --params /tmp/ws/params.yaml
+    python -m flatlib.profiles smoke --params /tmp/ws/params.yaml    # a copy of the repository in /tmp/ws
 
 Every key of a profile must already exist in params.yaml (a typo is an error, not a new knob); the entries of
 ``variants`` and ``imports`` are the profile's own names, so a profile gives those sections whole.
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from flatlib.cli import cli_parser
 from flatlib.config import ConfigError
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
@@ -47,10 +48,16 @@ def apply_profile(name: str, params_path: str | Path = "params.yaml") -> Path:
     return params_path
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli_parser("python -m flatlib.profiles", __doc__)
+    parser.add_argument("profile", choices=sorted(p.stem for p in PROFILES.glob("*.yaml")),
+                        help="a file name under profiles/ without .yaml")
+    parser.add_argument("--params", default="params.yaml", help="parameter file to rewrite in place")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("profile", help="a file name under profiles/ without .yaml (smoke, cifar10, ...)")
-    parser.add_argument("--params", default="params.yaml")
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         print(f"applied profile {args.profile} to {apply_profile(args.profile, args.params)}")

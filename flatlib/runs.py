@@ -1,7 +1,7 @@
 """The DVC train and swa stages: a variant's run folder of one training seed, trained here or imported.
 
-    torchrun --standalone --nproc_per_node N -m flatlib.runs train --variant V --seed S    # runs/V/seedS
-    torchrun --standalone --nproc_per_node N -m flatlib.runs swa --variant V --seed S      # runs/V_swa/seedS
+    torchrun --standalone --nproc_per_node 1 -m flatlib.runs train --variant sam --seed 0   # runs/sam/seed0
+    torchrun --standalone --nproc_per_node 1 -m flatlib.runs swa --variant sam --seed 0     # runs/sam_swa/seed0
 
 A variant of params.yaml ``variants`` is trained by flatlib.train with ``--restart-if-changed`` (the swa stage:
 its SWA phase from the train phase's checkpoint). A variant that params.yaml ``imports`` names trains nothing:
@@ -17,22 +17,24 @@ import argparse
 import os
 
 from flatlib import atomic, layout
+from flatlib.cli import cli_parser
 from flatlib.config import ConfigError
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.gd_import import IMPORT_RECORD, holds_import, import_checkpoint
 from flatlib.params import Params, load_params
+from flatlib.progress import add_progress_flag
 from flatlib.train import hold_run_folder
 from flatlib.train import main as train_main
 
 PHASES = ("train", "swa")
 
 
-def train_arguments(variant: str, seed: int, phase: str, params_path: str) -> list[str]:
+def train_arguments(variant: str, seed: int, phase: str, params_path: str, progress: bool = True) -> list[str]:
     """flatlib.train's command line for the run folder of ``phase``."""
     out = layout.run_dir(variant, seed, phase)
     init = ["--phase", "swa", "--init", str(layout.run_dir(variant, seed))] if phase == "swa" else []
     return ["--params", params_path, "--variant", variant, "--seed", str(seed), *init, "--out", str(out),
-            "--no-progress", "--restart-if-changed"]
+            *([] if progress else ["--no-progress"]), "--restart-if-changed"]
 
 
 def import_phase(params: Params, variant: str, seed: int, phase: str) -> None:
@@ -53,21 +55,26 @@ def import_phase(params: Params, variant: str, seed: int, phase: str) -> None:
             atomic.write_json(folder / IMPORT_RECORD, record, indent=2)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m flatlib.runs", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli_parser("python -m flatlib.runs", __doc__)
     parser.add_argument("phase", choices=PHASES, help="train: runs/V/seedS; swa: its SWA phase runs/V_swa/seedS")
     parser.add_argument("--variant", required=True, help="a key of params.yaml 'variants'")
     parser.add_argument("--seed", type=int, required=True, help="a training seed of params.yaml 'seeds'")
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    parser.add_argument("--params", default="params.yaml", help="parameter file")
+    add_progress_flag(parser)
     add_debug_flag(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     with cli_errors("runs", args.debug):
         params = load_params(args.params)
         if args.variant not in params.variants or args.seed not in params.seeds:
             raise ConfigError(f"--variant {args.variant} --seed {args.seed}: choose a variant of "
                               f"{sorted(params.variants)} and a seed of {params.seeds} (params.yaml)")
         if args.variant not in params.imports:
-            train_main(train_arguments(args.variant, args.seed, args.phase, args.params))
+            train_main(train_arguments(args.variant, args.seed, args.phase, args.params, args.progress))
         elif int(os.environ.get("RANK", 0)) == 0:
             import_phase(params, args.variant, args.seed, args.phase)
 

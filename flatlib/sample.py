@@ -1,7 +1,7 @@
 """Draw samples from a trained run with T' respaced ancestral steps (the paper's T' = 20 and 100).
 
-    python -m flatlib.sample --run runs/sam --weights ema --respacing 20 --num 1000 --out samples/sam_ema_20.npz
-    python -m flatlib.sample --run runs/sam --weights ema --respacing 20 --quant-bits 8 --out ...   # quantized
+    python -m flatlib.sample --run runs/sam/seed0 --weights ema --respacing 20 --num 1000 --out sam_ema_T20.npz
+    python -m flatlib.sample --run runs/sam/seed0 --respacing 20 --num 1000 --quant-bits 8 --out sam_ema_T20_8bit.npz
 
 Image ``i`` draws x_T and every step's noise from its own generator seeded ``seed + i`` (EDM's per-image
 seeds), so the samples do not depend on the batch size. Output: an ``.npz`` with ``samples`` (uint8
@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from flatlib import atomic
 from flatlib.checkpoints import load_model
+from flatlib.cli import cli_parser
 from flatlib.layout import WEIGHT_KINDS
 from flatlib.config import (SAMPLE_COMPILE_MODES, ConfigError, StrictConfig, check_compile_mode, compiled,
                             resolve_device)
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
+from flatlib.progress import add_progress_flag, progress_bar
 from flatlib.quant import quantize_model
 
 
@@ -65,12 +66,14 @@ def generate(model: torch.nn.Module, diffusion: GaussianDiffusion, seeds: list[i
     ``compile``: a :func:`flatlib.config.compiled` mode for the model's forward."""
     model.eval()
     forward = compiled(model, compile)
-    out = []
-    for start in tqdm(range(0, len(seeds), batch_size), desc="sampling", unit="batch", disable=not progress):
-        rng = StackedRandomGenerator(device, seeds[start:start + batch_size])
-        x_T = rng.randn((len(rng.generators), *shape), device=device)
-        x0 = diffusion.p_sample_loop(forward, x_T, rng, clip_denoised=True, eps_scale=eps_scale)
-        out.append(samples_to_uint8(x0).cpu())
+    out, starts, steps = [], range(0, len(seeds), batch_size), diffusion.num_timesteps
+    with progress_bar(len(starts) * steps, f"sampling {len(seeds)} images, T'={steps}", enabled=progress) as bar:
+        for start in starts:
+            rng = StackedRandomGenerator(device, seeds[start:start + batch_size])
+            x_T = rng.randn((len(rng.generators), *shape), device=device)
+            for step in diffusion.p_sample_loop_progressive(forward, x_T, rng, clip_denoised=True, eps_scale=eps_scale):
+                bar.update()
+            out.append(samples_to_uint8(step["sample"]).cpu())
     return torch.cat(out)
 
 
@@ -101,10 +104,9 @@ def save_samples(samples: torch.Tensor, out: Path) -> None:
     save_grid(samples, out.with_suffix(".png"))
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
     defaults = SampleConfig(num=1)  # the defaults of the other fields
-    parser = argparse.ArgumentParser(prog="python -m flatlib.sample", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli_parser("python -m flatlib.sample", __doc__)
     parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.train")
     parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema", help="which weights of the run")
     parser.add_argument("--step", type=int, help="checkpoint step (default: the run's last)")
@@ -120,9 +122,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quant-per-channel", action="store_true", help="one quantization scale per channel")
     parser.add_argument("--device", default=defaults.device, help="auto: the GPU when present, else cpu")
     parser.add_argument("--out", required=True, type=Path, help="output .npz (a .png grid and .json go beside it)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     add_debug_flag(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
     with cli_errors("sample", args.debug):
         return _sample_command(args)
 
@@ -139,7 +145,7 @@ def _sample_command(args) -> dict:
         model, report = quantize_model(model, args.quant_bits, per_channel=args.quant_per_channel)
         info["quant_relative_error"] = report["rel_error"]
     samples = sample_run(model, run, args.respacing, list(range(args.seed, args.seed + args.num)), cfg, device,
-                         progress=not args.no_progress)
+                         progress=args.progress)
     save_samples(samples, args.out)
     atomic.write_json(args.out.with_suffix(".json"), info, indent=2)
     return info

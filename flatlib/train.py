@@ -2,12 +2,15 @@
 and SWA as a separate phase resumed from a late checkpoint.
 
     python -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0            # one CPU process
-    torchrun --nproc_per_node 8 -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0 --params P
     python -m flatlib.train --variant sam --seed 0 --phase swa --init runs/sam/seed0 --out runs/sam_swa/seed0
     python -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0 --dry-run  # print the resolved config
+    python -m flatlib.train --variant adm --out runs/adm/seed0 --set train.steps=500 --set optim.lr=1e-3
+    python -m flatlib.profiles cifar10       # params.yaml := the paper's CIFAR-10 settings, then on 8 GPUs:
+    torchrun --nproc_per_node 8 -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0
 
-(P: params.yaml with a paper profile merged in, see flatlib.profiles.) The seed fixes the initial weights,
-the data order and the training noise; runs of one seed share the first two across variants (paired).
+A paper profile is merged into params.yaml by flatlib.profiles (``profiles/*.yaml``); ``--params`` reads
+another parameter file. The seed fixes the initial weights, the data order and the training noise; runs of
+one seed share the first two across variants (paired).
 
 The objective is the hybrid loss of improved DDPM (flatlib.diffusion.training_losses). A run folder holds
 ``config.yaml`` (resolved), ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
@@ -47,12 +50,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from tqdm import tqdm
 
 from flatlib import atomic, layout, sources
 from flatlib.averaging import EMA, SWA
 from flatlib.checkpoints import (configured_step, read_checkpoint, read_run_config, saved_steps, training_state_path,
                                  weights_path)
+from flatlib.cli import cli_parser
 from flatlib.config import (TRAIN_COMPILE_MODES, ConfigError, StrictConfig, apply_overrides, check_compile_mode,
                             compiled, load_yaml, resolve_device)
 from flatlib.data import (BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config,
@@ -61,6 +64,7 @@ from flatlib.diffusion import DiffusionConfig, create_timestep_sampler
 from flatlib.flatness import DiffusionLossSet
 from flatlib.errors import (CorruptFileError, Interrupted, MissingInputError, RunFolderError, add_debug_flag,
                             cli_errors)
+from flatlib.progress import add_progress_flag, progress_bar
 from flatlib.sam import SAM
 from flatlib.unet import UNetConfig, create_unet
 
@@ -342,8 +346,8 @@ class Trainer:
             images = evaluation_subset(source, cfg.train.plateau_triples, cfg.seed)
             self.plateau_set = DiffusionLossSet(self.diffusion, images, seed=cfg.seed, device=self.device)
         self.model.train()
-        bar = tqdm(total=self.last_step, initial=self.step, disable=not progress or self.rank != 0,
-                   desc=f"{self.phase} {self.out_dir.name}", unit="step", dynamic_ncols=True)
+        bar = progress_bar(self.last_step, f"{self.phase} {self.out_dir}", initial=self.step,
+                           enabled=progress and self.rank == 0)
         start = time.perf_counter()
         start_step = self.step
         with StopSignal(self.world_size) as stop:
@@ -398,12 +402,12 @@ class Trainer:
         if self.swa is not None:
             self.swa.after_step(self.model, self.step - self.first_step)
         self.step += 1
-        bar.update(1)
         if self.step % cfg.train.log_every == 0 or self.step == self.last_step:
             extra = {} if self.plateau_set is None else dict(eval_mse=self.plateau_loss())
             row = log.flush(self.step, self.optimizer.param_groups[0]["lr"], extra)
             if row:
                 bar.set_postfix(loss=f"{row['loss']:.4f}", mse=f"{row['mse']:.4f}")
+        bar.update(1)
 
 
 class RunningLog:
@@ -614,33 +618,38 @@ def record_run(out_dir: Path, cfg: RunConfig) -> None:
             atomic.write_text(path, text)
 
 
-def main(argv: list[str] | None = None) -> dict | None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli_parser("python -m flatlib.train", __doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameter file")
     parser.add_argument("--variant", required=True, help="a key of params.yaml 'variants' (adm, ip, sam, ...)")
     parser.add_argument("--seed", type=int,
                         help="training seed: initial weights, data order, noise (default: the first of params.yaml "
                              "'seeds', else 0)")
     parser.add_argument("--out", required=True, type=Path, help="run folder (resumes if it holds checkpoints)")
-    parser.add_argument("--phase", choices=("train", "swa"), default="train")
+    parser.add_argument("--phase", choices=("train", "swa"), default="train",
+                        help="train from scratch, or the SWA phase from the checkpoint swa.start_step of --init")
     parser.add_argument("--init", type=Path, help="SWA phase: the run folder to start from (swa.start_step)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a parameter, e.g. train.steps=500 (repeatable)")
     parser.add_argument("--restart-if-changed", action="store_true",
                         help="if --out holds checkpoints of a different config or code, or trained past the "
                              "last step, delete them and start over (default: refuse); a longer train.steps "
                              "alone resumes")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("--no-progress", action="store_true")
+    add_progress_flag(parser)
     add_debug_flag(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    args = build_parser().parse_args(argv)
     with cli_errors("train", args.debug):
         cfg = resolve_config(apply_overrides(load_yaml(args.params), args.set), args.variant, args.seed)
         if args.dry_run:
             yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
             return None
         check_dataset(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.path)  # before the folder exists
-        return train_run(cfg, args.out, args.phase, args.init, args.restart_if_changed, not args.no_progress)
+        return train_run(cfg, args.out, args.phase, args.init, args.restart_if_changed, args.progress)
 
 
 def train_run(cfg: RunConfig, out: Path, phase: str = "train", init: Path | None = None, restart: bool = False,

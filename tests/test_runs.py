@@ -63,7 +63,7 @@ def test_a_trained_variant_trains(workspace, monkeypatch):
     monkeypatch.setattr(runs, "train_main", called.append)
     runs.main(["swa", "--variant", "sam", "--seed", "0"])
     assert called == [["--params", "params.yaml", "--variant", "sam", "--seed", "0", "--phase", "swa", "--init",
-                       str(layout.run_dir("sam", 0)), "--out", str(layout.run_dir("sam", 0, "swa")), "--no-progress",
+                       str(layout.run_dir("sam", 0)), "--out", str(layout.run_dir("sam", 0, "swa")),
                        "--restart-if-changed"]]
     monkeypatch.setenv("RANK", "1")
     runs.main(["train", "--variant", "adm", "--seed", "0"])  # rank 1 of torchrun: rank 0 imports
