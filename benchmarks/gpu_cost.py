@@ -15,7 +15,6 @@ guided-diffusion): raw weights, each EMA and the two Adam moments in fp32; sampl
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from flatlib.cli import cli_parser
 from flatlib.params import load_params
 from flatlib.profiles import apply_profile
 from flatlib.unet import create_unet
@@ -79,12 +79,15 @@ def cost(params, flop_rate: float, sam_factor: float) -> dict:
             "checkpoints GB": checkpoints * checkpoint_bytes / 1e9, "samples GB": samples_bytes / 1e9}
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="python benchmarks/gpu_cost.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser():
+    parser = cli_parser("python benchmarks/gpu_cost.py", __doc__)
     parser.add_argument("--profiles", nargs="+", default=["cifar10", "lsun_tower", "ffhq"],
                         help="names of profiles/*.yaml to estimate")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
     measured = profile_params(MEASURED_PROFILE)
     flop_rate = MEASURED_STEPS_PER_S * MEASURED_BATCH * 3 * forward_flops(measured.model)
     sam_factor = MEASURED_STEPS_PER_S / MEASURED_SAM_STEPS_PER_S

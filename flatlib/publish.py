@@ -7,13 +7,13 @@ stage writes them and git keeps them, so a fresh clone shows the default run's r
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
 from pathlib import Path
 
 from flatlib import atomic, layout
+from flatlib.cli import cli_parser
 
 #: the figures copied to docs/figures/ (reports/figures/NAME.png, those the run produced)
 KEY_FIGURES = ("fid_vs_paper", "samples_T20", "samples_T100", "training_loss", "loss_curves_1d", "loss_surfaces_2d",
@@ -155,12 +155,15 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m flatlib.publish", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser():
+    parser = cli_parser("python -m flatlib.publish", __doc__)
     parser.add_argument("--workspace", type=Path, default=Path("."),
                         help="the repository root the pipeline ran in (reads reports/, writes docs/)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     written = publish(args.workspace)
     total = sum(p.stat().st_size for p in written)
     print(f"published {len(written)} files under {args.workspace / layout.DOCS} ({total / 1e6:.1f} MB)")
