@@ -3,12 +3,16 @@
 Every section of params.yaml maps onto a frozen dataclass below. Unknown keys, missing required keys and
 wrong types raise ``ConfigError`` before any work starts (nanoGPT's rule: a typo must not be silently
 ignored). ``--set section.key=value`` overrides are parsed as YAML scalars.
+
+YAML is read with YAML 1.2's booleans (only true/false), as DVC reads it: ``dvc exp run -S key=value`` rewrites
+params.yaml through ruamel, which drops the quotes of strings such as ``"off"`` that YAML 1.1 reads as false.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -119,12 +123,28 @@ def compiled(module: torch.nn.Module, mode: str) -> torch.nn.Module:
     return torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
 
 
+class _Yaml12BoolLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans: true/false only, so yes/no/on/off stay strings."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Yaml12BoolLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Yaml12BoolLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def parse_yaml(text) -> typing.Any:
+    """``yaml.safe_load`` with YAML 1.2 booleans (:class:`_Yaml12BoolLoader`)."""
+    return yaml.load(text, Loader=_Yaml12BoolLoader)
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"parameter file not found: {path.resolve()}")
     with open(path) as f:
-        return yaml.safe_load(f) or {}
+        return parse_yaml(f) or {}
 
 
 def apply_overrides(params: dict, overrides: list[str]) -> dict:
@@ -141,5 +161,5 @@ def apply_overrides(params: dict, overrides: list[str]) -> dict:
             node = node[part]
         if leaf not in node:
             raise ConfigError(f"override {item!r}: unknown key {leaf!r}{_nearest(leaf, node)} (known: {sorted(node)})")
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = parse_yaml(raw)
     return params
