@@ -4,21 +4,20 @@ Every section of params.yaml maps onto a frozen dataclass below. Unknown keys, m
 wrong types raise ``ConfigError`` before any work starts (nanoGPT's rule: a typo must not be silently
 ignored). ``--set section.key=value`` overrides are parsed as YAML scalars.
 
-YAML is read with YAML 1.2's booleans (only true/false), as DVC reads it: ``dvc exp run -S key=value`` rewrites
-params.yaml through ruamel, which drops the quotes of strings such as ``"off"`` that YAML 1.1 reads as false.
+params.yaml is read as YAML 1.2, as DVC writes it: ``dvc exp run -S key=value`` rewrites the file through ruamel,
+which drops the quotes of strings such as ``"off"`` that YAML 1.1 (PyYAML) reads as false.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import os
-import re
 import types
 import typing
 from pathlib import Path
 
 import torch
-import yaml
+from ruamel.yaml import YAML
 
 from flatlib.errors import FlatlibError
 
@@ -123,20 +122,9 @@ def compiled(module: torch.nn.Module, mode: str) -> torch.nn.Module:
     return torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
 
 
-class _Yaml12BoolLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans: true/false only, so yes/no/on/off stay strings."""
-
-
-_BOOL = "tag:yaml.org,2002:bool"
-_Yaml12BoolLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Yaml12BoolLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
 def parse_yaml(text) -> typing.Any:
-    """``yaml.safe_load`` with YAML 1.2 booleans (:class:`_Yaml12BoolLoader`)."""
-    return yaml.load(text, Loader=_Yaml12BoolLoader)
+    """YAML 1.2 through ruamel's pure-Python safe loader (plain dicts, lists and scalars; no Python objects)."""
+    return YAML(typ="safe", pure=True).load(text)
 
 
 def load_yaml(path: str | Path) -> dict:
