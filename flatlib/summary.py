@@ -116,8 +116,9 @@ def write(workspace) -> dict[str, float | int]:
     summary = headline(workspace)
     (workspace / layout.PLOTS).mkdir(parents=True, exist_ok=True)
     atomic.write_json(workspace / layout.SUMMARY, summary, indent=1)
-    for name in layout.PLOT_NAMES:
-        atomic.write_text(workspace / layout.plot_file(name), PLOT_DATA[name](workspace).to_csv(index=False, float_format="%.6g"))
+    for name in layout.PLOT_NAMES:  # 6 significant digits: small files, short diffs
+        data = PLOT_DATA[name](workspace)
+        atomic.write_text(workspace / layout.plot_file(name), data.to_csv(index=False, float_format="%.6g"))
     return summary
 
 

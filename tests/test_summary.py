@@ -77,5 +77,6 @@ def test_a_missing_measurement_is_one_line_naming_its_stage(tmp_path, capsys):
         summary.main(["--workspace", str(ws)])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("flatlib.summary: error: metrics/flatness/sam/seed0.json is missing") and "flatness@sam-0" in err
+    assert err.startswith("flatlib.summary: error: metrics/flatness/sam/seed0.json is missing")
+    assert "dvc repro flatness@sam-0" in err
     assert not (ws / layout.SUMMARY).exists()
