@@ -3,6 +3,9 @@
 Every section of params.yaml maps onto a frozen dataclass below. Unknown keys, missing required keys and
 wrong types raise ``ConfigError`` before any work starts (nanoGPT's rule: a typo must not be silently
 ignored). ``--set section.key=value`` overrides are parsed as YAML scalars.
+
+params.yaml is read as YAML 1.2, as DVC writes it: ``dvc exp run -S key=value`` rewrites the file through ruamel,
+which drops the quotes of strings such as ``"off"`` that YAML 1.1 (PyYAML) reads as false.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import typing
 from pathlib import Path
 
 import torch
-import yaml
+from ruamel.yaml import YAML
 
 from flatlib.errors import FlatlibError
 
@@ -119,12 +122,17 @@ def compiled(module: torch.nn.Module, mode: str) -> torch.nn.Module:
     return torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
 
 
+def parse_yaml(text) -> typing.Any:
+    """YAML 1.2 through ruamel's pure-Python safe loader (plain dicts, lists and scalars; no Python objects)."""
+    return YAML(typ="safe", pure=True).load(text)
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"parameter file not found: {path.resolve()}")
     with open(path) as f:
-        return yaml.safe_load(f) or {}
+        return parse_yaml(f) or {}
 
 
 def apply_overrides(params: dict, overrides: list[str]) -> dict:
@@ -141,5 +149,5 @@ def apply_overrides(params: dict, overrides: list[str]) -> dict:
             node = node[part]
         if leaf not in node:
             raise ConfigError(f"override {item!r}: unknown key {leaf!r}{_nearest(leaf, node)} (known: {sorted(node)})")
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = parse_yaml(raw)
     return params

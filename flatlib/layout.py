@@ -14,6 +14,7 @@ Every training run and every measurement of it exists once per training seed (``
     samples/quant/{variant}/seed{s}/{weights}_T{T'}_{b}bit.png   quantized-sampling grids
     metrics/{fid,quant,flatness,exposure}/{variant}/seed{s}.json, metrics/rho_sweep/seed{s}.json
     metrics/featurenet.json
+    results/summary.json, results/plots/{plot}.csv  headline numbers and plot data (python -m flatlib.summary)
     reports/{notebook}.ipynb, reports/tables/, reports/figures/
 """
 from __future__ import annotations
@@ -140,6 +141,21 @@ def rho_sweep_metrics(seed: int) -> Path:
     return RHO_SWEEP_METRICS / f"{seed_dir(seed)}.json"
 
 
+# ------------------------------------------------------------------------------------------------ results
+#: The summary stage's outputs, outside metrics/: the stage depends on the whole metrics/ tree (every measurement
+#: stage, the rho sweep's where a profile has one), and DVC refuses a stage whose outputs lie inside its deps.
+RESULTS = Path("results")
+SUMMARY = RESULTS / "summary.json"          # the headline numbers, flat (`dvc metrics show`, `dvc exp show`)
+PLOTS = RESULTS / "plots"                   # the data of dvc.yaml's plots (`dvc plots show`)
+PLOT_NAMES = ("training_loss", "fid", "loss_curve", "exposure_gap")
+
+
+def plot_file(name: str) -> Path:
+    if name not in PLOT_NAMES:
+        raise ValueError(f"unknown plot {name!r}; choose one of {PLOT_NAMES}")
+    return PLOTS / f"{name}.csv"
+
+
 # ------------------------------------------------------------------------------------------------ reports
 REPORTS = Path("reports")
 TABLES = REPORTS / "tables"
@@ -187,6 +203,8 @@ def stage_of(relpath: str | Path) -> str:
         return f"sample@{parts[1]}-{_seed_of(parts[2])}"
     if parts[0] == METRICS.name and parts[1] in PER_VARIANT_METRICS:
         return f"{parts[1]}@{parts[2]}-{_seed_of(parts[3])}"
+    if parts[0] == RESULTS.name:
+        return "summary"
     if parts[0] == REPORTS.name:
         return f"notebooks@{Path(parts[-1]).stem}"
     if parts[0] == DOCS.name:

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flatlib import layout
 from flatlib.params import load_params
@@ -81,6 +82,7 @@ def test_stage_outputs_follow_the_layout(stages):
                              f"quant@{v}-{s}": [layout.quant_dir(v, s), layout.variant_metrics("quant", v, s)],
                              f"flatness@{v}-{s}": [layout.variant_metrics("flatness", v, s)],
                              f"exposure@{v}-{s}": [layout.variant_metrics("exposure", v, s)]})
+    expected["summary"] = [layout.SUMMARY, layout.PLOTS]
     expected.update({f"notebooks@{n}": [layout.report_notebook(n)] for n in layout.NOTEBOOK_NAMES})
     expected["publish"] = [layout.DOCS]
     written = {name: sorted(s["outs"] + s["metrics"]) for name, s in stages.items()}
@@ -97,3 +99,21 @@ def test_every_artifact_a_stage_reads_is_written_by_a_stage(stages):
             if dep.split("/")[0] in ("flatlib", "notebooks") or dep in inputs:
                 continue
             assert dep in written, f"{name} depends on {dep}, which no stage writes"
+
+
+def test_the_summary_is_the_only_metrics_file_besides_the_featurenet(stages):
+    """`dvc metrics show` stays one screen: the per-seed measurement files are plain outputs."""
+    declared = sorted(p for s in stages.values() for p in s["metrics"])
+    assert declared == sorted(p.as_posix() for p in (layout.FEATURENET_METRICS, layout.SUMMARY))
+
+
+def test_every_plot_reads_a_file_the_summary_writes_with_a_template_that_exists():
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    files = {layout.plot_file(n).as_posix() for n in layout.PLOT_NAMES}
+    used = set()
+    for plot in plots:
+        (name, spec), = plot.items()
+        assert set(spec["y"]) <= files, name
+        used |= set(spec["y"])
+        assert (ROOT / ".dvc" / "plots" / f"{spec['template']}.json").is_file(), name
+    assert used == files  # and every plot file is plotted

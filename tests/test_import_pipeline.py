@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from flatlib import layout
@@ -56,6 +57,11 @@ def test_imports_are_evaluated_like_trained_runs_with_the_weights_they_have(work
         for variant, weights in measured.items():
             metrics = json.loads((workspace / layout.variant_metrics(kind, variant, 0)).read_text())
             assert set(metrics.get("rows", metrics)) == weights, (kind, variant)
+    summary = json.loads((workspace / layout.SUMMARY).read_text())  # the rows these imports lack are left out
+    assert set(summary) == ({f"fid{t}_{r}" for t in (20, 100) for r in ("ema", "sam", "sam_ema")}
+                            | {"sharp_sam", "dfid8_sam", "gap_sam", "reproduced", "contradicted", "inconclusive",
+                               "not_evaluated"})
+    assert set(pd.read_csv(workspace / layout.plot_file("training_loss"))["row"]) == {"+SAM"}  # the one trained
     flatness = json.loads((workspace / layout.variant_metrics("flatness", "adm", 0)).read_text())
     assert "surface" in flatness["ema"]
     assert not (workspace / layout.RHO_RUNS).exists() and not (workspace / layout.RHO_SWEEP_METRICS).exists()

@@ -117,3 +117,15 @@ def test_rho_sweep_runs_on_the_training_seeds_or_none(params_file):
     assert load_params(params_file, ["rho_sweep.seeds=[]"]).rho_sweep.seeds == []
     with pytest.raises(ConfigError, match=r"rho_sweep.seeds \[0, 1\] must be the training seeds \[0, 1, 2\]"):
         load_params(params_file, ["rho_sweep.seeds=[0, 1]"])
+
+
+def test_params_rewritten_by_dvc_exp_run_set_read_the_same(params_file):
+    """`dvc exp run -S flatness.draws=3` rewrites params.yaml through ruamel (YAML 1.2), unquoting "off": it must
+    read as the string "off", not YAML 1.1's false."""
+    from dvc.utils.serialize import modify_yaml
+
+    with modify_yaml(params_file) as params:
+        params["flatness"]["draws"] = 3
+    assert 'compile: "off"' not in params_file.read_text()  # DVC dropped the quotes
+    assert load_params(params_file) == load_params(ROOT / "params.yaml", ["flatness.draws=3"])
+    assert load_params(ROOT / "params.yaml", ["train.compile=off"]).train.compile == "off"  # --set alike

@@ -1,16 +1,19 @@
 """The DVC pipeline end to end at the smoke profile, in a fresh copy of the repository.
 
 Builds ``$FLATLIB_SMOKE_DIR`` (default ``.smoke``): a copy of the tracked files with profiles/smoke.yaml
-applied, on which ``dvc repro`` runs every stage; then checks that a second repro has nothing to do and that
-changing one parameter invalidates only the stages that read it. The Makefile's test target afterwards
+applied, on which ``dvc repro`` runs every stage; then checks that a second repro has nothing to do, that
+changing one parameter invalidates only the stages that read it, and that an experiment (``dvc exp run --temp
+-S``) reruns only those in a temporary clone and compares with the baseline. The Makefile's test target afterwards
 validates the stored notebook outputs (tests/nbval/*.ipynb) with nbval inside this workspace.
 """
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flatlib import layout
 from flatlib.config import ConfigError
@@ -50,6 +53,9 @@ def test_every_stage_ran_and_wrote_its_artifacts(workspace):
         assert set(plateau) >= {"rel_change", "converged"}  # recorded (4 smoke steps converge nothing)
     for kind in layout.PER_VARIANT_METRICS:
         assert sorted(p.parent.name for p in (workspace / layout.METRICS / kind).glob("*/*.json")) == ["adm", "ip", "sam"]
+    assert {"fid20_adm", "sharp_sam", "gap_sam", "dfid8_sam", "reproduced"} <= set(
+        json.loads((workspace / layout.SUMMARY).read_text()))
+    assert all((workspace / layout.plot_file(name)).is_file() for name in layout.PLOT_NAMES)
     notebooks = sorted(p.stem for p in (workspace / "reports").glob("*.ipynb"))
     assert notebooks == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert (workspace / layout.run_dir("sam", seed, "swa") / layout.weights_file("swa", 4, 0.999)).is_file()
@@ -72,6 +78,33 @@ def test_one_param_change_invalidates_only_its_readers(workspace):
         assert sorted(status) == sorted(readers + notebooks)
     finally:
         params.write_text(original)
+
+
+def test_an_experiment_reruns_its_readers_in_a_clone_and_leaves_the_baseline(workspace):
+    """The README's experiment workflow: `dvc exp run --temp -S flatness.draws=3 summary` commits the experiment
+    without touching the workspace; `dvc params diff`, `dvc metrics diff` and `dvc plots diff` compare it with
+    the baseline commit."""
+    for key, value in (("user.name", "flatlib tests"), ("user.email", "tests@flatlib.invalid")):
+        run(["git", "config", key, value])  # experiments are git commits
+    run(["git", "add", "-A"])
+    run(["git", "commit", "-q", "-m", "smoke baseline"])
+    baseline = {p: (workspace / p).read_bytes() for p in ("params.yaml", "dvc.lock", layout.SUMMARY)}
+    draws = load_params(workspace / "params.yaml").flatness.draws + 1
+    log = run(["dvc", "exp", "run", "--temp", "--name", "draws", "--set-param", f"flatness.draws={draws}", "summary"])
+    params = load_params(workspace / "params.yaml")
+    readers = ({f"flatness@{v}-{s}" for v in ("adm", "ip", "sam") for s in params.seeds}
+               | {f"rho_sweep@{s}" for s in params.rho_sweep.seeds} | {"preflight", "summary"})
+    assert set(re.findall(r"Running stage '([^']+)'", log)) == readers
+    assert json.loads(run(["dvc", "params", "diff", "HEAD", "draws", "--json"])) == {
+        "params.yaml": {"flatness.draws": {"old": draws - 1, "new": draws, "diff": 1}}}
+    changed = json.loads(run(["dvc", "metrics", "diff", "HEAD", "draws", "--json"]))[layout.SUMMARY.as_posix()]
+    assert set(changed) == {"sharp_adm", "sharp_sam"}  # MC sharpness: more draws; nothing else the summary holds
+    plots = json.loads(run(["dvc", "plots", "diff", "HEAD", "draws", "--json"]))["data"]
+    assert len(plots) == len(yaml.safe_load((workspace / "dvc.yaml").read_text())["plots"])
+    assert all(p[0]["revisions"] == ["HEAD", "draws"] for p in plots.values())
+    assert {p: (workspace / p).read_bytes() for p in baseline} == baseline  # the workspace is the baseline still
+    assert run(["git", "status", "--porcelain"]) == ""
+    assert json.loads(run(["dvc", "status", "--json"])) == {"preflight": ["always changed"]}
 
 
 @pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))

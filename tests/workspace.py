@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flatlib import layout
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+#: the committed results of the default run, which a fresh workspace must not start from
+DEFAULT_RUN = (f"{layout.METRICS}/", f"{layout.RESULTS}/", f"{layout.DOCS}/", "dvc.lock")
 
 
 def run(cmd, cwd):
@@ -23,7 +27,7 @@ def copy_repository(dest: Path) -> Path:
                            capture_output=True, text=True, check=True).stdout.split("\0")
     shutil.rmtree(dest, ignore_errors=True)
     for name in filter(None, files):
-        if (ROOT / name).is_file() and not name.startswith(("metrics/", "dvc.lock")):  # the default run's results
+        if (ROOT / name).is_file() and not name.startswith(DEFAULT_RUN):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
     run(["git", "init", "-q"], dest)

@@ -1,0 +1,82 @@
+"""flatlib.summary on the hand-made workspaces of tests/test_report.py: the flat headline numbers, the plot data,
+a profile whose rows are partly absent (DDPM-IP imports), and a missing measurement."""
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from flatlib import layout, summary
+from flatlib.profiles import apply_profile
+from tests.test_report import ROOT, make_workspace, write_json
+
+HEADLINE_KEYS = ({f"fid{t}_{r}" for t in (20, 100) for r in ("adm", "ema", "sam", "sam_ema")}
+                 | {f"{m}_{r}" for m in ("sharp", "dfid8", "gap") for r in ("adm", "sam")}
+                 | {"reproduced", "contradicted", "inconclusive", "not_evaluated"})
+
+
+def plot(ws, name: str) -> pd.DataFrame:
+    return pd.read_csv(ws / layout.plot_file(name))
+
+
+def test_headline_numbers_are_means_over_seeds_and_the_verdict_counts(tmp_path):
+    ws = make_workspace(tmp_path)  # seeds jitter symmetrically around the base values: means are the base values
+    out = summary.write(ws)
+    assert json.loads((ws / layout.SUMMARY).read_text()) == out
+    assert set(out) == HEADLINE_KEYS
+    assert all(not isinstance(v, (dict, list)) for v in out.values())  # flat: one column each in `dvc exp show`
+    expected = {"fid20_adm": 30.0, "fid100_adm": 25.0, "fid20_ema": 27.0, "fid20_sam": 10.0, "fid100_sam_ema": 2.0,
+                "sharp_adm": 0.004, "sharp_sam": 0.001,  # the largest sigma (0.01), not 0.005 (half of it)
+                "dfid8_adm": 5.0, "dfid8_sam": 0.0, "gap_adm": 5.0, "gap_sam": 1.0}
+    assert {k: out[k] for k in expected} == pytest.approx(expected, abs=1e-9)
+    assert (out["reproduced"], out["contradicted"], out["inconclusive"], out["not_evaluated"]) == (19, 0, 0, 0)
+
+
+def test_plot_data_has_one_row_label_per_line(tmp_path):
+    ws = make_workspace(tmp_path)
+    summary.write(ws)
+    rows = [layout.label(v, w) for v, w in layout.PAPER_ROWS]
+    fid = plot(ws, "fid")
+    assert list(fid["row"].unique()) == rows and sorted(fid["T"].unique()) == [20, 100]
+    assert fid.set_index(["row", "T"]).loc[("+SAM", 20), "fid"] == pytest.approx(10.0)
+    curve = plot(ws, "loss_curve").set_index(["row", "alpha"])
+    assert curve.loc[("+SAM", 1.0), "rise"] == pytest.approx(0.01)  # 10 * sharpness * alpha^2
+    assert curve.loc[("ADM", 0.0), "loss"] == pytest.approx(0.9)
+    gap = plot(ws, "exposure_gap")
+    assert list(gap["row"].unique()) == rows and sorted(gap["t"].unique()) == [0, 500, 999]
+    assert gap.set_index(["row", "t"]).loc[("ADM", 0), "gap"] == pytest.approx(8.0)  # the last step's gap
+    loss = plot(ws, "training_loss")
+    assert sorted(loss.groupby(["row", "seed"]).size().items()) == [((r, s), 2) for r in ("+IP", "+SAM", "ADM")
+                                                                     for s in (0, 1, 2)]
+
+
+def test_absent_rows_are_left_out_never_an_error(tmp_path):
+    ws = make_workspace(tmp_path, seeds=(0,))
+    shutil.copy2(ROOT / "params.yaml", ws / "params.yaml")
+    apply_profile("ddpmip_cifar10", ws / "params.yaml")  # adm and ip imported from EMA weights, no sam, no sweep
+    for v in ("adm", "ip"):
+        write_json(ws / f"runs/{v}/seed0/import.json", {"weights": {"ema": {"sha256": f"{v}0123456789abcdef"}}})
+        for kind in layout.PER_VARIANT_METRICS:  # as the pipeline measures imports: their EMA weights only
+            path = ws / layout.variant_metrics(kind, v, 0)
+            data = json.loads(path.read_text())
+            rows = data.get("rows", data)
+            for weights in ("raw", "swa"):
+                del rows[weights]
+            write_json(path, data)
+    out = summary.write(ws)
+    assert set(out) == {"fid20_ema", "fid100_ema", "reproduced", "contradicted", "inconclusive", "not_evaluated"}
+    assert out["inconclusive"] == 4 and out["not_evaluated"] == 15  # what two imports can test, on one seed
+    assert plot(ws, "training_loss").empty  # nothing trained here
+    assert set(plot(ws, "fid")["row"]) == {"+EMA", "+IP+EMA"}
+
+
+def test_a_missing_measurement_is_one_line_naming_its_stage(tmp_path, capsys):
+    ws = make_workspace(tmp_path, seeds=(0,))
+    (ws / layout.variant_metrics("flatness", "sam", 0)).unlink()
+    with pytest.raises(SystemExit) as exit_:
+        summary.main(["--workspace", str(ws)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flatlib.summary: error: metrics/flatness/sam/seed0.json is missing")
+    assert "dvc repro flatness@sam-0" in err
+    assert not (ws / layout.SUMMARY).exists()
