@@ -26,7 +26,7 @@ SMOKE  ?= .smoke
 
 test: setup
 	FLATLIB_SMOKE_DIR=$(SMOKE) $(BIN)/python -m pytest
-	cd $(SMOKE)/expected && PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/python -m pytest --nbval \
+	cd $(SMOKE)/expected && PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/python -m pytest --nbval --nbval-current-env \
 		-p no:cacheprovider --rootdir . *.ipynb
 
 # After an intended change of results: rerun the smoke pipeline and store its executed notebooks as the
