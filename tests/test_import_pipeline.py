@@ -17,6 +17,7 @@ import pytest
 from flatlib import layout
 from flatlib.gd_import import IMPORT_RECORD
 from flatlib.metrics import sha256_file
+from flatlib.report.display import verdict_mark
 from tests.imported_workspace import FLAGS, save_gd_weights, write_cifar10_batches, write_imported_params
 from tests.workspace import ROOT, copy_repository, run
 
@@ -74,9 +75,9 @@ def test_every_notebook_reports_what_the_imports_can_and_cannot_test(workspace):
     assert "Imported, not trained here (one set of weights each, so one training seed" in summary
     assert f"+EMA = data/imported/ADM-baseline.pt (sha256 {sha})" in summary
     assert "Rows not evaluable with these weights: ADM (adm is imported with ema weights only)" in summary
-    assert "[NOT EVALUATED] +SAM improves FID over ADM at T'=20" in summary
-    assert "[INCONCLUSIVE] +IP is flatter than ADM" in summary  # one seed decides nothing
-    assert "[INCONCLUSIVE] SAM adds to EMA: +SAM+EMA beats +EMA" in summary  # imported +EMA vs trained +SAM+EMA
+    assert f"{verdict_mark('not evaluated')}: +SAM improves FID over ADM at T'=20" in summary
+    assert f"{verdict_mark('inconclusive')}: +IP is flatter than ADM" in summary  # one seed decides nothing
+    assert f"{verdict_mark('inconclusive')}: SAM adds to EMA: +SAM+EMA beats +EMA" in summary  # imported vs trained
     assert "runs:     1 training seed; imported (not trained here): adm seed 0, ip seed 0" in summary
     assert "runs:     1 training seed; NOT converged: sam seed 0; imported (not trained here): adm seed 0" in summary
     assert "no rho sweep in this profile (rho_sweep.seeds: [])" in printed(workspace, "rho_sweep")
