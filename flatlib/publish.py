@@ -103,13 +103,11 @@ def stylesheet() -> str:
     return CSS.lstrip() + HtmlFormatter().get_style_defs(".highlight") + "\n"
 
 
-def render_page(notebook_path: Path, titles: dict[str, str], name: str) -> str:
-    """The HTML page of an executed notebook: nbconvert's basic template inside the suite's page (navigation,
-    a small stylesheet), every image shrunk."""
-    import nbformat
+def render_page(notebook, titles: dict[str, str], name: str) -> str:
+    """The HTML page of an executed notebook (an nbformat node; its images are shrunk in place): nbconvert's
+    basic template inside the suite's page (navigation, a small stylesheet)."""
     from nbconvert import HTMLExporter
 
-    notebook = nbformat.read(notebook_path, as_version=4)
     _shrink_outputs(notebook)
     exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(notebook)
@@ -120,8 +118,8 @@ def render_index(titles: dict[str, str]) -> str:
     """The index page: one link per notebook page, the headline figure."""
     items = "\n".join(f'<li><a href="{layout.docs_page(name).name}">{html.escape(title)}</a></li>'
                       for name, title in titles.items())
-    figure = (f'<p><img src="figures/fid_vs_paper.png" alt="Table 1: measured FID beside the paper" '
-              f'style="max-width: 100%"></p>' if "table1_fid" in titles else "")
+    figure = ('<p><img src="figures/fid_vs_paper.png" alt="Table 1: measured FID beside the paper" '
+              'style="max-width: 100%"></p>' if "table1_fid" in titles else "")
     body = (f"<h1>flatlib: the default run's report</h1>\n<p>Executed notebooks of <code>dvc repro</code> "
             f"(rendered by <code>python -m flatlib.publish</code>):</p>\n<ul>\n{items}\n</ul>\n{figure}")
     return PAGE.format(title="flatlib report", nav=_nav(titles, "index"), body=body)
@@ -131,14 +129,14 @@ def publish(workspace: Path = Path(".")) -> list[Path]:
     """Write docs/ from the workspace's executed notebooks and figures; returns the files written."""
     import nbformat
 
-    notebooks = {name: workspace / layout.report_notebook(name) for name in layout.NOTEBOOK_NAMES
-                 if (workspace / layout.report_notebook(name)).is_file()}
+    notebooks = {name: nbformat.read(workspace / layout.report_notebook(name), as_version=4)
+                 for name in layout.NOTEBOOK_NAMES if (workspace / layout.report_notebook(name)).is_file()}
     if not notebooks:
         raise FileNotFoundError(f"no executed notebook under {workspace / layout.REPORTS}: run `dvc repro` first")
-    titles = {name: _title(nbformat.read(path, as_version=4)) for name, path in notebooks.items()}
+    titles = {name: _title(notebook) for name, notebook in notebooks.items()}
     written = []
-    for name, path in notebooks.items():
-        written.append(_write(workspace / layout.docs_page(name), render_page(path, titles, name).encode()))
+    for name, notebook in notebooks.items():
+        written.append(_write(workspace / layout.docs_page(name), render_page(notebook, titles, name).encode()))
     written.append(_write(workspace / layout.DOCS / "index.html", render_index(titles).encode()))
     written.append(_write(workspace / layout.DOCS / "style.css", stylesheet().encode()))
     for name in KEY_FIGURES:
@@ -149,9 +147,7 @@ def publish(workspace: Path = Path(".")) -> list[Path]:
 
 
 def _write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_open(path) as f:
-        f.write(data)
+    atomic.write_bytes(path, data)  # the parent folders too
     return path
 
 

@@ -25,8 +25,8 @@ from flatlib.cli import cli_parser
 from flatlib.errors import MissingInputError, add_debug_flag, cli_errors
 from flatlib.layout import label
 from flatlib.report import claims, exposure_table, flatness_table, quant_table, table1
-from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entries, flatness_entries, load_params,
-                                      load_training_log)
+from flatlib.report.artifacts import (ArtifactMissing, exposure_entries, flatness_entries, load_params,
+                                      load_training_log, mean_columns)
 from flatlib.report.paper import RESPACINGS
 
 #: summary key suffix -> Table 1 row whose FID is a headline number
@@ -34,11 +34,6 @@ FID_ROWS = {"adm": "ADM", "ema": "+EMA", "sam": "+SAM", "sam_ema": "+SAM+EMA"}
 #: summary key suffix -> row compared on flatness, quantization and exposure (the paper's ADM vs SAM)
 COMPARED_ROWS = {"adm": "ADM", "sam": "+SAM"}
 VERDICTS = ("reproduced", "contradicted", "inconclusive", "not evaluated")
-
-
-def _mean_columns(df: pd.DataFrame, prefix: str) -> list[str]:
-    """The mean columns of ``df`` whose names start with ``prefix`` (not their intervals' half-widths)."""
-    return [c for c in df.columns if c.startswith(prefix) and not c.endswith(HALF_WIDTH)]
 
 
 def _put(out: dict, key: str, df: pd.DataFrame, row: str, column: str | None) -> None:
@@ -56,9 +51,9 @@ def headline(workspace) -> dict[str, float | int]:
         for key, row in FID_ROWS.items():
             _put(out, f"fid{t}_{key}", fid, row, f"measured T'={t}")
     flatness, exposure = flatness_table(workspace), exposure_table(workspace)
-    largest_sigma = max(_mean_columns(flatness, "MC sharp s="), key=lambda c: float(c.split("=")[1]), default=None)
+    largest_sigma = max(mean_columns(flatness, "MC sharp s="), key=lambda c: float(c.split("=")[1]), default=None)
     tables = {"sharp": (flatness, largest_sigma), "dfid8": (quant_table(workspace), "dFID 8-bit"),
-              "gap": (exposure, next(iter(_mean_columns(exposure, "gap (")), None))}
+              "gap": (exposure, next(iter(mean_columns(exposure, "gap (")), None))}
     for name, (df, column) in tables.items():
         for key, row in COMPARED_ROWS.items():
             _put(out, f"{name}_{key}", df, row, column)

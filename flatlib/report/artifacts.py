@@ -57,6 +57,11 @@ def with_kinds(df: pd.DataFrame, kinds: dict) -> pd.DataFrame:
 HALF_WIDTH = " ±"
 
 
+def mean_columns(df: pd.DataFrame, prefix: str = "") -> list[str]:
+    """The mean columns of ``df`` whose names start with ``prefix`` (not their intervals' half-widths)."""
+    return [c for c in df.columns if str(c).startswith(prefix) and not str(c).endswith(HALF_WIDTH)]
+
+
 def format_table(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with every column of known kind (``df.attrs["kinds"]``: column -> kind) rounded as printed, and
     every mean column with a half-width companion merged into one "mean ± half-width" text column."""

@@ -16,7 +16,7 @@ from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entri
                                       load_quant, paper_dataset, workspace_path)
 from flatlib.report.display import show, table_view, verdict_view
 from flatlib.report.paper import RESPACINGS, paper_fid
-from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, sigmas
+from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, save_table, sigmas
 from flatlib.stats import combine, estimate, rule_text, verdict
 
 
@@ -330,9 +330,7 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
 def show_verdicts(df: pd.DataFrame, workspace, name: str = "claims") -> None:
     """The verdict counts and the rule that decided them, then every claim in one verdict table (its mark, the
     test, the evidence, the runs it was judged on); written at full length to reports/tables/NAME.csv."""
-    path = workspace_path(workspace, layout.TABLES / f"{name}.csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path)
+    save_table(df, workspace, name)
     counts = df["verdict"].value_counts()
     print(f"{len(df)} claims: {counts.get('reproduced', 0)} reproduced, {counts.get('contradicted', 0)} "
           f"contradicted, {counts.get('inconclusive', 0)} inconclusive"

@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from flatlib import layout
 from flatlib.layout import label
 from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entries, flatness_entries, fmt,
-                                      load_params, load_quant, load_training_log, quant_grid_path, rows,
+                                      load_params, load_quant, load_training_log, mean_columns, quant_grid_path,
+                                      rows,
                                       sample_grid_path, seeds, variants, weights_kinds, workspace_path)
 from flatlib.stats import estimate
 from flatlib.report.paper import PAPER_TABLE1
@@ -176,7 +177,7 @@ def plot_fid_vs_paper(workspace) -> Figure | None:
     FID of the same row (its own axis: different features, data and sample counts). At a small profile the
     ORDER of the rows is what can be compared with the paper."""
     table = table1(workspace)
-    ts = [int(c.split("=")[1]) for c in table.columns if c.startswith("measured T'=") and not c.endswith(HALF_WIDTH)]
+    ts = [int(c.split("=")[1]) for c in mean_columns(table, "measured T'=")]
     names = list(table.index)
     variant_of = {label(v, w): (v, w) for v, w in rows(workspace)}
     fig, axes = _subplots(1, 2 * len(ts), figsize=(3.2 * 2 * len(ts) + 1.2, 0.32 * len(names) + 1.5),
@@ -399,7 +400,7 @@ def plot_quant_fid(workspace) -> Figure | None:
     """FID change under weight quantization (quantized minus 32-bit, paired per seed and sample set) per Table 1
     row and bit width, the paper's 8-bit change (CIFAR-10, T'=20: ADM, +SAM) beside it."""
     table = quant_table(workspace)
-    widths = [c for c in table.columns if c.startswith("dFID ") and not c.endswith(HALF_WIDTH)]
+    widths = mean_columns(table, "dFID ")
     fig, axes = _subplots(1, len(widths), figsize=(5.2 * len(widths), 0.32 * len(table) + 1.6), squeeze=False)
     paper = table["paper FID 8-bit"] - table["paper FID 32-bit"]
     for ax, column in zip(axes[0], widths):
@@ -433,7 +434,7 @@ def plot_exposure_gap(workspace) -> Figure | None:
     ax.set_title("Exposure gap per step (mean over seeds; band: interval, raw weights)")
     ax.legend(ncol=3, loc="upper center")
     table = exposure_table(workspace)
-    gap = next(c for c in table.columns if c.startswith("gap (") and not c.endswith(HALF_WIDTH))
+    gap = mean_columns(table, "gap (")[0]
     _bars_beside_paper(bars, table, gap, table["paper gap"],
                        f"measured gap ({table.attrs['aggregate']}; bars: mean ± interval)", "paper gap, CIFAR-10 (◆)")
     fig.tight_layout()

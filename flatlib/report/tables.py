@@ -238,12 +238,17 @@ def _csv_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def show_table(df: pd.DataFrame, workspace, name: str, title: str | None = None) -> None:
-    """Show ``df`` rounded (means ± half-widths; HTML in JupyterLab, text elsewhere), or the ``attrs["note"]`` of
-    an empty table, and write it at full precision to reports/tables/NAME.csv."""
+def save_table(df: pd.DataFrame, workspace, name: str) -> None:
+    """``df`` at full precision as reports/tables/NAME.csv."""
     path = workspace_path(workspace, layout.TABLES / f"{_csv_safe(name)}.csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path)
+
+
+def show_table(df: pd.DataFrame, workspace, name: str, title: str | None = None) -> None:
+    """Show ``df`` rounded (means ± half-widths; HTML in JupyterLab, text elsewhere), or the ``attrs["note"]`` of
+    an empty table, and write it at full precision to reports/tables/NAME.csv."""
+    save_table(df, workspace, name)
     if df.empty and "note" in df.attrs:
         show(empty_view(df.attrs["note"], title))
         return
