@@ -83,11 +83,13 @@ def _nav(titles: dict[str, str], current: str) -> str:
                     for path, name, text in links)
 
 
-def _shrink_outputs(notebook) -> None:
+def _normalize(notebook) -> None:
     """Every PNG output of ``notebook`` through :func:`shrink_png` (in place); papermill's run metadata (times)
-    dropped."""
+    dropped and every cell id replaced by its position (papermill gives the cell it injects a random id each
+    run, and the page shows the ids as anchors)."""
     notebook.metadata.pop("papermill", None)
-    for cell in notebook.cells:
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index}"
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
         for output in cell.get("outputs", []):
@@ -108,7 +110,7 @@ def render_page(notebook, titles: dict[str, str], name: str) -> str:
     basic template inside the suite's page (navigation, a small stylesheet)."""
     from nbconvert import HTMLExporter
 
-    _shrink_outputs(notebook)
+    _normalize(notebook)
     exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(notebook)
     return PAGE.format(title=html.escape(titles[name]), nav=_nav(titles, name), body=body)

@@ -25,7 +25,9 @@ def executed_notebook(path, title: str) -> None:
                     nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(png(1600, 400)).decode(),
                                                                  "text/plain": "<Figure size 1600x400 with 2 Axes>"})]
     code.metadata["papermill"] = {"start_time": "2026-11-27T03:00:00", "duration": 1.5}
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\nText."), code]
+    injected = nbformat.v4.new_code_cell('workspace = ".."')
+    injected.metadata["tags"] = ["injected-parameters"]  # papermill's (nbformat: random ids, as papermill's)
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\nText."), injected, code]
     nb.metadata["papermill"] = {"start_time": "2026-11-27T03:00:00"}
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
@@ -40,8 +42,9 @@ def test_pages_index_and_figures_are_small_and_deterministic(tmp_path):
     assert {p.relative_to(tmp_path).as_posix() for p in written} == {
         "docs/summary.html", "docs/exposure.html", "docs/index.html", "docs/style.css", "docs/figures/fid_vs_paper.png"}
     first = {p: p.read_bytes() for p in written}
+    executed_notebook(tmp_path / layout.report_notebook("summary"), "Summary: which claims reproduce")  # new ids
     publish.publish(tmp_path)
-    assert {p: p.read_bytes() for p in written} == first  # same bytes on a rerun
+    assert {p: p.read_bytes() for p in written} == first  # same bytes for a re-executed notebook
     page = (tmp_path / "docs/summary.html").read_text()
     assert "<title>Summary: which claims reproduce</title>" in page and "19 claims: 4 reproduced" in page
     assert '<link rel="stylesheet" href="style.css">' in page and ".highlight" in (tmp_path / "docs/style.css").read_text()
