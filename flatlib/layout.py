@@ -147,6 +147,8 @@ def rho_sweep_metrics(seed: int) -> Path:
 RESULTS = Path("results")
 SUMMARY = RESULTS / "summary.json"          # the headline numbers, flat (`dvc metrics show`, `dvc exp show`)
 PLOTS = RESULTS / "plots"                   # the data of dvc.yaml's plots (`dvc plots show`)
+CLAIM_PARTS = RESULTS / "claims.csv"        # every part of every claim: interval, relative effect, p, outcome
+CLAIM_SEEDS = RESULTS / "claims_per_seed.csv"  # per training seed, the compared values of every part
 PLOT_NAMES = ("training_loss", "fid", "loss_curve", "exposure_gap")
 
 

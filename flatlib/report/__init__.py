@@ -23,7 +23,7 @@ training seeds). Nothing printed holds a timing or an absolute path.
 """
 from flatlib.report.claims import (claims, print_extractor_note, print_profile_note, show_choices,  # noqa: F401
                                    show_verdicts)
-from flatlib.report.figures import (plot_exposure_gap, plot_fid_vs_paper, plot_hessian,  # noqa: F401
+from flatlib.report.figures import (plot_claims_forest, plot_exposure_gap, plot_fid_vs_paper, plot_hessian,  # noqa: F401
                                     plot_loss_curves, plot_loss_surfaces, plot_noise_norms, plot_quant_fid,
                                     plot_quant_samples,
                                     plot_rho_sweep, plot_samples, plot_training_loss)

@@ -152,6 +152,16 @@ def _per_seed(workspace, kind: str, variant: str) -> list[dict]:
     return [_json(workspace, layout.variant_metrics(kind, variant, s)) for s in seeds(workspace)]
 
 
+#: what a FID-like metric is, by feature extractor (fid.extractor): "FID" and "KID" only with Inception features
+METRIC_NAMES = {("fid", "inception"): "FID", ("kid_mean", "inception"): "KID",
+                ("fid", "featurenet"): "FD, FeatureNet features", ("kid_mean", "featurenet"): "KD, FeatureNet features"}
+
+
+def metric_label(workspace, metric: str = "fid") -> str:
+    """The honest name of ``metric`` ("fid" or "kid_mean") for the workspace's fid.extractor."""
+    return METRIC_NAMES[(metric, load_params(workspace).fid.extractor)]
+
+
 def load_fid(workspace) -> dict:
     """metrics/fid/V/seedS.json of every variant and seed as {extractor, num_samples, sets, rows: {"variant/
     weights": {"T20": {metric: array[seed, sample set]}}}} (fid, kid_mean, precision, recall, ...)."""
@@ -168,11 +178,13 @@ def load_fid(workspace) -> dict:
 
 
 def load_quant(workspace, variant: str) -> dict:
-    """metrics/quant/V/seedS.json of every seed as {respacing, rows: {weights: {"32"|"8"|"4": {"fid":
-    array[seed, sample set], "weight_rel_error": array[seed]}}}}."""
+    """metrics/quant/V/seedS.json of every seed as {respacing, rows: {weights: {"32"|"8"|"4": {"fid", "kid_mean":
+    array[seed, sample set], "fid_all", "kid_mean_all": array[seed] (where measured), "weight_rel_error":
+    array[seed]}}}}."""
     per_seed = _per_seed(workspace, "quant", variant)
-    rows_ = {w: {b: {k: np.asarray([d["rows"][w][b][k] for d in per_seed], dtype=float) for k in ("fid", "weight_rel_error")}
-                 for b in by_bits} for w, by_bits in per_seed[0]["rows"].items()}
+    keys = ("fid", "kid_mean", "fid_all", "kid_mean_all", "weight_rel_error")
+    rows_ = {w: {b: {k: np.asarray([d["rows"][w][b][k] for d in per_seed], dtype=float) for k in keys if k in scores}
+                 for b, scores in by_bits.items()} for w, by_bits in per_seed[0]["rows"].items()}
     return dict(respacing=per_seed[0]["respacing"], rows=rows_)
 
 

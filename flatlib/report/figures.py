@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import matplotlib
+import matplotlib.lines
 import matplotlib.style
 import matplotlib.ticker
 import numpy as np
@@ -463,3 +464,44 @@ def plot_rho_sweep(workspace) -> Figure | None:
     fig.suptitle(r"$\rho$ sweep: full-length runs, mean ± interval over training seeds")
     fig.tight_layout()
     return save_figure(fig, workspace, "rho_sweep")
+
+
+#: the forest plot's colour per outcome word (flatlib.stats.OUTCOMES)
+OUTCOME_COLORS = {"reproduced": "#2a9d3f", "contradicted": "#c8332b", "weaker than the paper": "#3b6fb6",
+                  "inconclusive": "#9a9a9a"}
+
+
+@styled
+def plot_claims_forest(workspace) -> Figure | None:
+    """Forest plot of every part of every evaluated claim: the relative paired difference (A - B) / B with its
+    interval from the verdicts' variance model (flatlib.stats), a zero line, the paper's relative effect (◆) where
+    the paper gives one, coloured by the claim's outcome; the paper's claims first, added ones after."""
+    from flatlib.report.claims import claim_parts
+    from flatlib.stats import base_outcome
+    parts = claim_parts(workspace)
+    if parts.empty:
+        return None
+    parts = parts.sort_values("family", kind="stable", key=lambda f: f != "paper").reset_index(drop=True)
+    fig, ax = _subplots(figsize=(8.0, 0.22 * len(parts) + 1.4))
+    y = np.arange(len(parts))[::-1]
+    for yi, (_, r) in zip(y, parts.iterrows()):
+        color = OUTCOME_COLORS[base_outcome(r["outcome"])]
+        ax.errorbar(100 * r["relative"], yi, xerr=[[100 * (r["relative"] - r["relative low"])],
+                                                   [100 * (r["relative high"] - r["relative"])]],
+                    fmt="o", color=color, ms=3.5, capsize=2, lw=1.1)
+        if np.isfinite(r["paper relative"]):
+            ax.plot(100 * r["paper relative"], yi, "D", mfc="none", mec="black", ms=5)
+        if r["threshold"]:
+            ax.plot(100 * r["threshold"], yi, "|", color="black", ms=9)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, [f"{r['claim']}: {r['part']}"[:60] + (" [added]" if r["family"] != "paper" else "")
+                      for _, r in parts.iterrows()], fontsize=6.5)
+    ax.set_xlabel("relative paired difference (A - B) / B, % (mean ± interval over training seeds)")
+    handles = [matplotlib.lines.Line2D([], [], marker="o", ls="", color=c, label=o) for o, c in OUTCOME_COLORS.items()]
+    handles.append(matplotlib.lines.Line2D([], [], marker="D", ls="", mfc="none", mec="black",
+                                           label="paper's relative effect"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    ax.set_title("Every claim: measured effect beside the paper's (left of 0 = the paper's direction; a claim "
+                 "about a threshold (|) holds right of it)", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, workspace, "claims_forest")
