@@ -75,6 +75,7 @@ class FIDConfig(StrictConfig):
     kid: bool = True
     prc: bool = True
     batch_size: int = 256
+    floor_draws: int = 3                  # reproduction choice: real-vs-real floor draws (flatlib.pipeline fid-floor)
 
 class FeatureNet(nn.Module):
     """Small classifier: three conv3x3-GroupNorm-ReLU blocks (width, 2*width, feature_dim channels; 2x

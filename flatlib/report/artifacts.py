@@ -177,6 +177,24 @@ def load_fid(workspace) -> dict:
     return merged
 
 
+def load_fid_floor(workspace) -> dict | None:
+    """metrics/fid_floor.json (the real-vs-real floor, flatlib.pipeline fid-floor), or None for a run that predates
+    it."""
+    path = workspace_path(workspace, layout.FID_FLOOR)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def floor_text(workspace) -> str:
+    """The real-vs-real floor in one sentence (printed beside every FID table)."""
+    floor, name = load_fid_floor(workspace), metric_label(workspace)
+    if floor is None:
+        return "Real-vs-real floor: not measured in this run (metrics/fid_floor.json, stage fid_floor)."
+    parts = [f"{floor['counts'][k]} images {np.mean(floor[k]['fid']):.3f} (draws {min(floor[k]['fid']):.3f}-"
+             f"{max(floor[k]['fid']):.3f})" for k in ("all", "set")]
+    return (f"Real-vs-real floor of the {name} ({floor['source']}): " + "; ".join(parts)
+            + ". A row's value near its floor is indistinguishable from real data at this count.")
+
+
 def load_quant(workspace, variant: str) -> dict:
     """metrics/quant/V/seedS.json of every seed as {respacing, rows: {weights: {"32"|"8"|"4": {"fid", "kid_mean":
     array[seed, sample set], "fid_all", "kid_mean_all": array[seed] (where measured), "weight_rel_error":

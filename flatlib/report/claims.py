@@ -16,7 +16,8 @@ from flatlib.layout import FLATNESS_ROWS, PAPER_ROWS, label
 from flatlib.params import params_comments
 from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
                                       load_featurenet, load_fid, load_import_record, load_params, plateau_table,
-                                      load_quant, metric_label, paper_dataset, workspace_path)
+                                      floor_text, load_quant, metric_label, paper_dataset,
+                                      workspace_path)
 from flatlib.report.display import show, table_view, verdict_view
 from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, RESPACINGS, paper_fid
 from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, save_table, sigmas
@@ -524,8 +525,10 @@ def show_verdicts(df: pd.DataFrame, workspace, name: str = "claims") -> None:
 def print_extractor_note(workspace) -> None:
     """What the FIDs are computed with (and, for the CPU FeatureNet, how well it classifies)."""
     fid = load_fid(workspace)
-    print(f"FID features: {fid.get('extractor')}, {fid.get('sets')} sample sets of {fid.get('num_samples')} samples "
-          "per row, T' and training seed (the same image seeds for every model).")
+    print(f"{metric_label(workspace)} ({fid.get('extractor')} features): per row, T' and training seed on all "
+          f"{fid.get('sets', 1) * fid.get('num_samples', 0)} samples ({fid.get('sets')} sample sets of "
+          f"{fid.get('num_samples')}, the same image seeds for every model; the sets measure the sampling noise).")
+    print(floor_text(workspace))
     if fid.get("extractor") == "featurenet":
         acc = load_featurenet(workspace)
         print(f"FeatureNet (trained by the pipeline on the data set): validation accuracy "

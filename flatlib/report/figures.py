@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from flatlib import layout
 from flatlib.layout import label
 from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entries, flatness_entries, fmt,
-                                      load_params, load_quant, load_training_log, mean_columns, quant_grid_path,
+                                      load_fid_floor, load_params, load_quant, load_training_log,
+                                      mean_columns, metric_label, quant_grid_path,
                                       rows,
                                       sample_grid_path, seeds, variants, weights_kinds, workspace_path)
 from flatlib.stats import estimate
@@ -177,7 +178,7 @@ def plot_fid_vs_paper(workspace) -> Figure | None:
     """Per T', the measured FID of every Table 1 row (mean ± interval over training seeds) beside the paper's
     FID of the same row (its own axis: different features, data and sample counts). At a small profile the
     ORDER of the rows is what can be compared with the paper."""
-    table = table1(workspace)
+    table, floor = table1(workspace), load_fid_floor(workspace)
     ts = [int(c.split("=")[1]) for c in mean_columns(table, "measured T'=")]
     names = list(table.index)
     variant_of = {label(v, w): (v, w) for v, w in rows(workspace)}
@@ -193,8 +194,12 @@ def plot_fid_vs_paper(workspace) -> Figure | None:
             measured.errorbar([table.loc[name, f"measured T'={t}"]], [y[i]], capsize=3,
                               xerr=[half_width] if np.isfinite(half_width) else None, **style)
             paper.plot([table.loc[name, f"paper T'={t}"]], [y[i]], fillstyle="none", **style)
+        if floor is not None:
+            measured.axvline(np.mean(floor["all"]["fid"]), color="black", ls="--", lw=0.9,
+                             label=f"real-vs-real floor ({floor['counts']['all']} images)")
+            measured.legend(loc="lower right", fontsize=6)
         measured.set_title(f"measured, T'={t}")
-        measured.set_xlabel("FID (mean ± interval; lower is better)")
+        measured.set_xlabel(f"{metric_label(workspace)} (mean ± interval; lower is better)")
         paper.set_title(f"paper ({table.attrs['dataset']}), T'={t}")
         paper.set_xlabel("FID (Inception, 50k samples)")
         paper.set_facecolor("#f4f4f4")
