@@ -53,8 +53,9 @@ class FlatnessConfig(StrictConfig):
     surface_weights: list = dataclasses.field(default_factory=lambda: ["raw"])  # 2-D surfaces: ADM vs SAM
     surface_variants: list = dataclasses.field(default_factory=lambda: ["adm", "sam"])
     surface_points: int = 11
-    hessian_iters: int = 20
-    hessian_samples: int = 10
+    hessian_iters: int = 100             # power iteration: at most this many, stops at hessian_tol
+    hessian_tol: float = 1e-3             # relative change of the Rayleigh quotient that counts as converged
+    hessian_samples: int = 32             # Hutchinson draws (the report draws the trace from 32)
     batch_size: int = 256
 
 

@@ -188,8 +188,8 @@ def flatness_report(model, losses, cfg: FlatnessConfig, seed: int, progress: boo
     alphas = np.linspace(-cfg.curve_span, cfg.curve_span, cfg.curve_points)
     report["curve"] = flatness.loss_curve_1d(model, losses, alphas, seed, cfg.curve_directions, progress=progress)
     if cfg.hessian_iters:
-        top = flatness.hessian_top_eigenvalue(model, losses.batch_terms(), cfg.hessian_iters, seed=seed,
-                                              progress=progress)
+        top = flatness.hessian_top_eigenvalue(model, losses.batch_terms(), cfg.hessian_iters, cfg.hessian_tol,
+                                              seed=seed, progress=progress)
         report["hessian_top_eigenvalue"] = {k: top[k] for k in ("eigenvalue", "iterations", "converged")}
     if cfg.hessian_samples:
         trace = flatness.hessian_trace(model, losses.batch_terms(), cfg.hessian_samples, seed=seed,

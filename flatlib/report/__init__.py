@@ -13,6 +13,8 @@ Modules
                 ``reports/tables/NAME.csv``
     display     how results are shown: HTML tables (inline styles) with a plain-text twin, the verdict table
     figures     ``plot_*``: each saves ``reports/figures/NAME.png`` with deterministic bytes and returns the Figure
+    scoreboard  ``show_scoreboard``: the answer, the counts, the scale and one row per claim (the summary notebook
+                shows it first; flatlib.publish copies it to docs/index.html and the README)
     claims      ``claims(workspace, group)``: every paper claim with its paired difference, interval and
                 three-valued verdict (flatlib.stats); profile notes and the params.yaml reproduction choices
                 behind each notebook
@@ -29,5 +31,6 @@ from flatlib.report.figures import (plot_claims_forest, plot_exposure_gap, plot_
                                     plot_rho_sweep, plot_samples, plot_training_loss)
 from flatlib.report.artifacts import check_workspace, plateau_table  # noqa: F401
 from flatlib.report.paper import RESPACINGS  # noqa: F401
+from flatlib.report.scoreboard import show_scoreboard  # noqa: F401
 from flatlib.report.tables import (exposure_table, flatness_table, paper_table1, quant_table,  # noqa: F401
                                    interval_note, rank_agreement, rho_table, show_table, table1)

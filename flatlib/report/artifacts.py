@@ -18,9 +18,11 @@ from flatlib.params import Params, load_params as _parse_params
 #: Decimals printed (and compared) per quantity of fixed scale. FID is printed with 3 decimals: two runs
 #: whose FIDs agree within +-0.0005 print the same text, and a verdict compares the printed values.
 DECIMALS = {"fid": 3, "paper": 2, "kid": 4, "loss": 5, "weight_error": 5, "norm": 4, "corr": 4, "accuracy": 4,
-            "rank": 1, "int": 0, "rel": 4}
+            "rank": 1, "int": 0, "rel": 4, "percent": 1}
 #: Significant figures for quantities whose scale spans orders of magnitude between profiles.
 SIGNIFICANT = {"sharpness": 4, "hessian": 4, "gap": 4}
+#: Significant figures of an interval's half-width; the mean beside it is shown to the same decimal place.
+INTERVAL_DIGITS = 2
 
 
 def round_value(x, kind: str):
@@ -36,14 +38,28 @@ def round_value(x, kind: str):
     return x
 
 
+def _unsigned_zero(text: str) -> str:
+    """"-0.00" (a small negative mean rounded away) as "0.00"."""
+    return text.lstrip("+-") if float(text.rstrip("%")) == 0 else text
+
+
 def fmt(x, kind: str, sign: bool = False) -> str:
-    """The printed text of ``x`` (see :func:`round_value`)."""
+    """The printed text of ``x`` (see :func:`round_value`); a rank without decimals where it is a whole number."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
     plus = "+" if sign else ""
+    if kind == "rank":
+        return f"{float(x):g}"
     if kind in SIGNIFICANT:
         return f"{float(x):{plus}.{SIGNIFICANT[kind]}g}"
-    return f"{float(x):{plus}.{DECIMALS[kind]}f}"
+    return _unsigned_zero(f"{float(x):{plus}.{DECIMALS[kind]}f}")
+
+
+def interval_decimals(half_width: float) -> int:
+    """The decimal places that show ``half_width`` to INTERVAL_DIGITS significant figures (the mean beside it is
+    shown to the same place: digits beyond the interval's are noise)."""
+    rounded = float(f"{abs(half_width):.{INTERVAL_DIGITS}g}")
+    return max(0, INTERVAL_DIGITS - 1 - math.floor(math.log10(rounded)))
 
 
 def with_kinds(df: pd.DataFrame, kinds: dict) -> pd.DataFrame:
@@ -80,11 +96,16 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def fmt_interval(mean, half_width, kind: str, sign: bool = False) -> str:
-    """"mean ± half-width" as printed (the half-width omitted where there is none: a single replicate)."""
-    if half_width is None or (isinstance(half_width, float) and not math.isfinite(half_width)):
-        return fmt(mean, kind, sign)
-    return f"{fmt(mean, kind, sign)} ± {fmt(half_width, kind)}"
+def fmt_interval(mean, half_width, kind: str, sign: bool = False, percent: bool = False) -> str:
+    """"mean ± half-width" as printed: the half-width to INTERVAL_DIGITS significant figures, the mean to the same
+    decimal place (``percent``: both times 100 with "%"); a missing or zero half-width (a single replicate) leaves
+    the mean at its kind's precision. Display only: no verdict reads this text (flatlib.stats decides on the
+    unrounded values)."""
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    if half_width is None or not math.isfinite(half_width) or half_width == 0 or not math.isfinite(mean):
+        return fmt(mean * scale, "percent" if percent else kind, sign) + (unit if math.isfinite(mean) else "")
+    places, plus = interval_decimals(half_width * scale), "+" if sign else ""
+    return (_unsigned_zero(f"{mean * scale:{plus}.{places}f}{unit}") + f" ± {half_width * scale:.{places}f}{unit}")
 
 
 # ------------------------------------------------------------------------------------------- artifacts

@@ -5,6 +5,7 @@ profile notes and the params.yaml reproduction choices behind each notebook."""
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 
@@ -18,7 +19,7 @@ from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entri
                                       load_featurenet, load_fid, load_import_record, load_params, plateau_table,
                                       floor_text, load_quant, metric_label, paper_dataset,
                                       workspace_path)
-from flatlib.report.display import show, table_view, verdict_view
+from flatlib.report.display import SECTIONS, Shown, show, table_view, verdict_view
 from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, RESPACINGS, paper_fid
 from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, save_table, sigmas
 from flatlib.stats import NOT_EVALUATED, OUTCOMES, Part, base_outcome, decide, kind_of, rule_text
@@ -345,7 +346,7 @@ def claim_specs() -> list[Claim]:
     return specs
 
 
-CLAIM_GROUPS = ("fid", "flatness", "quant", "exposure", "rho")
+CLAIM_GROUPS = tuple(SECTIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,15 +390,18 @@ def _decisive(parts: list[Part], decision) -> int:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:+.1f}%" if math.isfinite(x) else "-"
+    return fmt(100 * x, "percent", sign=True) + "%" if math.isfinite(x) else "-"
+
+
+def _relative(part: Part, iv) -> str:
+    """The part's relative effect (A - B) / scale with its interval, in percent."""
+    return fmt_interval(iv.mean / part.scale, iv.half_width / part.scale, "percent", sign=True, percent=True)
 
 
 def _part_text(part: Part, iv, kind: str) -> str:
-    rel = f"{_pct(iv.mean / part.scale)} ± {100 * iv.half_width / part.scale:.1f}%" if math.isfinite(
-        iv.half_width) else _pct(iv.mean / part.scale)
     paper = f"; paper {_pct(part.paper_rel)}" if math.isfinite(part.paper_rel) else ""
     return (f"{part.name}: {fmt(np.mean(part.a), kind)} vs {fmt(np.mean(part.b), kind)}, difference "
-            f"{fmt_interval(iv.mean, iv.half_width, kind, sign=True)} (relative {rel}{paper})")
+            f"{fmt_interval(iv.mean, iv.half_width, kind, sign=True)} (relative {_relative(part, iv)}{paper})")
 
 
 def _kind_of_claim(spec: Claim) -> str:
@@ -409,8 +413,9 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
 
     Columns: group, claim, source (the paper's table, figure or section, or "added: ..."), family (paper / added),
     paper (the paper's evidence) and provenance, rule, measured (every part: means, the paired difference with its
-    interval, the relative effect beside the paper's), effect and paper effect (the decisive part's relative
-    effect (A - B) / B with its interval, and the paper's), p and p adjusted (flatlib.stats.decide), verdict (the
+    interval, the relative effect beside the paper's), decisive part (the part that decided the outcome: the
+    weakest part for the claim, the strongest against it), effect (its relative effect (A - B) / B with its
+    interval, in percent) and paper effect (the paper's), p and p adjusted (flatlib.stats.decide), verdict (the
     four-valued outcome; "not evaluated" when the measurement was not configured), plain t (the outcome under
     per-comparison paired t-intervals), fragile, KID (the FID-based claims' outcome with KID) and FID vs KID,
     seeds, runs (whether every training run the claim uses reached its plateau).
@@ -427,7 +432,7 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
                       paper=spec.paper, provenance=spec.provenance, rule=spec.rule, seeds=len(params.seeds),
                       runs=_runs_note(plateaus, spec.used))
         if cid in ev.why:
-            records.append(dict(record, measured=f"({ev.why[cid]})", effect="-", **{"paper effect": "-"}, p=math.nan,
+            records.append(dict(record, measured=f"({ev.why[cid]})", effect="-", **{"paper effect": "-", "decisive part": "-"}, p=math.nan,
                                 **{"p adjusted": math.nan}, verdict=NOT_EVALUATED, **{"plain t": NOT_EVALUATED},
                                 fragile=False, KID="", **{"FID vs KID": ""}))
             continue
@@ -439,7 +444,7 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
         record.update(
             measured="; ".join([_part_text(p, i, _kind_of_claim(spec)) for p, i in zip(parts, main.intervals)]
                                + per_parameter),
-            effect=f"{parts[j].name}: {_pct(iv.mean / parts[j].scale)} ± {100 * iv.half_width / parts[j].scale:.1f}%",
+            effect=_relative(parts[j], iv), **{"decisive part": parts[j].name},
             **{"paper effect": _pct(parts[j].paper_rel)}, p=main.p, **{"p adjusted": main.p_adjusted},
             verdict=main.outcome, **{"plain t": plain.outcome},
             fragile=base_outcome(main.outcome) != base_outcome(plain.outcome), KID=kid,
@@ -502,10 +507,19 @@ def _runs_note(table: pd.DataFrame, used) -> str:
     return (f"{note}; " if len(trained) else "") + "imported (not trained here): " + ", ".join(imported)
 
 
+def verdict_heading(df: pd.DataFrame, workspace) -> str:
+    """"5 claims under test at CPU scale: digits 8x8: 3 reproduced, 2 inconclusive": the page's result heading."""
+    words = df["verdict"].map(base_outcome).value_counts()
+    tally = ", ".join(f"{int(words[w])} {w}" for w in OUTCOMES + (NOT_EVALUATED,) if w in words)
+    return f"{len(df)} claim{'s' if len(df) != 1 else ''} under test at {scale(workspace)}: {tally}"
+
+
 def show_verdicts(df: pd.DataFrame, workspace, name: str = "claims") -> None:
-    """The outcome counts (the paper's claims apart from the added ones) and the procedure that decided them, then
-    every claim in one verdict table; written at full length to reports/tables/NAME.csv."""
+    """A heading with the claims' outcome counts at the run's scale, the counts of the paper's claims apart from
+    the added ones and the procedure that decided them, then every claim in one verdict table; written at full
+    length to reports/tables/NAME.csv."""
     save_table(df, workspace, name)
+    show(Shown(f"<h2>{html.escape(verdict_heading(df, workspace))}</h2>", verdict_heading(df, workspace)))
     for family, what in ((PAPER, "the paper's claims"), (ADDED, "added claims (not the paper's)")):
         if (df["family"] == family).any():
             print(f"{what.capitalize()} ({int((df['family'] == family).sum())}): {counts_text(df, family)}.")
@@ -542,6 +556,34 @@ def is_paper_profile(workspace) -> bool:
     return p.fid.extractor == "inception" and p.sample.num >= 50000 and p.data.name in ("cifar10", "image_folder")
 
 
+#: fewer training steps than this make a run a smoke fixture: it tests that the pipeline runs, not the paper
+SMOKE_STEPS = 100
+
+
+def is_smoke(workspace) -> bool:
+    p = load_params(workspace)
+    return bool(set(p.variants) - set(p.imports)) and p.train.steps < SMOKE_STEPS
+
+
+def scale(workspace) -> str:
+    """"CPU scale: digits 8x8": the run's scale in a few words (what every outcome is qualified by)."""
+    from flatlib.data import PACKAGED
+
+    p = load_params(workspace)
+    size = f"{p.data.name} {p.data.image_size}x{p.data.image_size}"
+    if is_paper_profile(workspace):
+        return f"paper scale: {size}"
+    if is_smoke(workspace):
+        return f"smoke scale: {size}, {p.train.steps} training steps"
+    return f"{'CPU' if p.data.name in PACKAGED else 'reduced'} scale: {size}"
+
+
+SMOKE_BANNER = ("**Smoke fixture, not results.** This notebook ran on a smoke profile ({steps} training steps, "
+                "{samples} samples per row): it checks that the pipeline and the notebook run, and its numbers and "
+                "verdicts mean nothing about the paper. The results of the default run are in `docs/` "
+                "(`docs/index.html`).")
+
+
 def _import_notes(workspace) -> list[str]:
     """The imported rows (their files and the SHA-256 of the copies in the run folders) and the rows the imports
     leave unmeasured."""
@@ -560,8 +602,13 @@ def _import_notes(workspace) -> list[str]:
 
 def print_profile_note(workspace) -> None:
     """One generated paragraph saying what the workspace's numbers can and cannot be compared with: the
-    profile, the imported weights (file, SHA-256) and the rows they leave unmeasured, the scale."""
+    profile, the imported weights (file, SHA-256) and the rows they leave unmeasured, the scale; on a smoke
+    profile first a banner saying the notebook is a smoke fixture, not results."""
     p = load_params(workspace)
+    if is_smoke(workspace):
+        banner = SMOKE_BANNER.format(steps=p.train.steps, samples=p.sample.sets * p.sample.num)
+        show(Shown(f'<p class="smoke-banner" style="border: 2px solid #c8332b; padding: 0.5em">'
+                   f'{html.escape(banner).replace("**", "")}</p>', banner.replace("**", ""), banner))
     size = p.data.image_size
     training = f"{p.train.steps} training steps" if set(p.variants) - set(p.imports) else "nothing trained here"
     print(f"Profile: {p.data.name} {size}x{size}, {training}, training seeds {p.seeds}, "
@@ -589,7 +636,8 @@ CHOICES = {
     "flatness": ["flatness.num_triples", "flatness.t_min", "flatness.t_max", "flatness.hybrid_loss",
                  "flatness.sigmas", "flatness.draws", "flatness.filter_relative", "flatness.curve_span",
                  "flatness.curve_points", "flatness.curve_directions", "flatness.surface_variants",
-                 "flatness.surface_points", "flatness.hessian_iters", "flatness.hessian_samples", "optim.rho"],
+                 "flatness.surface_points", "flatness.hessian_iters", "flatness.hessian_tol",
+                 "flatness.hessian_samples", "optim.rho"],
     "exposure": ["exposure.num", "exposure.respacing", "exposure.aggregate", "sample.eps_scale"],
     "rho_sweep": ["optim.rho", "rho_sweep.rhos", "rho_sweep.sigma", "rho_sweep.respacing", "flatness.draws",
                   "fid.extractor"],
