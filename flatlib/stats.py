@@ -229,8 +229,11 @@ def intervals(parts: list[Part], confidence: float, pool: bool = True, floor: bo
                 var, dof = w2 / part.set_diff.shape[1], wdf
                 how = "floored at the within-seed sampling noise (between sample sets)"
             se = math.sqrt(var / n)
-            stat = (mean - part.threshold * part.scale) / se if se > 0 else math.copysign(math.inf, mean)
-            p = float(2 * _scipy_stats.t.sf(abs(stat), dof))
+            effect = mean - part.threshold * part.scale
+            if se > 0:
+                p = float(2 * _scipy_stats.t.sf(abs(effect) / se, dof))
+            else:  # every seed gives the same difference: decided unless it is exactly the null
+                p = 1.0 if effect == 0 else 0.0
             out[j] = Interval(mean, se, dof, t_quantile(confidence, dof) * se, p, how)
     return out
 
