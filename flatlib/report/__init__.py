@@ -14,7 +14,7 @@ Modules
     display     how results are shown: HTML tables (inline styles) with a plain-text twin, the verdict table
     figures     ``plot_*``: each saves ``reports/figures/NAME.png`` with deterministic bytes and returns the Figure
     claims      ``claims(workspace, group)``: every paper claim with its paired difference, interval and
-                three-valued verdict (flatlib.stats); profile notes and the params.yaml reproduction choices
+                four-valued outcome (flatlib.stats), the forest plot's data; profile notes and the params.yaml reproduction choices
                 behind each notebook
 
 The names below are what the notebooks use. Shown text is what CI compares (nbval compares text/plain,

@@ -597,9 +597,9 @@ CHOICES = {
                  "flatness.curve_points", "flatness.curve_directions", "flatness.surface_variants",
                  "flatness.surface_points", "flatness.hessian_iters", "flatness.hessian_samples", "optim.rho"],
     "exposure": ["exposure.num", "exposure.respacing", "exposure.aggregate", "sample.eps_scale"],
-    "rho_sweep": ["optim.rho", "rho_sweep.rhos", "rho_sweep.sigma", "rho_sweep.respacing", "flatness.draws",
+    "rho_sweep": ["optim.rho", "rho_sweep.rhos", "verdict.barely", "rho_sweep.sigma", "rho_sweep.respacing", "flatness.draws",
                   "fid.extractor"],
-    "summary": ["seeds", "verdict.confidence", "data.name", "train.steps", "train.plateau_tol", "sample.num",
+    "summary": ["seeds", "verdict.confidence", "verdict.multiplicity", "verdict.barely", "fid.floor_draws", "data.name", "train.steps", "train.plateau_tol", "sample.num",
                 "sample.sets", "fid.extractor", "optim.rho", "optim.adaptive",
                 "swa.window", "quant.per_channel", "flatness.sigmas", "flatness.hybrid_loss", "exposure.aggregate"],
 }
