@@ -69,13 +69,10 @@ class VerdictConfig(StrictConfig):
         return 1 - self.confidence
 
 
-@dataclasses.dataclass(frozen=True)
-class Estimate:
-    """A mean with the half-width of its interval over ``n`` units ("seeds" or "sample sets")."""
+class _Bounds:
+    """``low`` and ``high`` of an interval given by ``mean`` and ``half_width``."""
     mean: float
     half_width: float
-    n: int
-    unit: str
 
     @property
     def low(self) -> float:
@@ -84,6 +81,15 @@ class Estimate:
     @property
     def high(self) -> float:
         return self.mean + self.half_width
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate(_Bounds):
+    """A mean with the half-width of its interval over ``n`` units ("seeds" or "sample sets")."""
+    mean: float
+    half_width: float
+    n: int
+    unit: str
 
 
 def replicates(values) -> tuple[np.ndarray, str]:
@@ -168,7 +174,7 @@ class Part:
 
 
 @dataclasses.dataclass(frozen=True)
-class Interval:
+class Interval(_Bounds):
     """A part's mean difference A - B with its standard error, degrees of freedom and interval; ``p``: two-sided
     p-value of "no effect" (A - B = threshold * scale); ``how``: which variance decided the width."""
     mean: float
@@ -177,14 +183,6 @@ class Interval:
     half_width: float
     p: float
     how: str
-
-    @property
-    def low(self) -> float:
-        return self.mean - self.half_width
-
-    @property
-    def high(self) -> float:
-        return self.mean + self.half_width
 
 
 def _ols_residual(y: np.ndarray, groups: list) -> tuple[float, float]:
@@ -229,8 +227,11 @@ def intervals(parts: list[Part], confidence: float, pool: bool = True, floor: bo
                 var, dof = w2 / part.set_diff.shape[1], wdf
                 how = "floored at the within-seed sampling noise (between sample sets)"
             se = math.sqrt(var / n)
-            stat = (mean - part.threshold * part.scale) / se if se > 0 else math.copysign(math.inf, mean)
-            p = float(2 * _scipy_stats.t.sf(abs(stat), dof))
+            effect = mean - part.threshold * part.scale
+            if se > 0:
+                p = float(2 * _scipy_stats.t.sf(abs(effect) / se, dof))
+            else:  # every seed gives the same difference: decided unless it is exactly the null
+                p = 1.0 if effect == 0 else 0.0
             out[j] = Interval(mean, se, dof, t_quantile(confidence, dof) * se, p, how)
     return out
 

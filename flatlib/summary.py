@@ -33,6 +33,7 @@ from flatlib.report.claims import ADDED, PAPER, claim_parts, claim_seed_values, 
 from flatlib.report.artifacts import (ArtifactMissing, exposure_entries, flatness_entries, load_params,
                                       load_training_log, mean_columns)
 from flatlib.report.paper import RESPACINGS
+from flatlib.stats import NOT_EVALUATED, OUTCOMES
 
 #: summary key suffix -> Table 1 row whose FID is a headline number
 FID_ROWS = {"adm": "ADM", "ema": "+EMA", "sam": "+SAM", "sam_ema": "+SAM+EMA"}
@@ -67,6 +68,17 @@ def headline(workspace) -> dict[str, float | int]:
         out.update({prefix + word.replace(" ", "_"): n for word, n in counts(verdicts, family).items()})
     out["fragile"] = int(verdicts["fragile"].sum())
     return out
+
+
+def scorecard(summary: dict) -> str:
+    """The README's scorecard line from results/summary.json: the paper's claims, then the added ones apart."""
+    def line(prefix: str) -> str:
+        return ", ".join(f"{summary[prefix + word.replace(' ', '_')]} {word}" for word in OUTCOMES + (NOT_EVALUATED,)
+                         if summary.get(prefix + word.replace(" ", "_")) or word in ("reproduced", "contradicted"))
+    paper = sum(summary[w.replace(" ", "_")] for w in OUTCOMES + (NOT_EVALUATED,))
+    added = sum(summary["added_" + w.replace(" ", "_")] for w in OUTCOMES + (NOT_EVALUATED,))
+    return (f"**The paper's {paper} claims: {line('')}.** Added claims (not the paper's; {added}): {line('added_')}. "
+            f"Fragile verdicts: {summary['fragile']}.")
 
 
 # ------------------------------------------------------------------------------------------------ plot data

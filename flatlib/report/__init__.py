@@ -16,7 +16,7 @@ Modules
     scoreboard  ``show_scoreboard``: the answer, the counts, the scale and one row per claim (the summary notebook
                 shows it first; flatlib.publish copies it to docs/index.html and the README)
     claims      ``claims(workspace, group)``: every paper claim with its paired difference, interval and
-                three-valued verdict (flatlib.stats); profile notes and the params.yaml reproduction choices
+                four-valued outcome (flatlib.stats), the forest plot's data; profile notes and the params.yaml reproduction choices
                 behind each notebook
 
 The names below are what the notebooks use. Shown text is what CI compares (nbval compares text/plain,

@@ -63,6 +63,8 @@ def _require_rows(workspace, rows_) -> None:
 def _seed_values(scores: dict, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(per seed, per seed and sample set) of a FID-like metric: the per-seed value is the metric on ALL samples
     of the seed (``METRIC_all``, flatlib.pipeline), or the mean over sample sets where a run predates it."""
+    if metric not in scores:
+        raise NotEvaluable(f"{metric} not measured (fid.kid: false?)")
     sets = np.asarray(scores[metric], dtype=float)
     whole = scores.get(f"{metric}_all")
     return (np.asarray(whole, dtype=float) if whole is not None else sets.mean(axis=1)), sets
@@ -370,10 +372,14 @@ def evaluate(workspace) -> Evaluation:
     for cid, spec in specs.items():
         try:
             parts[cid] = spec.parts(workspace, "fid")
-            if spec.fid_based:
-                kid_parts[cid] = spec.parts(workspace, "kid_mean")
         except NotEvaluable as err:
             why[cid] = str(err)
+            continue
+        if spec.fid_based:
+            try:
+                kid_parts[cid] = spec.parts(workspace, "kid_mean")
+            except NotEvaluable:
+                pass
     families = {cid: spec.family for cid, spec in specs.items()}
     return Evaluation(specs, parts, why, decide(parts, families, cfg), decide(parts, families, cfg, False, False),
                       decide(kid_parts, families, cfg))
@@ -639,9 +645,9 @@ CHOICES = {
                  "flatness.surface_points", "flatness.hessian_iters", "flatness.hessian_tol",
                  "flatness.hessian_samples", "optim.rho"],
     "exposure": ["exposure.num", "exposure.respacing", "exposure.aggregate", "sample.eps_scale"],
-    "rho_sweep": ["optim.rho", "rho_sweep.rhos", "rho_sweep.sigma", "rho_sweep.respacing", "flatness.draws",
+    "rho_sweep": ["optim.rho", "rho_sweep.rhos", "verdict.barely", "rho_sweep.sigma", "rho_sweep.respacing", "flatness.draws",
                   "fid.extractor"],
-    "summary": ["seeds", "verdict.confidence", "data.name", "train.steps", "train.plateau_tol", "sample.num",
+    "summary": ["seeds", "verdict.confidence", "verdict.multiplicity", "verdict.barely", "fid.floor_draws", "data.name", "train.steps", "train.plateau_tol", "sample.num",
                 "sample.sets", "fid.extractor", "optim.rho", "optim.adaptive",
                 "swa.window", "quant.per_channel", "flatness.sigmas", "flatness.hybrid_loss", "exposure.aggregate"],
 }

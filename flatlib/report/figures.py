@@ -24,6 +24,7 @@ from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entr
                                       rows,
                                       sample_grid_path, seeds, variants, weights_kinds, workspace_path)
 from flatlib.stats import estimate
+from flatlib.unet import count_parameters, create_unet
 from flatlib.report.paper import PAPER_TABLE1
 from flatlib.report.tables import exposure_table, flatness_table, quant_table, rho_table, table1
 
@@ -571,13 +572,18 @@ def plot_rho_sweep(workspace) -> Figure | None:
     rhos = table.index.to_numpy(dtype=float)
     x = np.arange(len(rhos))
     fig, axes = _subplots(1, 2, figsize=(10, 3.8))
+    floor, per_param = load_fid_floor(workspace), 1 / np.sqrt(count_parameters(create_unet(load_params(workspace).model)))
     for ax, column, ylabel in zip(axes, ("FID", "MC sharpness"),
-                                  (f"FID at T'={table.attrs.get('respacing')} (lower is better)",
+                                  (f"{metric_label(workspace)} at T'={table.attrs.get('respacing')} (lower is better)",
                                    rf"MC sharpness, $\sigma$={table.attrs.get('sigma')} (lower is flatter)")):
         ax.errorbar(x, table[column], yerr=table[column + HALF_WIDTH].fillna(0), marker="o", color="tab:purple",
                     capsize=3)
-        ax.set_xticks(x, [f"{r:g}" + (" (ADM)" if r == 0 else "") for r in rhos])
-        ax.set_xlabel(r"SAM radius $\rho$")
+        if column == "FID" and floor is not None:
+            ax.axhline(np.mean(floor["set"]["fid"]), color="black", ls="--", lw=0.9,
+                       label=f"real-vs-real floor ({floor['counts']['set']} images)")
+            ax.legend(fontsize=6)
+        ax.set_xticks(x, [f"{r:g}" + (" (ADM)" if r == 0 else f"\n{r * per_param:.2g}/param") for r in rhos])
+        ax.set_xlabel(r"SAM radius $\rho$ (and $\rho/\sqrt{\#params}$; the paper's 0.1 in 52.5M params: 1.4e-05)")
         ax.set_ylabel(ylabel)
         ax.set_title(rf"{column} vs $\rho$")
     fig.suptitle(r"$\rho$ sweep: full-length runs, mean ± interval over training seeds")
@@ -624,8 +630,8 @@ def plot_claims_forest(workspace) -> Figure | None:
     handles.append(matplotlib.lines.Line2D([], [], marker="D", ls="", mfc="none", mec="black",
                                            label="paper's relative effect"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
-    ax.set_title("Every claim: measured effect beside the paper's (left of 0 = the paper's direction; a claim "
-                 "about a threshold (|) holds right of it)", fontsize=8)
+    ax.set_title("Every claim: measured effect beside the paper's\n(left of 0 = the paper's direction; a claim about "
+                 "a threshold (|) holds right of it)", fontsize=8)
     fig.tight_layout()
     return save_figure(
         fig, workspace, "claims_forest",
