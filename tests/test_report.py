@@ -144,7 +144,7 @@ def verdict(ws, claim_id):
 def test_every_claim_reproduces_on_paper_like_numbers(tmp_path):
     df = report.claims(make_workspace(tmp_path))
     assert list(df.columns) == ["group", "claim", "source", "family", "paper", "provenance", "rule", "seeds", "runs",
-                                "measured", "effect", "paper effect", "p", "p adjusted", "verdict", "plain t",
+                                "measured", "effect", "decisive part", "paper effect", "p", "p adjusted", "verdict", "plain t",
                                 "fragile", "KID", "FID vs KID"]
     assert df["verdict"].map(lambda v: v.split(",")[0] == "reproduced").all(), df[df["verdict"] != "reproduced"]
     assert set(df["group"]) == set(CLAIM_GROUPS) and (df["seeds"] == 3).all()
@@ -215,7 +215,7 @@ def test_a_claim_on_an_unconverged_run_says_so(tmp_path, capsys):
     report.show_verdicts(df, ws)
     out = capsys.readouterr().out
     assert "Judged on runs that did not reach their loss plateau (see the runs column): sam_T20," in out
-    assert "runs:     3 training seeds; NOT converged: sam seed 1" in out
+    assert "runs:           NOT converged: sam seed 1\n" in out and "\n3 training seeds\n" in out  # seeds: caption
     assert "The paper's claims (17): 17 reproduced, 0 contradicted." in out
     assert "Added claims (not the paper's) (3): 3 reproduced, 0 contradicted." in out
     assert "Procedure: per training seed the paired difference A - B" in out
@@ -237,8 +237,7 @@ def test_the_real_vs_real_floor_is_printed_and_drawn_beside_fid(tmp_path, capsys
     assert ("Real-vs-real floor of the FD, FeatureNet features (held-out images): 32 images 0.600 (draws "
             "0.500-0.700); 16 images 1.100") in out
     fig = report.plot_fid_vs_paper(ws)
-    assert any("real-vs-real floor" in t.get_text() for ax in fig.axes if ax.get_legend()
-               for t in ax.get_legend().get_texts())
+    assert any("real-vs-real floor" in t.get_text() for legend in fig.legends for t in legend.get_texts())
 
 
 def test_table1_has_nine_rows_with_the_papers_numbers(tmp_path):
@@ -272,7 +271,7 @@ def test_other_tables_and_printed_text(tmp_path, capsys):
     report.show_verdicts(report.claims(ws), ws)
     report.show_choices(ws, "quantization")
     out = capsys.readouterr().out
-    assert "34.47" in out and "10.000 ± 0.248" in out
+    assert "34.47" in out and "10.00 ± 0.25" in out  # the half-width to 2 significant figures, the mean to its place
     assert "± = half-width of the 95% t-interval over 3 training seeds." in out
     assert "✔ reproduced, 1.1x smaller: +SAM improves FID over ADM at T'=20  (sam_T20; Table 1)" in out
     assert "[paper table (Table 1, project page)]" in out and "[secondary summary of the paper" in out
@@ -376,13 +375,15 @@ def test_tables_show_as_html_with_a_plain_text_twin(tmp_path):
     view = display.table_view(report.table1(ws), "T1", report.interval_note(ws))
     again = display.table_view(report.table1(ws), "T1", report.interval_note(ws))
     assert view.html == again.html and "<style" not in view.html  # inline styles: kept in untrusted notebooks
-    assert "10.000 ± 0.248" in view.html and "10.000 ± 0.248" in repr(view)
+    assert "10.00 ± 0.25" in view.html and "10.00 ± 0.25" in repr(view)
     assert "font-style: italic" in view.html and "white-space: nowrap" in view.html  # paper columns; no wrapping
     assert repr(view).startswith("T1\n") and repr(view).endswith("over 3 training seeds.")
     (tmp_path / "contra").mkdir()
     verdicts = report.claims(make_workspace(tmp_path / "contra", sharpness={("sam", "raw"): 0.01}))
     table = display.verdict_view(verdicts)
-    assert table.html.count("<tr>") == len(verdicts) + 1  # one row per claim under one header
+    assert table.html.count('<tr id="claim-') == len(verdicts)  # one row per claim, its anchor for the scoreboard
+    assert table.html.count('<tr class="section">') == len(set(verdicts["group"]))  # grouped by the paper's sections
+    assert table.html.count("<details>") == len(verdicts) and "3 training seeds" in table.html  # seeds: the caption
     assert "✔ reproduced" in table.html and "✘ contradicted" in table.html and display.VERDICT_COLORS["contradicted"] in table.html
     assert "✘ contradicted: SAM flattens more than ADM" in repr(table)
 
@@ -393,9 +394,10 @@ def test_a_returned_figure_shows_as_its_saved_png_under_ipython(tmp_path):
     shell = InteractiveShell.instance()
     figures._register_png_formatter()
     fig = report.plot_rho_sweep(make_workspace(tmp_path))
-    data, _ = shell.display_formatter.format(fig)
+    data, metadata = shell.display_formatter.format(fig)
     assert data["image/png"] == figures.figure_path(tmp_path, "rho_sweep").read_bytes()
-    assert data["text/plain"] == "<Figure size 1000x380 with 2 Axes>"  # what nbval compares
+    assert data["text/plain"] == fig.flatlib_caption and "against SAM's radius rho" in data["text/plain"]  # nbval
+    assert metadata["image/png"] == {"alt": fig.flatlib_alt, "caption": fig.flatlib_caption}  # publish numbers it
     InteractiveShell.clear_instance()
 
 

@@ -63,7 +63,8 @@ def figure_bytes(fig) -> bytes:
     equal bytes, whenever and wherever they are drawn."""
     buf = io.BytesIO()
     with matplotlib.style.context(["default", STYLE]):  # rcParams read at draw time (layout, hatches) as in plot_*
-        fig.draw_without_rendering()  # a constrained layout settles after its first draw: same bytes every time
+        for _ in range(2):  # a constrained layout settles over its first draws (two with multi-line tick labels)
+            fig.draw_without_rendering()
         fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
     return buf.getvalue()
 
@@ -571,7 +572,7 @@ def plot_rho_sweep(workspace) -> Figure | None:
         return None
     rhos = table.index.to_numpy(dtype=float)
     x = np.arange(len(rhos))
-    fig, axes = _subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = _subplots(1, 2, figsize=(10, 4.4), layout="constrained")
     floor, per_param = load_fid_floor(workspace), 1 / np.sqrt(count_parameters(create_unet(load_params(workspace).model)))
     for ax, column, ylabel in zip(axes, ("FID", "MC sharpness"),
                                   (f"{metric_label(workspace)} at T'={table.attrs.get('respacing')} (lower is better)",
@@ -581,16 +582,15 @@ def plot_rho_sweep(workspace) -> Figure | None:
         if column == "FID" and floor is not None:
             ax.axhline(np.mean(floor["set"]["fid"]), color="black", ls="--", lw=0.9,
                        label=f"real-vs-real floor ({floor['counts']['set']} images)")
-            ax.legend(fontsize=6)
+            fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", fontsize=7)
         ax.set_xticks(x, [f"{r:g}" + (" (ADM)" if r == 0 else f"\n{r * per_param:.2g}/param") for r in rhos])
-        ax.set_xlabel(r"SAM radius $\rho$ (and $\rho/\sqrt{\#params}$; the paper's 0.1 in 52.5M params: 1.4e-05)")
+        ax.set_xlabel(r"SAM radius $\rho$ (below: $\rho/\sqrt{N}$, N parameters; the paper's 0.1 at N = 52.5M: 1.4e-05)")
         ax.set_ylabel(ylabel)
         ax.set_title(rf"{column} vs $\rho$")
     fig.suptitle(r"$\rho$ sweep: full-length runs, mean ± interval over training seeds")
-    fig.tight_layout()
     return save_figure(
         fig, workspace, "rho_sweep",
-        f"FID at T' = {table.attrs.get('respacing')} (left) and MC sharpness at sigma = {table.attrs.get('sigma')} "
+        f"{metric_label(workspace)} at T' = {table.attrs.get('respacing')} (left) and MC sharpness at sigma = {table.attrs.get('sigma')} "
         "(right) against SAM's radius rho (rho = 0: the ADM run, plain Adam); mean ± interval over training seeds.",
         "Two line plots with error bars over the rho values on a categorical axis.")
 
