@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -408,3 +409,27 @@ def test_check_workspace_says_what_to_run(tmp_path):
     with pytest.raises(artifacts.ArtifactMissing, match=r"runs/adm/seed0/metrics.json and \d+ more .*make repro.*"
                                                         r"docs/summary.html"):
         report.check_workspace(ws, "summary")
+
+
+def test_the_display_formatter_rounds_to_the_interval():
+    assert artifacts.fmt_interval(0.01001, 0.0009842, "sharpness") == "0.01001 ± 0.00098"  # 2 significant figures
+    assert artifacts.fmt_interval(3.459, 2.330, "fid") == "3.5 ± 2.3"  # the mean to the half-width's place
+    assert artifacts.fmt_interval(-1.916e-05, 0.001513, "sharpness", sign=True) == "0.0000 ± 0.0015"  # no "-0"
+    assert artifacts.fmt_interval(0.2, 0.0996, "fid") == "0.20 ± 0.10"  # rounded up to the next decade
+    assert artifacts.fmt_interval(-0.05, 0.612, "fid", sign=True, percent=True) == "-5% ± 61%"
+    assert artifacts.fmt_interval(1.5, float("nan"), "fid") == "1.500"  # a single seed: the kind's precision
+    assert artifacts.fmt(9.0, "rank") == "9" and artifacts.fmt(2.5, "rank") == "2.5"
+
+
+def test_no_display_rounding_moves_a_verdict(tmp_path, monkeypatch):
+    """Outcomes and p-values come from the unrounded numbers: display precision changes the text only."""
+    ws = make_workspace(tmp_path, sharpness={("sam", "raw"): 0.01})
+    before = report.claims(ws)
+    monkeypatch.setattr(artifacts, "INTERVAL_DIGITS", 1)
+    monkeypatch.setattr(artifacts, "DECIMALS", {k: 0 for k in artifacts.DECIMALS})
+    monkeypatch.setattr(artifacts, "SIGNIFICANT", {k: 1 for k in artifacts.SIGNIFICANT})
+    after = report.claims(ws)
+    assert set(before["verdict"].map(base_outcome)) >= {"reproduced", "contradicted"}
+    pd.testing.assert_series_equal(before["verdict"], after["verdict"])
+    pd.testing.assert_series_equal(before["p"], after["p"])
+    assert (before["effect"] != after["effect"]).any()  # the text did change
