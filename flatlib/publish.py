@@ -64,7 +64,6 @@ h2 { font-size: 1.3em; }
 details.code > summary { color: #777; font-size: 12px; cursor: pointer; }
 .output_subarea { overflow-x: auto; max-width: 100%; }
 .output_text pre { font-size: 12px; margin: 0.3em 0; white-space: pre-wrap; overflow-wrap: anywhere; }
-.text_cell_render table, .table-scroll { display: block; overflow-x: auto; max-width: 100%; }
 figure { margin: 0.6em 0 1.2em; }
 figure img, .index-figure { max-width: 100%; height: auto; }
 figcaption { font-size: 13px; color: #444; margin-top: 0.3em; }
@@ -76,20 +75,15 @@ code { overflow-wrap: anywhere; }
        vertical-align: top; }
 .scoreboard-table tr.section th { padding-top: 0.8em; border-bottom: 2px solid #888; }
 .scoreboard-table .added { font-size: 11px; color: #777; }
-.outcome-reproduced { background: #e3f4e1; }
-.outcome-contradicted { background: #fbe3e1; }
-.outcome-weaker-than-the-paper { background: #e6ecf7; }
-.outcome-inconclusive { background: #fdf5d9; }
-.outcome-not-evaluated { background: #eeeeee; }
 .verdicts td, .verdicts th { vertical-align: top; }
 .verdicts .claim-key { font-size: 11px; color: #777; font-family: monospace; }
 @media (max-width: 700px) {
   body { padding: 0 0.6em 2em; }
-  .table-scroll { overflow-x: visible; }
-  .stack table, .stack thead, .stack tbody, .stack tr, .stack td, .stack th, .stack caption { display: block; }
-  .stack thead tr { display: none; }
+  table.stack, .stack caption, .stack tbody, .stack tr, .stack td, .stack th { display: block; }
+  .stack thead { display: none; }
   .stack tr { margin-bottom: 0.6em; border: 1px solid #ddd; border-radius: 4px; }
-  .stack td, .stack th { border: none; max-width: none; min-width: 0; white-space: normal; }
+  .stack td, .stack th { border: none !important; min-width: 0 !important; max-width: none !important;
+       white-space: normal !important; }
   .stack td[data-label]::before { content: attr(data-label) ": "; color: #666; font-size: 11px; }
 }
 """
@@ -234,7 +228,8 @@ def render_index(titles: dict[str, str], board: str = "", notes: str = "", fores
               'relative effect as a hollow diamond, and a zero line">\n<figcaption>Figure 1. Every claim\'s measured '
               'relative effect (A − B) / B with its interval, coloured by outcome, beside the paper\'s (◆); left of '
               'zero is the paper\'s direction.</figcaption></figure>' if forest else "")
-    body = (f"<h1>Did the paper hold? flatlib's replication of arXiv 2503.11078</h1>\n{board}\n{figure}\n"
+    body = (f"<h1>flatlib: a replication of <i>Understanding Flatness in Generative Models</i> (arXiv 2503.11078)</h1>"
+            f"\n{board}\n{figure}\n"
             f"<h2>The evidence, one page per notebook</h2>\n<ul>\n{items}\n</ul>\n{notes}")
     return PAGE.format(title="flatlib report", nav=_nav(titles, "index"), body=body)
 

@@ -514,10 +514,10 @@ def _runs_note(table: pd.DataFrame, used) -> str:
 
 
 def verdict_heading(df: pd.DataFrame, workspace) -> str:
-    """"5 claims under test at CPU scale: digits 8x8: 3 reproduced, 2 inconclusive": the page's result heading."""
+    """"5 claims under test (CPU scale: digits 8x8): 3 reproduced, 2 inconclusive": the page's result heading."""
     words = df["verdict"].map(base_outcome).value_counts()
     tally = ", ".join(f"{int(words[w])} {w}" for w in OUTCOMES + (NOT_EVALUATED,) if w in words)
-    return f"{len(df)} claim{'s' if len(df) != 1 else ''} under test at {scale(workspace)}: {tally}"
+    return f"{len(df)} claim{'s' if len(df) != 1 else ''} under test ({scale(workspace)}): {tally}"
 
 
 def show_verdicts(df: pd.DataFrame, workspace, name: str = "claims") -> None:
@@ -580,7 +580,7 @@ def scale(workspace) -> str:
     if is_paper_profile(workspace):
         return f"paper scale: {size}"
     if is_smoke(workspace):
-        return f"smoke scale: {size}, {p.train.steps} training steps"
+        return f"smoke scale: {size}"
     return f"{'CPU' if p.data.name in PACKAGED else 'reduced'} scale: {size}"
 
 
@@ -614,7 +614,7 @@ def print_profile_note(workspace) -> None:
     if is_smoke(workspace):
         banner = SMOKE_BANNER.format(steps=p.train.steps, samples=p.sample.sets * p.sample.num)
         show(Shown(f'<p class="smoke-banner" style="border: 2px solid #c8332b; padding: 0.5em">'
-                   f'{html.escape(banner).replace("**", "")}</p>', banner.replace("**", ""), banner))
+                   f'{html.escape(banner.replace("**", "").replace("`", ""))}</p>', banner.replace("**", ""), banner))
     size = p.data.image_size
     training = f"{p.train.steps} training steps" if set(p.variants) - set(p.imports) else "nothing trained here"
     print(f"Profile: {p.data.name} {size}x{size}, {training}, training seeds {p.seeds}, "

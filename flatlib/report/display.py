@@ -222,7 +222,8 @@ def verdict_view(df: pd.DataFrame) -> Shown:
                 f'<details><summary>evidence</summary><dl>{folded}</dl></details></td>'
                 f'<td data-label="source" style="{td}">{html.escape(r["source"])}</td>'
                 f'<td data-label="decisive number" style="{td}">{html.escape(_decisive(r))}</td>'
-                f'<td data-label="outcome" style="{td}; font-weight: bold">{html.escape(_outcome(r))}</td></tr>')
+                f'<td data-label="outcome" style="{td}; font-weight: bold; white-space: nowrap">'
+                f'{html.escape(_outcome(r))}</td></tr>')
         out.append("</tbody>")
     out.append("</table>")
     return Shown("\n".join(out), "\n".join(blocks))

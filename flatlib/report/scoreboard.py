@@ -14,7 +14,7 @@ import pandas as pd
 
 from flatlib.report.artifacts import load_params, metric_label
 from flatlib.report.claims import ADDED, PAPER, claims, counts, is_paper_profile, scale
-from flatlib.report.display import SECTIONS, Shown, claim_anchor, show, verdict_mark
+from flatlib.report.display import SECTIONS, VERDICT_COLORS, Shown, claim_anchor, show, verdict_mark
 from flatlib.stats import NOT_EVALUATED, base_outcome
 
 #: the notebook (docs page) holding each group's evidence
@@ -89,7 +89,7 @@ def _html(df: pd.DataFrame, workspace, link_prefix: str) -> str:
            f'{html.escape(_count_text(df, PAPER))}. Added claims, not the paper\'s '
            f'({int((df["family"] == ADDED).sum())}): {html.escape(_count_text(df, ADDED))}.</p>',
            f'<p class="scale">{html.escape(scale_note(workspace))}</p>',
-           '<div class="table-scroll"><table class="scoreboard-table"><caption>Every claim: the measured relative '
+           '<table class="scoreboard-table stack"><caption>Every claim: the measured relative '
            'effect (A − B) / B of the part that decided it, with its interval, beside the paper\'s; '
            'each claim links to its evidence.</caption>',
            "<thead><tr><th>claim</th><th>paper</th><th>measured</th><th>outcome</th></tr></thead>"]
@@ -98,14 +98,14 @@ def _html(df: pd.DataFrame, workspace, link_prefix: str) -> str:
         for cid, r in rows:
             added = ' <span class="added">added</span>' if r["family"] != PAPER else ""
             out.append(
-                f'<tr class="outcome-{base_outcome(r["verdict"]).replace(" ", "-")}">'
+                f'<tr style="background-color: {VERDICT_COLORS.get(base_outcome(r["verdict"]), "#ffffff")}">'
                 f'<td data-label="claim"><a href="{link_prefix}{PAGES[group]}.html#{claim_anchor(cid)}">'
                 f'{html.escape(r["claim"])}</a>{added}</td>'
                 f'<td data-label="paper">{html.escape(r["paper effect"])}</td>'
                 f'<td data-label="measured">{html.escape(_measured(r))}</td>'
                 f'<td data-label="outcome">{html.escape(verdict_mark(r["verdict"]))}</td></tr>')
         out.append("</tbody>")
-    out.append("</table></div></div>")
+    out.append("</table></div>")
     return "\n".join(out)
 
 
