@@ -19,6 +19,7 @@ from flatlib import layout
 from flatlib.config import ConfigError
 from flatlib.params import load_params
 from flatlib.profiles import apply_profile
+from tests.test_pages import needs_chromium, probe_all, too_wide, unmatched
 from tests.workspace import ROOT, copy_repository
 from tests.workspace import run as run_in
 
@@ -131,3 +132,9 @@ def test_profile_with_unknown_key_is_rejected(tmp_path, monkeypatch):
     shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
     with pytest.raises(ConfigError, match="train.stpes"):
         apply_profile("typo", tmp_path / "params.yaml")
+
+
+@needs_chromium
+def test_the_published_pages_fit_a_laptop_and_a_phone(workspace):
+    probes = probe_all(sorted((workspace / layout.DOCS).glob("*.html")))
+    assert len(probes) == 2 * (len(layout.NOTEBOOK_NAMES) + 1) and not too_wide(probes) and not unmatched(probes)
