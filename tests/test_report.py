@@ -419,6 +419,7 @@ def test_the_display_formatter_rounds_to_the_interval():
     assert artifacts.fmt_interval(-0.05, 0.612, "fid", sign=True, percent=True) == "-5% ± 61%"
     assert artifacts.fmt_interval(1.5, float("nan"), "fid") == "1.500"  # a single seed: the kind's precision
     assert artifacts.fmt(9.0, "rank") == "9" and artifacts.fmt(2.5, "rank") == "2.5"
+    assert artifacts.fmt_interval(-2 / 3, 1e-17, "fid", percent=True) == "-66.667% ± 0.000%"  # negligible interval
 
 
 def test_no_display_rounding_moves_a_verdict(tmp_path, monkeypatch):
@@ -433,3 +434,19 @@ def test_no_display_rounding_moves_a_verdict(tmp_path, monkeypatch):
     pd.testing.assert_series_equal(before["verdict"], after["verdict"])
     pd.testing.assert_series_equal(before["p"], after["p"])
     assert (before["effect"] != after["effect"]).any()  # the text did change
+
+
+def test_the_scoreboard_answers_counts_and_links_every_claim_to_its_evidence(tmp_path):
+    from flatlib.report.scoreboard import PAGES, scoreboard_view
+
+    ws = make_workspace(tmp_path, sharpness={("sam", "raw"): 0.01})
+    df = report.claims(ws)
+    board = scoreboard_view(df, ws)
+    assert board.text.startswith("Did the paper hold at smoke scale: digits 8x8? Partly: ")  # a 4-step workspace
+    assert "of the paper's 17 claims reproduce" in board.text and "are contradicted (Flatness " in board.text
+    for cid, r in df.iterrows():  # every claim links to the verdict row on its evidence page
+        assert f'href="{PAGES[r["group"]]}.html#{display.claim_anchor(cid)}"' in board.html
+        assert f"](docs/{PAGES[r['group']]}.html#{display.claim_anchor(cid)})" in board.markdown
+    sections = [line for line in board.markdown.splitlines() if line.startswith("| **")]
+    assert sections == [f"| **{display.SECTIONS[g]}** | | | |" for g in CLAIM_GROUPS]  # the paper's sections
+    assert board.markdown.count("*(added)*") == (df["family"] == "added").sum()

@@ -55,11 +55,18 @@ def fmt(x, kind: str, sign: bool = False) -> str:
     return _unsigned_zero(f"{float(x):{plus}.{DECIMALS[kind]}f}")
 
 
-def interval_decimals(half_width: float) -> int:
+def _places(x: float, digits: int) -> int:
+    """The decimal places that show ``x`` to ``digits`` significant figures."""
+    rounded = float(f"{abs(x):.{digits}g}")
+    return max(0, digits - 1 - math.floor(math.log10(rounded))) if rounded else 0
+
+
+def interval_decimals(mean: float, half_width: float, kind: str) -> int:
     """The decimal places that show ``half_width`` to INTERVAL_DIGITS significant figures (the mean beside it is
-    shown to the same place: digits beyond the interval's are noise)."""
-    rounded = float(f"{abs(half_width):.{INTERVAL_DIGITS}g}")
-    return max(0, INTERVAL_DIGITS - 1 - math.floor(math.log10(rounded)))
+    shown to the same place: digits beyond the interval's are noise), at most two more than the kind's own
+    precision (a negligible interval does not print a mean to 15 places)."""
+    own = _places(mean, SIGNIFICANT[kind]) if kind in SIGNIFICANT and mean else DECIMALS.get(kind, 4)
+    return min(_places(half_width, INTERVAL_DIGITS), own + 2)
 
 
 def with_kinds(df: pd.DataFrame, kinds: dict) -> pd.DataFrame:
@@ -104,7 +111,8 @@ def fmt_interval(mean, half_width, kind: str, sign: bool = False, percent: bool 
     scale, unit = (100.0, "%") if percent else (1.0, "")
     if half_width is None or not math.isfinite(half_width) or half_width == 0 or not math.isfinite(mean):
         return fmt(mean * scale, "percent" if percent else kind, sign) + (unit if math.isfinite(mean) else "")
-    places, plus = interval_decimals(half_width * scale), "+" if sign else ""
+    places = interval_decimals(mean * scale, half_width * scale, "percent" if percent else kind)
+    plus = "+" if sign else ""
     return (_unsigned_zero(f"{mean * scale:{plus}.{places}f}{unit}") + f" ± {half_width * scale:.{places}f}{unit}")
 
 

@@ -13,7 +13,7 @@ import html
 import pandas as pd
 
 from flatlib.report.artifacts import load_params, metric_label
-from flatlib.report.claims import ADDED, PAPER, claims, counts, is_paper_profile, scale
+from flatlib.report.claims import ADDED, PAPER, claims, counts, counts_text, is_paper_profile, scale
 from flatlib.report.display import SECTIONS, VERDICT_COLORS, Shown, claim_anchor, show, verdict_mark
 from flatlib.stats import NOT_EVALUATED, base_outcome
 
@@ -39,11 +39,6 @@ def scale_note(workspace) -> str:
                "Not the paper's setting (CIFAR-10 32x32, a ~52.5M-parameter UNet, 200k steps, FID on Inception "
                "features of 50k samples): absolute values are not comparable, only the direction and relative "
                "size of each effect."))
-
-
-def _count_text(df: pd.DataFrame, family: str) -> str:
-    c = counts(df, family)
-    return ", ".join(f"{n} {word}" for word, n in c.items() if n)
 
 
 def answer(df: pd.DataFrame, workspace) -> str:
@@ -86,8 +81,8 @@ def _measured(r) -> str:
 def _html(df: pd.DataFrame, workspace, link_prefix: str) -> str:
     out = [f'<div class="scoreboard"><p class="answer">{html.escape(answer(df, workspace))}</p>',
            f'<p class="counts">The paper\'s claims ({int((df["family"] == PAPER).sum())}): '
-           f'{html.escape(_count_text(df, PAPER))}. Added claims, not the paper\'s '
-           f'({int((df["family"] == ADDED).sum())}): {html.escape(_count_text(df, ADDED))}.</p>',
+           f'{html.escape(counts_text(df, PAPER))}. Added claims, not the paper\'s '
+           f'({int((df["family"] == ADDED).sum())}): {html.escape(counts_text(df, ADDED))}.</p>',
            f'<p class="scale">{html.escape(scale_note(workspace))}</p>',
            '<table class="scoreboard-table stack"><caption>Every claim: the measured relative '
            'effect (A − B) / B of the part that decided it, with its interval, beside the paper\'s; '
@@ -115,8 +110,8 @@ def _cell(text: str) -> str:
 
 def _markdown(df: pd.DataFrame, workspace, link_prefix: str) -> str:
     lines = [f"**{answer(df, workspace)}**", "",
-             f"The paper's claims ({int((df['family'] == PAPER).sum())}): **{_count_text(df, PAPER)}**. "
-             f"Added claims, not the paper's ({int((df['family'] == ADDED).sum())}): {_count_text(df, ADDED)}.", "",
+             f"The paper's claims ({int((df['family'] == PAPER).sum())}): **{counts_text(df, PAPER)}**. "
+             f"Added claims, not the paper's ({int((df['family'] == ADDED).sum())}): {counts_text(df, ADDED)}.", "",
              scale_note(workspace), "",
              "| claim | paper | measured | outcome |", "|---|---|---|---|"]
     for group, rows in _rows(df):
@@ -129,8 +124,8 @@ def _markdown(df: pd.DataFrame, workspace, link_prefix: str) -> str:
 
 
 def _text(df: pd.DataFrame, workspace) -> str:
-    lines = [answer(df, workspace), f"The paper's claims: {_count_text(df, PAPER)}. Added claims: "
-             f"{_count_text(df, ADDED)}.", scale_note(workspace)]
+    lines = [answer(df, workspace), f"The paper's claims: {counts_text(df, PAPER)}. Added claims: "
+             f"{counts_text(df, ADDED)}.", scale_note(workspace)]
     for group, rows in _rows(df):
         lines.append(f"{SECTIONS[group]}:")
         lines += [f"  {verdict_mark(r['verdict'])}: {r['claim']} ({cid}); paper {r['paper effect']}, measured "
