@@ -549,7 +549,7 @@ def plot_exposure_gap(workspace) -> Figure | None:
         ratio.set_yticks(y, ["measured" if b == "+SAM" else f"measured\n{b} / {a}" for a, b in pairs] + ["paper"])
         ratio.invert_yaxis()
         ratio.axvline(1.0, color="black", linewidth=0.8)
-        ratio.set_xlabel("gap ratio (< 1: less exposure bias)")
+        ratio.set_xlabel("ratio (< 1: less bias)")
         ratio.set_title("+SAM / ADM gap ratio")
     else:
         ratio.axis("off")
