@@ -470,7 +470,8 @@ def plot_rho_sweep(workspace) -> Figure | None:
                        label=f"real-vs-real floor ({floor['counts']['set']} images)")
             ax.legend(fontsize=6)
         ax.set_xticks(x, [f"{r:g}" + (" (ADM)" if r == 0 else f"\n{r * per_param:.2g}/param") for r in rhos])
-        ax.set_xlabel(r"SAM radius $\rho$ (and $\rho/\sqrt{\#params}$; the paper's 0.1 in 52.5M params: 1.4e-05)")
+        ax.set_xlabel(r"SAM radius $\rho$ (below: $\rho$ / sqrt(number of parameters); the paper's 0.1 in 52.5M "
+                      "parameters: 1.4e-05)")
         ax.set_ylabel(ylabel)
         ax.set_title(rf"{column} vs $\rho$")
     fig.suptitle(r"$\rho$ sweep: full-length runs, mean ± interval over training seeds")
