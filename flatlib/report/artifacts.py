@@ -206,6 +206,22 @@ def load_fid(workspace) -> dict:
     return merged
 
 
+def seed_values(scores: dict, metric: str = "fid") -> tuple[np.ndarray, np.ndarray]:
+    """(per seed, per seed and sample set) of a FID-like metric of one row: the per-seed value is the metric on ALL
+    samples of the seed (``METRIC_all``, flatlib.pipeline), or the mean over sample sets for a run that predates it.
+    A KeyError when ``metric`` was not measured."""
+    sets = np.asarray(scores[metric], dtype=float)
+    whole = scores.get(f"{metric}_all")
+    return (np.asarray(whole, dtype=float) if whole is not None else sets.mean(axis=1)), sets
+
+
+def table_values(scores: dict, metric: str = "fid") -> np.ndarray:
+    """What a table's "mean ± interval" of a FID-like metric is computed from: the per-seed values (on all samples
+    of a seed) with several training seeds, the sample sets of the single seed otherwise (flatlib.stats.estimate)."""
+    whole, sets = seed_values(scores, metric)
+    return whole if len(whole) > 1 else sets
+
+
 def load_fid_floor(workspace) -> dict | None:
     """metrics/fid_floor.json (the real-vs-real floor, flatlib.pipeline fid-floor), or None for a run that predates
     it."""

@@ -18,7 +18,7 @@ from flatlib.params import params_comments
 from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
                                       load_featurenet, load_fid, load_import_record, load_params, plateau_table,
                                       floor_text, load_quant, metric_label, paper_dataset,
-                                      workspace_path)
+                                      seed_values, workspace_path)
 from flatlib.report.display import SECTIONS, Shown, show, table_view, verdict_view
 from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, RESPACINGS, paper_fid
 from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, save_table, sigmas
@@ -61,13 +61,11 @@ def _require_rows(workspace, rows_) -> None:
 
 
 def _seed_values(scores: dict, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """(per seed, per seed and sample set) of a FID-like metric: the per-seed value is the metric on ALL samples
-    of the seed (``METRIC_all``, flatlib.pipeline), or the mean over sample sets where a run predates it."""
-    if metric not in scores:
-        raise NotEvaluable(f"{metric} not measured (fid.kid: false?)")
-    sets = np.asarray(scores[metric], dtype=float)
-    whole = scores.get(f"{metric}_all")
-    return (np.asarray(whole, dtype=float) if whole is not None else sets.mean(axis=1)), sets
+    """artifacts.seed_values, NotEvaluable where ``metric`` was not measured (fid.kid: false)."""
+    try:
+        return seed_values(scores, metric)
+    except KeyError:
+        raise NotEvaluable(f"{metric} not measured (fid.kid: false?)") from None
 
 
 def _fid(workspace, row: str, respacing: int, metric: str = "fid") -> tuple[np.ndarray, np.ndarray]:

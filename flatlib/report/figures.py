@@ -592,8 +592,8 @@ def plot_rho_sweep(workspace) -> Figure | None:
     fig.suptitle(r"$\rho$ sweep: full-length runs, mean ± interval over training seeds")
     return save_figure(
         fig, workspace, "rho_sweep",
-        f"{metric_label(workspace)} at T' = {table.attrs.get('respacing')} (left) and MC sharpness at sigma = {table.attrs.get('sigma')} "
-        "(right) against SAM's radius rho (rho = 0: the ADM run, plain Adam); mean ± interval over training seeds. "
+        f"{metric_label(workspace)} at T' = {table.attrs.get('respacing')} (left) and MC sharpness at sigma = "
+        f"{table.attrs.get('sigma')} (right) against SAM's radius rho (rho = 0: the ADM run, plain Adam); mean ± interval over training seeds. "
         "Below each rho: rho / sqrt(N), the radius per parameter of this N-parameter UNet (the paper's 0.1 in its "
         "52.5M-parameter UNet is 1.4e-05 per parameter).",
         "Two line plots with error bars over the rho values on a categorical axis.")
