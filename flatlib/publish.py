@@ -17,7 +17,9 @@ from flatlib import atomic, layout
 from flatlib.cli import cli_parser
 
 #: the figures copied to docs/figures/ (reports/figures/NAME.png, those the run produced)
-KEY_FIGURES = ("claims_forest", "fid_vs_paper", "samples_T20", "samples_T100", "training_loss", "loss_curves_1d",
+#: the figure the index and the README show under the scoreboard (the summary notebook's forest plot of every claim)
+FOREST = "claims_forest"
+KEY_FIGURES = (FOREST, "fid_vs_paper", "samples_T20", "samples_T100", "training_loss", "loss_curves_1d",
                "loss_surfaces_2d", "hessian", "noise_norms", "exposure_gap", "quant_fid", "quant_samples_raw",
                "rho_sweep")
 MAX_WIDTH = 1100
@@ -218,16 +220,24 @@ def _shared_notes(notebooks: dict) -> str:
     return "\n".join(markdown2html(text) for text in texts)
 
 
-def render_index(titles: dict[str, str], board: str = "", notes: str = "", forest: bool = False) -> str:
+def figure_metadata(notebook, name: str) -> dict:
+    """The image/png metadata (name, alt, caption: flatlib.report.figures) of ``notebook``'s figure ``name``."""
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            meta = output.get("metadata", {}).get("image/png", {})
+            if meta.get("name") == name:
+                return dict(meta)
+    return {}
+
+
+def render_index(titles: dict[str, str], board: str = "", notes: str = "", forest: dict | None = None) -> str:
     """The index page: the scoreboard first (the answer, the counts, the scale, the claim table), the forest plot of
-    every claim, one link per notebook page, then the notes every page shares."""
+    every claim (``forest``: its metadata in the summary notebook), one link per notebook page, then the notes every
+    page shares."""
     items = "\n".join(f'<li><a href="{layout.docs_page(name).name}">{html.escape(title)}</a></li>'
                       for name, title in titles.items())
-    figure = ('<figure><img class="index-figure" src="figures/claims_forest.png" alt="Forest plot: for every claim, '
-              'the measured relative effect with its interval as a dot and bar coloured by outcome, the paper\'s '
-              'relative effect as a hollow diamond, and a zero line">\n<figcaption>Figure 1. Every claim\'s measured '
-              'relative effect (A − B) / B with its interval, coloured by outcome, beside the paper\'s (◆); left of '
-              'zero is the paper\'s direction.</figcaption></figure>' if forest else "")
+    figure = (f'<figure><img class="index-figure" src="figures/{FOREST}.png" alt="{html.escape(forest["alt"])}">\n'
+              f'<figcaption>Figure 1. {html.escape(forest["caption"])}</figcaption></figure>' if forest else "")
     body = (f"<h1>flatlib: a replication of <i>Understanding Flatness in Generative Models</i> (arXiv 2503.11078)</h1>"
             f"\n{board}\n{figure}\n"
             f"<h2>The evidence, one page per notebook</h2>\n<ul>\n{items}\n</ul>\n{notes}")
@@ -244,10 +254,10 @@ def readme_with(readme: str, block: str) -> str:
     return f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}"
 
 
-def readme_block(markdown: str, forest: bool) -> str:
+def readme_block(markdown: str, forest: dict | None) -> str:
     """The README's copy of the scoreboard: its Markdown and the forest plot."""
-    image = "\n\n![Forest plot: every claim's measured relative effect beside the paper's](docs/figures/claims_forest.png)"
-    return markdown + (image if forest else "")
+    image = f"\n\n![{forest['alt']}](docs/figures/{FOREST}.png)\n\n*{forest['caption']}*" if forest else ""
+    return markdown + image
 
 
 def publish(workspace: Path = Path(".")) -> list[Path]:
@@ -262,7 +272,7 @@ def publish(workspace: Path = Path(".")) -> list[Path]:
     titles = {name: _title(notebook) for name, notebook in notebooks.items()}
     board, markdown = scoreboard(notebooks)
     notes = _shared_notes(notebooks)
-    forest = (workspace / layout.FIGURES / "claims_forest.png").is_file()
+    forest = (figure_metadata(notebooks["summary"], FOREST) or None) if "summary" in notebooks else None
     pages = {workspace / layout.docs_page(name): render_page(notebook, titles, name)
              for name, notebook in notebooks.items()}
     pages[workspace / layout.DOCS / "index.html"] = render_index(titles, board, notes, forest)

@@ -25,7 +25,7 @@ def executed_notebook(path, title: str) -> None:
     code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="19 claims: 4 reproduced\n"),
                     nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(png(1600, 400)).decode(),
                                                                  "text/plain": "Table 1 per row."},
-                                           metadata={"image/png": {"alt": "Dot plots per row",
+                                           metadata={"image/png": {"name": "claims_forest", "alt": "Dot plots per row",
                                                                    "caption": "Table 1 per row."}})]
     code.metadata["papermill"] = {"start_time": "2026-11-27T03:00:00", "duration": 1.5}
     default = nbformat.v4.new_code_cell('workspace = "default"')
@@ -74,6 +74,7 @@ def test_pages_index_and_figures_are_small_and_deterministic(tmp_path):
     assert index.count("Shared by every page.") == 1 and "Shared by every page." not in page
     assert 'workspace = "default"' not in page and page.count('<details class="code">') == 3
     assert '<figcaption>Figure 1. Table 1 per row.</figcaption>' in page and 'alt="Dot plots per row"' in page
+    assert index.count("<figcaption>Figure 1. Table 1 per row.</figcaption>") == 1  # the forest plot's, from its output
     assert "¶" not in page
     css = (tmp_path / "docs/style.css").read_text()
     assert ".highlight .o " in css and ".highlight .il " not in css  # pygments rules of the tokens used only
@@ -85,7 +86,8 @@ def test_publish_writes_the_scoreboard_into_the_readme_between_its_markers(tmp_p
     (tmp_path / "README.md").write_text(f"# Title\n\n{start}\nold\n{end}\n\nRest.\n")
     publish.publish(tmp_path)
     assert (tmp_path / "README.md").read_text() == (
-        f"# Title\n\n{start}\n**Partly: 4 of 15 reproduce.**\n{end}\n\nRest.\n")
+        f"# Title\n\n{start}\n**Partly: 4 of 15 reproduce.**\n\n![Dot plots per row](docs/figures/claims_forest.png)"
+        f"\n\n*Table 1 per row.*\n{end}\n\nRest.\n")
 
 
 def test_the_readme_has_one_scoreboard_block_near_its_top():

@@ -398,7 +398,7 @@ def test_a_returned_figure_shows_as_its_saved_png_under_ipython(tmp_path):
     data, metadata = shell.display_formatter.format(fig)
     assert data["image/png"] == figures.figure_path(tmp_path, "rho_sweep").read_bytes()
     assert data["text/plain"] == fig.flatlib_caption and "against SAM's radius rho" in data["text/plain"]  # nbval
-    assert metadata["image/png"] == {"alt": fig.flatlib_alt, "caption": fig.flatlib_caption}  # publish numbers it
+    assert metadata["image/png"] == {"name": "rho_sweep", "alt": fig.flatlib_alt, "caption": fig.flatlib_caption}
     InteractiveShell.clear_instance()
 
 

@@ -436,7 +436,8 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
                       paper=spec.paper, provenance=spec.provenance, rule=spec.rule, seeds=len(params.seeds),
                       runs=_runs_note(plateaus, spec.used))
         if cid in ev.why:
-            records.append(dict(record, measured=f"({ev.why[cid]})", effect="-", **{"paper effect": "-", "decisive part": "-"}, p=math.nan,
+            records.append(dict(record, measured=f"({ev.why[cid]})", effect="-",
+                                **{"paper effect": "-", "decisive part": "-"}, p=math.nan,
                                 **{"p adjusted": math.nan}, verdict=NOT_EVALUATED, **{"plain t": NOT_EVALUATED},
                                 fragile=False, KID="", **{"FID vs KID": ""}))
             continue

@@ -80,14 +80,14 @@ def save_figure(fig: Figure, workspace, name: str, caption: str, alt: str) -> Fi
     path = figure_path(workspace, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(figure_bytes(fig))
-    fig.flatlib_caption, fig.flatlib_alt = caption, alt
+    fig.flatlib_name, fig.flatlib_caption, fig.flatlib_alt = name, caption, alt
     return fig
 
 
 def _png_with_metadata(fig: Figure):
-    """The PNG of ``fig`` and its alt text and caption (IPython's image/png metadata)."""
-    meta = {k: v for k, v in (("alt", getattr(fig, "flatlib_alt", None)),
-                              ("caption", getattr(fig, "flatlib_caption", None))) if v}
+    """The PNG of ``fig`` and its name (reports/figures/NAME.png), alt text and caption (IPython's image/png
+    metadata)."""
+    meta = {k: getattr(fig, f"flatlib_{k}") for k in ("name", "alt", "caption") if getattr(fig, f"flatlib_{k}", None)}
     return (figure_bytes(fig), meta) if meta else figure_bytes(fig)
 
 
@@ -404,7 +404,8 @@ def plot_hessian(workspace) -> Figure | None:
         elif not shown.all():
             for xi in x[~shown]:
                 ax.text(xi, 0, "not\nconverged", ha="center", va="bottom", fontsize=6, color="#555")
-    axes[0].set_title(r"top eigenvalue $\lambda_{max}$ of $\nabla^2_\theta L$" + f" (power iteration to {cfg.hessian_tol:g})")
+    axes[0].set_title(r"top eigenvalue $\lambda_{max}$ of $\nabla^2_\theta L$"
+                      + f" (power iteration to {cfg.hessian_tol:g})")
     axes[1].set_title(r"trace of $\nabla^2_\theta L$" + f" (Hutchinson, {cfg.hessian_samples} draws)")
     axes[0].set_ylabel(r"$\lambda_{max}$ (mean ± interval over seeds)")
     axes[1].set_ylabel(r"tr $\nabla^2_\theta L$ (mean ± interval over seeds)")
