@@ -32,6 +32,7 @@ import os
 import queue
 import re
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +43,7 @@ from flatlib.errors import FlatlibError, add_debug_flag, cli_errors
 LOGS = Path(".dvc/tmp/parallel")  # per-stage logs and submitit's files (.dvc/tmp is git-ignored)
 RUNS = LOGS / "runs.json"         # every job of the last call: stage, exit status, start, end, log
 EXECUTORS = ("node", "slurm", "submitit-local")
+DVC = (sys.executable, "-m", "dvc")  # this interpreter's DVC, wherever a job runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +58,7 @@ class StageRun:
 
 
 def dvc(args: list[str], cwd: Path) -> str:
-    result = subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run([*DVC, *args], cwd=cwd, capture_output=True, text=True)
     if result.returncode:
         raise FlatlibError(f"dvc {' '.join(args)} failed in {cwd}:\n{result.stderr[-3000:]}")
     return result.stdout
@@ -95,7 +97,7 @@ def run_stage(workspace: str, stage: str, devices: str | None = None) -> StageRu
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
     with open(log, "w") as out:
-        code = subprocess.run(["dvc", "--wait-for-lock", "repro", "--single-item", stage], cwd=workspace, env=env,
+        code = subprocess.run([*DVC, "--wait-for-lock", "repro", "--single-item", stage], cwd=workspace, env=env,
                               stdout=out, stderr=subprocess.STDOUT).returncode
     return StageRun(stage, code, start, time.time(), str(log))
 

@@ -89,6 +89,10 @@ def test_two_jobs_at_once_give_the_serial_results_and_a_final_repro_reruns_nothi
     assert measured == sorted(p.relative_to(workspace) for folder in (layout.METRICS, layout.RESULTS)
                               for p in (workspace / folder).rglob("*") if p.is_file())
     assert [p for p in measured if (PARALLEL / p).read_bytes() != (workspace / p).read_bytes()] == []
+    # the SLURM code path (submitit), here with submitit's local executor: it runs only what is out of date
+    run([sys.executable, "-m", "flatlib.parallel", "--executor", "submitit-local"], cwd=PARALLEL)
+    jobs = json.loads((PARALLEL / ".dvc/tmp/parallel/runs.json").read_text())
+    assert [(job["stage"], job["returncode"]) for job in jobs] == [("preflight", 0)]
 
 
 def test_one_param_change_invalidates_only_its_readers(workspace):
