@@ -136,11 +136,13 @@ def run_with_submitit(workspace: Path, stages: list[str], args) -> list[StageRun
 def run_waves(workspace: Path, args) -> list[StageRun]:
     """Every wave's changed stages through the executor; stops after a wave in which a job failed."""
     runs = []
+    (workspace / LOGS).mkdir(parents=True, exist_ok=True)
+    (workspace / RUNS).write_text("[]")
     for wave in stage_waves(workspace):
         stages = pending(workspace, wave)
         if not stages:
             continue
-        print(f"flatlib.parallel: {len(stages)} stage(s) at once: {' '.join(stages)}", flush=True)
+        print(f"flatlib.parallel: a wave of {len(stages)} stage(s): {' '.join(stages)}", flush=True)
         if args.executor == "node":
             done = run_on_node(workspace, stages, node_slots(args))
         else:
