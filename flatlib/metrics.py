@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from flatlib.checkpoints import read_checkpoint
-from flatlib.config import StrictConfig
+from flatlib.config import ConfigError, StrictConfig
 from flatlib.data import uint8_to_float
 from flatlib.errors import CorruptFileError, MissingInputError
 from flatlib.progress import progress_bar
@@ -75,6 +75,13 @@ class FIDConfig(StrictConfig):
     kid: bool = True
     prc: bool = True
     batch_size: int = 256
+    floor_draws: int = 3                  # reproduction choice: real-vs-real floor draws (flatlib.pipeline fid-floor)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.floor_draws < 1:
+            raise ConfigError(f"fid.floor_draws must be >= 1, got {self.floor_draws}")
+
 
 class FeatureNet(nn.Module):
     """Small classifier: three conv3x3-GroupNorm-ReLU blocks (width, 2*width, feature_dim channels; 2x
