@@ -1,11 +1,12 @@
 """Wall time of every dvc.yaml stage (a benchmark, not a test): runs each stage's command in dvc.yaml
 order, without DVC (for machines that have no dvc, such as a bare GPU box), and prints one JSON line per
-stage and a total. ``foreach`` stages are expanded and ``${...}`` is filled from params.yaml as DVC does.
+stage and a total. ``foreach`` and ``matrix`` stages are expanded and ``${...}`` is filled from params.yaml as DVC does.
 
     python benchmarks/stage_times.py                          # every stage
     python benchmarks/stage_times.py --skip notebooks --out stage_times.json
 """
 import argparse
+import itertools
 import json
 import re
 import subprocess
@@ -28,7 +29,13 @@ def expand(dvc: dict, params: dict) -> list[tuple[str, str]]:
     """(name, command) per stage instance, ``name@key`` for foreach stages, in dvc.yaml order."""
     out = []
     for name, stage in dvc["stages"].items():
-        if "foreach" in stage:
+        if "matrix" in stage:
+            axes = {key: lookup(params, v[2:-1]) if isinstance(v, str) else v for key, v in stage["matrix"].items()}
+            for values in itertools.product(*axes.values()):
+                item = dict(zip(axes, values))
+                key = "-".join(map(str, values))
+                out.append((f"{name}@{key}", fill(stage["cmd"], params, **{f"item.{k}": v for k, v in item.items()})))
+        elif "foreach" in stage:
             items = stage["foreach"]
             items = lookup(params, items[2:-1]) if isinstance(items, str) else items
             pairs = items.items() if isinstance(items, dict) else ((item, item) for item in items)

@@ -128,6 +128,18 @@ class ResBlock(nn.Module):
         return self.skip_connection(x) + rest(h)
 
 
+def attention_layout(q, k, v):
+    """q, k, v [b, heads, d, L] as scaled_dot_product_attention's [b, heads, L, d]. Off the CPU they are made
+    contiguous: the fused GPU kernels (flash, memory-efficient) need stride(-1) == 1 and otherwise fall back to
+    the slow math path. The CPU keeps the transposed views, which its math kernel computes exactly as before
+    (contiguous inputs would take the CPU's flash kernel, or other BLAS calls, and change the last bits of every
+    CPU result)."""
+    q, k, v = (t.transpose(-1, -2) for t in (q, k, v))
+    if q.device.type == "cpu":
+        return q, k, v
+    return q.contiguous(), k.contiguous(), v.contiguous()
+
+
 class AttentionBlock(nn.Module):
     """Multi-head self-attention over the H*W positions: x + proj_out(attention(qkv(GN(x)))), where qkv and
     proj_out are 1x1 Conv1d (proj_out zero-init) and attention = softmax(q^T k / sqrt(d)) v per head (ADM
@@ -164,7 +176,7 @@ class AttentionBlock(nn.Module):
             q, k, v = qkv.reshape(b, 3, self.num_heads, d, -1).unbind(1)
         else:
             q, k, v = qkv.reshape(b, self.num_heads, 3, d, -1).unbind(2)
-        a = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        a = F.scaled_dot_product_attention(*attention_layout(q, k, v))
         h = self.proj_out(a.transpose(-1, -2).reshape(b, c, -1))
         return (x + h).reshape(b, c, height, width)
 

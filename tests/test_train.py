@@ -135,17 +135,29 @@ def test_swa_phase_without_init_is_a_clear_error(tmp_path):
         run(tmp_path, "adm", tmp_path / "swa", "--phase", "swa", "--debug")
 
 
-def test_torchrun_ddp_on_two_cpu_processes(tmp_path, unused_tcp_port):
+def test_torchrun_two_nodes_by_rendezvous_train_the_weights_of_one_node_with_two_processes(tmp_path, unused_tcp_port):
+    """DDP (gloo) on one node with two processes, and on two "nodes" (two torchrun agents on localhost, one process
+    each) that meet at a c10d rendezvous endpoint, as on a cluster: the same weights, bitwise."""
     params = write_params(tmp_path, train__steps=2, train__save_every=2)
-    out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", str(unused_tcp_port), "-m", "flatlib.train", "--params", str(params),
-                             "--variant", "sam_ip", "--out", str(out), "--no-progress"],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((out / "metrics.json").read_text())["step"] == 2
-    assert (out / "model000002.pt").is_file()
+
+    def torchrun(out, *launch):
+        return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *launch, "-m", "flatlib.train",
+                                 "--params", str(params), "--variant", "sam_ip", "--out", str(out), "--no-progress"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+    def finish(*agents):
+        for agent in agents:
+            output = agent.communicate(timeout=300)[0]
+            assert agent.returncode == 0, output[-3000:]
+
+    finish(torchrun(tmp_path / "node", "--nproc_per_node", "2", "--master_port", str(unused_tcp_port)))
+    rendezvous = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d", "--rdzv-id", "two-nodes",
+                  "--rdzv-endpoint", f"127.0.0.1:{unused_tcp_port}"]
+    finish(*[torchrun(tmp_path / "nodes", *rendezvous) for _ in range(2)])
+    assert json.loads((tmp_path / "nodes" / "metrics.json").read_text())["step"] == 2
+    one, two = load(tmp_path / "node" / "model000002.pt"), load(tmp_path / "nodes" / "model000002.pt")
+    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
 
 
 def test_changed_config_is_refused_unless_restart(tmp_path):

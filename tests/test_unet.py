@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from flatlib.unet import (GroupNorm32, NAMED_CONFIGS, UNetConfig, UNetModel, count_parameters, create_unet,
+from flatlib.unet import (AttentionBlock, GroupNorm32, NAMED_CONFIGS, UNetConfig, UNetModel, count_parameters, create_unet,
                           timestep_embedding)
 
 DATA = Path(__file__).parent / "data"
@@ -178,3 +179,34 @@ def test_config_from_dict():
             UNetConfig.from_dict({**base, key: bad})
     with pytest.raises(ValueError, match="comma-separated integers"):
         UNetConfig.from_dict({**base, "channel_mult": "1,2,x"})
+
+
+@pytest.mark.parametrize("new_order", [False, True])
+def test_attention_is_bitwise_the_former_on_cpu_and_contiguous_off_it(monkeypatch, new_order):
+    """SDPA's fused GPU kernels need contiguous q/k/v (stride(-1) == 1, else the slow math path); the CPU keeps its
+    former transposed views, so every CPU result stays bitwise what it was (forward and gradients)."""
+    torch.manual_seed(0)
+    block = AttentionBlock(64, num_head_channels=32, use_new_attention_order=new_order)
+    torch.nn.init.normal_(block.proj_out.weight)  # zero-initialised: the attention would not reach the output
+    x = torch.randn(3, 64, 4, 4, requires_grad=True)
+
+    def former(x):  # the forward before issue 24
+        b, c = x.shape[:2]
+        qkv = block.qkv(block.norm(x.reshape(b, c, -1)))
+        shape, dim = ((b, 3, block.num_heads, c // block.num_heads, -1), 1) if new_order else (
+            (b, block.num_heads, 3, c // block.num_heads, -1), 2)
+        q, k, v = qkv.reshape(shape).unbind(dim)
+        a = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return (x.reshape(b, c, -1) + block.proj_out(a.transpose(-1, -2).reshape(b, c, -1))).reshape(x.shape)
+
+    now, before = block(x), former(x)
+    assert torch.equal(now, before)
+    assert torch.equal(torch.autograd.grad(now.sum(), x)[0], torch.autograd.grad(before.sum(), x)[0])
+
+    layouts = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda *qkv: layouts.append([t.is_contiguous() for t in qkv]) or sdpa(*qkv))
+    block(x)
+    block.to("meta")(x.detach().to("meta"))  # the device-independent layout off the CPU (meta tensors keep strides)
+    assert layouts == [[False] * 3, [True] * 3]
