@@ -10,7 +10,7 @@ convolutions, forward and backward; SAM counts both passes), achieved TFLOP/s an
 dense peak for the precision (:data:`PEAK_TFLOPS`; on a CPU MFU is not defined and is left empty). The
 first call's excess over the median is reported as compile time (warm-up for eager); compiled code is
 shared within a process, so SAM's row reuses the graphs Adam's compiled. A training step
-is :meth:`flatlib.train.Trainer.training_step` (noise, forward, loss, backward, optimizer, EMA); a sampling
+is :meth:`flatlib.training.train.Trainer.training_step` (noise, forward, loss, backward, optimizer, EMA); a sampling
 step is one ancestral ``p_sample`` of a batch.
 """
 import argparse
@@ -26,9 +26,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from flatlib.cli import cli_parser
 from flatlib.config import TRAIN_COMPILE_MODES, compiled, load_yaml
-from flatlib.diffusion import StackedRandomGenerator
-from flatlib.train import Trainer, resolve_config
-from flatlib.unet import NAMED_CONFIGS
+from flatlib.model.diffusion import StackedRandomGenerator
+from flatlib.training.train import Trainer, resolve_config
+from flatlib.model.unet import NAMED_CONFIGS
 
 #: Dense peak TFLOP/s by (device-name key, precision): NVIDIA datasheets; "fp32" is the TF32 tensor-core
 #: peak when TF32 matmuls are allowed, else the plain FP32 peak (key "fp32-notf32").
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = cli_parser("python benchmarks/bench.py", __doc__)
     parser.add_argument("--params", default="params.yaml", help="parameter file (its model and train sections)")
     parser.add_argument("--configs", nargs="+", default=["default"],
-                        help="'default' (params.yaml model) or names of flatlib.unet.NAMED_CONFIGS")
+                        help="'default' (params.yaml model) or names of flatlib.model.unet.NAMED_CONFIGS")
     parser.add_argument("--batch-size", type=int, help="override train.batch_size (also the sampling batch)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="override train.precision")
     parser.add_argument("--channels-last", action="store_true", help="train.channels_last: true")

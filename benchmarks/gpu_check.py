@@ -23,9 +23,9 @@ import torch
 
 from flatlib.cli import cli_parser
 from flatlib.config import load_yaml
-from flatlib.diffusion import StackedRandomGenerator
-from flatlib.sample import generate
-from flatlib.train import Trainer, resolve_config
+from flatlib.model.diffusion import StackedRandomGenerator
+from flatlib.measure.sample import generate
+from flatlib.training.train import Trainer, resolve_config
 
 
 def trainer_for(params: dict, variant: str, **train) -> Trainer:

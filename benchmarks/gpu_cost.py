@@ -23,9 +23,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from flatlib.cli import cli_parser
-from flatlib.params import load_params
+from flatlib.schema import load_params
 from flatlib.profiles import apply_profile
-from flatlib.unet import create_unet
+from flatlib.model.unet import create_unet
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURED_STEPS_PER_S = 10.04      # Adam, H100, bf16, NCHW, CIFAR-10 UNet, batch 128 (README)

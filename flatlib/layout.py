@@ -6,7 +6,7 @@ torch, so the report and the tests read it cheaply.
 
 Every training run and every measurement of it exists once per training seed (``seeds`` in params.yaml):
 
-    data/preflight.json                             the checks python -m flatlib.preflight passed
+    data/preflight.json                             the checks python -m flatlib.stages.preflight passed
     data/reference.npz, data/featurenet.pt          FID reference images, CPU-profile feature extractor
     runs/{variant}/seed{s}/, runs/{variant}_swa/seed{s}/   training run and its SWA phase (checkpoints, log.csv)
     runs/rho_sweep/seed{s}/rho_{rho}/               the rho sweep's extra SAM runs
@@ -14,7 +14,7 @@ Every training run and every measurement of it exists once per training seed (``
     samples/quant/{variant}/seed{s}/{weights}_T{T'}_{b}bit.png   quantized-sampling grids
     metrics/{fid,quant,flatness,exposure}/{variant}/seed{s}.json, metrics/rho_sweep/seed{s}.json
     metrics/featurenet.json
-    results/summary.json, results/plots/{plot}.csv  headline numbers and plot data (python -m flatlib.summary)
+    results/summary.json, results/plots/{plot}.csv  headline numbers and plot data (python -m flatlib.stages.summary)
     reports/{notebook}.ipynb, reports/tables/, reports/figures/
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ def label(variant: str, weights: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-PREFLIGHT = Path("data/preflight.json")     # the checks passed (python -m flatlib.preflight --out)
+PREFLIGHT = Path("data/preflight.json")     # the checks passed (python -m flatlib.stages.preflight --out)
 REFERENCE = Path("data/reference.npz")
 FEATURENET = Path("data/featurenet.pt")
 FIDELITY_CACHE = Path(".fidelity_cache")

@@ -1,6 +1,6 @@
 """The package's own source files a module is made of: its flatlib import closure, found by parsing import
 statements (module level and inside functions), so nothing is imported to find it. Training records a digest
-of its closure in every run folder (flatlib.train.code_digest); tests/test_dvc.py checks each dvc.yaml stage's
+of its closure in every run folder (flatlib.training.train.code_digest); tests/test_dvc.py checks each dvc.yaml stage's
 code deps against the closure of the module it runs."""
 from __future__ import annotations
 

@@ -6,11 +6,12 @@ import pytest
 import torch
 import yaml
 
-from flatlib import sample, train
-from flatlib.checkpoints import load_model
+from flatlib.measure import sample
+from flatlib.training import train
+from flatlib.training.checkpoints import load_model
 from flatlib.config import ConfigError
-from flatlib.sample import SampleConfig
-from flatlib.unet import UNetConfig, create_unet
+from flatlib.measure.sample import SampleConfig
+from flatlib.model.unet import UNetConfig, create_unet
 from tests.test_train import TINY, load, run, write_params
 
 COMPILED = {**TINY, "train": {**TINY["train"], "compile": "default"}}

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from flatlib import layout
-from flatlib.params import load_params
+from flatlib.schema import load_params
 from flatlib.sources import import_closure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,8 +64,8 @@ def test_every_stage_lists_exactly_the_code_it_imports(stages):
 
 def test_the_dependency_check_catches_a_deleted_dependency(stages):
     stage = dict(stages["rho_sweep@0"])
-    stage["deps"] = [d for d in stage["deps"] if d != "flatlib/flatness.py"]
-    assert missing_and_extra(stage) == ({"flatlib/flatness.py"}, set())
+    stage["deps"] = [d for d in stage["deps"] if d != "flatlib/measure/flatness.py"]
+    assert missing_and_extra(stage) == ({"flatlib/measure/flatness.py"}, set())
 
 
 def test_stage_outputs_follow_the_layout(stages):

@@ -1,4 +1,4 @@
-"""Importing guided-diffusion / DDPM-IP / ADM-ES checkpoints: flatlib.gd_flags, flatlib.gd_weights, flatlib.gd_import.
+"""Importing guided-diffusion / DDPM-IP / ADM-ES checkpoints: flatlib.gd.flags, flatlib.gd.weights, flatlib.gd.importer.
 
 Fixtures in guided-diffusion's layout: tests/data/gd_unet_*.pt.xz, state_dicts and outputs made by guided-diffusion
 itself for both attention orders (see tests/test_unet.py), and state_dicts of flatlib's own UNet, whose keys and
@@ -15,18 +15,18 @@ import pytest
 import torch
 
 from flatlib import layout
-from flatlib.checkpoints import is_swa_phase, load_model
+from flatlib.training.checkpoints import is_swa_phase, load_model
 from flatlib.config import ConfigError
-from flatlib.data import DataConfig
+from flatlib.training.data import DataConfig
 from flatlib.errors import CorruptFileError, MissingInputError, RunFolderError
-from flatlib.gd_flags import parse_flags
-from flatlib.diffusion import DiffusionConfig
-from flatlib.gd_import import (DDPM_IP_README, PUBLISHED, CheckpointSource, ImportConfig, default_swa_out,
+from flatlib.gd.flags import parse_flags
+from flatlib.model.diffusion import DiffusionConfig
+from flatlib.gd.importer import (DDPM_IP_README, PUBLISHED, CheckpointSource, ImportConfig, default_swa_out,
                                differences_from, import_checkpoint, main)
-from flatlib.gd_weights import (SHAPELESS_FLAGS, WeightsMismatchError, check_reference, check_state_dict,
+from flatlib.gd.weights import (SHAPELESS_FLAGS, WeightsMismatchError, check_reference, check_state_dict,
                                 model_from_state_dict, read_reference, read_state_dict, relative_error)
-from flatlib.metrics import sha256_file
-from flatlib.unet import UNetConfig, count_parameters, create_unet
+from flatlib.measure.metrics import sha256_file
+from flatlib.model.unet import UNetConfig, count_parameters, create_unet
 
 DATA = Path(__file__).parent / "data"
 CIFAR10 = DataConfig(name="cifar10", image_size=32)
@@ -229,7 +229,7 @@ def test_load_model_reads_every_kind_of_an_import(cifar_files, tmp_path):
         entry = records[folder]["weights"][kind]
         assert entry["sha256"] == sha256_file(files[kind]) == sha256_file(folder / entry["file"])  # byte copies
         assert json.loads((folder / "import.json").read_text()) == records[folder]
-        assert not (folder / layout.CODE_RECORD).exists()  # flatlib.train resumes nothing from an import
+        assert not (folder / layout.CODE_RECORD).exists()  # flatlib.training.train resumes nothing from an import
     assert not is_swa_phase(out) and is_swa_phase(swa_out)
     assert run.data == CIFAR10 and run.diffusion.noise_schedule == "cosine" and run.model.learn_sigma
 
@@ -298,7 +298,7 @@ def test_cli_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     text = capsys.readouterr().out
-    assert exit_info.value.code == 0 and text.startswith("usage: python -m flatlib.gd_import")
+    assert exit_info.value.code == 0 and text.startswith("usage: python -m flatlib.gd.importer")
     for option in ("--ema", "--swa", "--flags", "--published", "--out", "--swa-out", "--step", "--data",
                    "--seed", "--reference", "--reference-weights", "--tolerance", "--debug"):
         assert option in text
@@ -316,7 +316,7 @@ def test_cli_import_and_its_errors(cifar_files, tmp_path, capsys):
         main(["--ema", str(tmp_path / "ADM-IP.pt"), "--published", "cifar10/ADM-IP.pt", "--step", "1",
               "--out", str(tmp_path / "published")])
     stderr = capsys.readouterr().err
-    assert exit_info.value.code == 2 and stderr.startswith("flatlib.gd_import: error: ")
+    assert exit_info.value.code == 2 and stderr.startswith("flatlib.gd.importer: error: ")
     assert str(tmp_path / "ADM-IP.pt") in stderr and PUBLISHED["cifar10/ADM-IP.pt"].url in stderr
     with pytest.raises(ConfigError, match="--data name=... "):  # --debug: the error itself, with its traceback
         main(["--ema", str(cifar_files["ema"]), "--flags", TINY_CIFAR10_FLAGS, "--out", str(tmp_path / "x"),

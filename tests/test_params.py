@@ -1,4 +1,4 @@
-"""flatlib.params: one typed parse of params.yaml, the variant merge, and the checks across sections that
+"""flatlib.schema: one typed parse of params.yaml, the variant merge, and the checks across sections that
 fail in seconds instead of after hours of training."""
 import shutil
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from flatlib.config import ConfigError
-from flatlib.params import load_params, params_comments
+from flatlib.schema import load_params, params_comments
 
 ROOT = Path(__file__).resolve().parent.parent
 

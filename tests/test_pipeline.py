@@ -17,7 +17,7 @@ import yaml
 
 from flatlib import layout
 from flatlib.config import ConfigError
-from flatlib.params import load_params
+from flatlib.schema import load_params
 from flatlib.profiles import apply_profile
 from tests.workspace import ROOT, copy_repository
 from tests.workspace import run as run_in

@@ -1,4 +1,4 @@
-"""flatlib.publish: the executed notebooks as small HTML pages with the same bytes every time."""
+"""flatlib.stages.publish: the executed notebooks as small HTML pages with the same bytes every time."""
 import base64
 import io
 import re
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flatlib import layout, publish
+from flatlib import layout
+from flatlib.stages import publish
 
 
 def png(width: int, height: int) -> bytes:

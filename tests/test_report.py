@@ -35,7 +35,7 @@ def write_params(root: Path, seeds=SEEDS) -> None:
     (root / "params.yaml").write_text(text)
 
 
-def write_json(path: Path, payload) -> None:  # as flatlib.pipeline._write_json
+def write_json(path: Path, payload) -> None:  # as flatlib.stages.pipeline._write_json
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
 

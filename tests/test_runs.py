@@ -1,15 +1,16 @@
-"""Imported variants before the evaluation stages: flatlib.runs (the DVC train and swa stages) imports instead of
-training, and flatlib.preflight checks the imported files and records their SHA-256."""
+"""Imported variants before the evaluation stages: flatlib.stages.runs (the DVC train and swa stages) imports instead of
+training, and flatlib.stages.preflight checks the imported files and records their SHA-256."""
 import json
 import os
 
 import pytest
 
-from flatlib import layout, preflight, runs
-from flatlib.checkpoints import is_swa_phase, load_model
+from flatlib import layout
+from flatlib.stages import preflight, runs
+from flatlib.training.checkpoints import is_swa_phase, load_model
 from flatlib.config import load_yaml
-from flatlib.gd_import import IMPORT_RECORD
-from flatlib.metrics import sha256_file
+from flatlib.gd.importer import IMPORT_RECORD
+from flatlib.measure.metrics import sha256_file
 from tests.imported_workspace import FLAGS, save_gd_weights, write_cifar10_batches, write_imported_params
 
 IMPORTS = {"adm": {"ema": "data/imported/ADM-baseline.pt", "flags": FLAGS, "step": 1},

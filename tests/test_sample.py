@@ -4,8 +4,8 @@ import json
 import numpy as np
 import torch
 
-from flatlib import sample
-from flatlib.checkpoints import load_model
+from flatlib.measure import sample
+from flatlib.training.checkpoints import load_model
 from tests.test_train import run as train_run
 
 

@@ -1,11 +1,11 @@
-"""flatlib.stats: intervals over training seeds and the three-valued verdict rule on constructed inputs."""
+"""flatlib.measure.stats: intervals over training seeds and the three-valued verdict rule on constructed inputs."""
 import math
 
 import numpy as np
 import pytest
 
 from flatlib.config import ConfigError
-from flatlib.stats import VerdictConfig, combine, estimate, replicates, verdict
+from flatlib.measure.stats import VerdictConfig, combine, estimate, replicates, verdict
 
 
 def test_interval_is_students_t_over_seeds():

@@ -1,4 +1,4 @@
-"""flatlib.summary on the hand-made workspaces of tests/test_report.py: the flat headline numbers, the plot data,
+"""flatlib.stages.summary on the hand-made workspaces of tests/test_report.py: the flat headline numbers, the plot data,
 a profile whose rows are partly absent (DDPM-IP imports), and a missing measurement."""
 import json
 import shutil
@@ -6,7 +6,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from flatlib import layout, summary
+from flatlib import layout
+from flatlib.stages import summary
 from flatlib.profiles import apply_profile
 from tests.test_report import ROOT, make_workspace, write_json
 
@@ -77,6 +78,6 @@ def test_a_missing_measurement_is_one_line_naming_its_stage(tmp_path, capsys):
         summary.main(["--workspace", str(ws)])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("flatlib.summary: error: metrics/flatness/sam/seed0.json is missing")
+    assert err.startswith("flatlib.stages.summary: error: metrics/flatness/sam/seed0.json is missing")
     assert "dvc repro flatness@sam-0" in err
     assert not (ws / layout.SUMMARY).exists()

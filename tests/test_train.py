@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from flatlib import train
+from flatlib.training import train
 from flatlib.config import ConfigError, apply_overrides
 
 TINY = {
@@ -55,9 +55,9 @@ def test_bad_config_fails_before_any_work(tmp_path, bad, message):
         train.resolve_config(params, "adm")
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(params))
-    result = subprocess.run([sys.executable, "-m", "flatlib.train", "--params", str(path), "--variant", "adm",
+    result = subprocess.run([sys.executable, "-m", "flatlib.training.train", "--params", str(path), "--variant", "adm",
                              "--out", str(tmp_path / "run")], capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.startswith("flatlib.train: error: ")
+    assert result.returncode == 2 and result.stderr.startswith("flatlib.training.train: error: ")
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "run").exists()
 
@@ -140,7 +140,7 @@ def test_torchrun_ddp_on_two_cpu_processes(tmp_path, unused_tcp_port):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", str(unused_tcp_port), "-m", "flatlib.train", "--params", str(params),
+                             "--master_port", str(unused_tcp_port), "-m", "flatlib.training.train", "--params", str(params),
                              "--variant", "sam_ip", "--out", str(out), "--no-progress"],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""Tests of flatlib.unet against openai/guided-diffusion.
+"""Tests of flatlib.model.unet against openai/guided-diffusion.
 
 The fixtures tests/data/gd_unet_*.pt.xz were made once, outside this repository, with guided-diffusion's own
 code (github.com/openai/guided-diffusion at commit 22e0df8183507e13a7813f8d38d51b072ca1e67c; none of it is
@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from flatlib.unet import (GroupNorm32, NAMED_CONFIGS, UNetConfig, UNetModel, count_parameters, create_unet,
+from flatlib.model.unet import (GroupNorm32, NAMED_CONFIGS, UNetConfig, UNetModel, count_parameters, create_unet,
                           timestep_embedding)
 
 DATA = Path(__file__).parent / "data"

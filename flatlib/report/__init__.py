@@ -2,8 +2,8 @@
 
 Every function takes the WORKSPACE (the repository root a ``dvc repro`` ran in; the notebooks pass
 ``workspace = ".."``) and reads only what the DVC stages wrote there (paths: :mod:`flatlib.layout`) and the
-typed params (:mod:`flatlib.params`). The notebooks stay short and call this package; nothing here trains,
-samples or measures. :mod:`flatlib.publish` renders the executed notebooks as the committed HTML report.
+typed params (:mod:`flatlib.schema`). The notebooks stay short and call this package; nothing here trains,
+samples or measures. :mod:`flatlib.stages.publish` renders the executed notebooks as the committed HTML report.
 
 Modules
     paper       the paper's numbers (Table 1, quantization, exposure gap)
@@ -14,7 +14,7 @@ Modules
     display     how results are shown: HTML tables (inline styles) with a plain-text twin, the verdict table
     figures     ``plot_*``: each saves ``reports/figures/NAME.png`` with deterministic bytes and returns the Figure
     claims      ``claims(workspace, group)``: every paper claim with its paired difference, interval and
-                three-valued verdict (flatlib.stats); profile notes and the params.yaml reproduction choices
+                three-valued verdict (flatlib.measure.stats); profile notes and the params.yaml reproduction choices
                 behind each notebook
 
 The names below are what the notebooks use. Shown text is what CI compares (nbval compares text/plain,

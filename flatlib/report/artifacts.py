@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from flatlib import layout
-from flatlib.gd_import import IMPORT_RECORD
-from flatlib.params import Params, load_params as _parse_params
+from flatlib.gd.importer import IMPORT_RECORD
+from flatlib.schema import Params, load_params as _parse_params
 
 # --------------------------------------------------------------------------------------------- rounding
 #: Decimals printed (and compared) per quantity of fixed scale. FID is printed with 3 decimals: two runs
@@ -128,7 +128,7 @@ def _json(workspace, relpath):
 
 
 def load_params(workspace) -> Params:
-    """The workspace's params.yaml as typed :class:`flatlib.params.Params` (what the stages read), parsed once per
+    """The workspace's params.yaml as typed :class:`flatlib.schema.Params` (what the stages read), parsed once per
     text of the file (the report reads it in nearly every function)."""
     path = workspace_path(workspace, "params.yaml")
     if not path.is_file():
@@ -139,7 +139,7 @@ def load_params(workspace) -> Params:
 
 @functools.lru_cache(maxsize=8)
 def _parsed(path: Path, text: str) -> Params:
-    """:func:`flatlib.params.load_params` of a file with this text (Params are frozen: shared safely)."""
+    """:func:`flatlib.schema.load_params` of a file with this text (Params are frozen: shared safely)."""
     return _parse_params(path)
 
 
@@ -193,7 +193,7 @@ def load_rho_sweep(workspace) -> list[dict]:
 
 
 def load_import_record(workspace, variant: str, seed: int, weights: str) -> dict:
-    """The import.json of the run folder that holds an imported variant's ``weights`` (flatlib.gd_import)."""
+    """The import.json of the run folder that holds an imported variant's ``weights`` (flatlib.gd.importer)."""
     return _json(workspace, layout.weights_run_dir(variant, seed, weights) / IMPORT_RECORD)
 
 
@@ -213,7 +213,7 @@ IMPORTED = "imported: not trained here"
 def plateau_table(workspace) -> pd.DataFrame:
     """The plateau criterion every training run recorded (metrics.json): one row per run (the Table 1
     variants and the rho sweep's runs, per seed) with its final held-out L_simple, its relative change over
-    the last window and whether it converged (flatlib.train.plateau); an imported variant's runs are marked
+    the last window and whether it converged (flatlib.training.train.plateau); an imported variant's runs are marked
     :data:`IMPORTED`."""
     params = load_params(workspace)
     runs = [(v, s, layout.run_dir(v, s)) for v in params.variants for s in params.seeds]

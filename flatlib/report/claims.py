@@ -10,14 +10,14 @@ import pandas as pd
 
 from flatlib import layout
 from flatlib.layout import FLATNESS_ROWS, PAPER_ROWS, label
-from flatlib.params import params_comments
+from flatlib.schema import params_comments
 from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
                                       load_featurenet, load_fid, load_import_record, load_params, plateau_table,
                                       load_quant, paper_dataset, workspace_path)
 from flatlib.report.display import show, table_view, verdict_view
 from flatlib.report.paper import RESPACINGS, paper_fid
 from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, save_table, sigmas
-from flatlib.stats import combine, estimate, rule_text, verdict
+from flatlib.measure.stats import combine, estimate, rule_text, verdict
 
 
 # ------------------------------------------------------------------------------------------------ claims
@@ -63,7 +63,7 @@ def _fid(workspace, row: str, respacing: int) -> np.ndarray:
 
 
 def _lower(name_a: str, a, name_b: str, b, kind: str, confidence: float) -> tuple[str, str]:
-    """The paired comparison "A lower than B": (its text, its verdict by flatlib.stats.verdict)."""
+    """The paired comparison "A lower than B": (its text, its verdict by flatlib.measure.stats.verdict)."""
     diff = estimate(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), confidence)
     text = (f"{name_a} {fmt(estimate(a, confidence).mean, kind)} vs {name_b} {fmt(estimate(b, confidence).mean, kind)}"
             f" (difference {fmt_interval(diff.mean, diff.half_width, kind, sign=True)})")
@@ -71,7 +71,7 @@ def _lower(name_a: str, a, name_b: str, b, kind: str, confidence: float) -> tupl
 
 
 def _all_lower(parts: list[tuple[str, str]]) -> tuple[str, str]:
-    """A compound claim from its parts (flatlib.stats.combine)."""
+    """A compound claim from its parts (flatlib.measure.stats.combine)."""
     return "; ".join(t for t, _ in parts), combine(v for _, v in parts)
 
 
@@ -305,7 +305,7 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
     """Every paper claim (or those of ``group``) evaluated on the workspace's artifacts.
 
     Columns: group, claim, paper (the paper's evidence), measured (means and the paired difference with its
-    interval), rule (the comparison), verdict by the rule of flatlib.stats (reproduced / contradicted /
+    interval), rule (the comparison), verdict by the rule of flatlib.measure.stats (reproduced / contradicted /
     inconclusive; "not evaluated" when the measurement it needs was not configured), seeds, and runs (whether
     every training run the claim uses reached its plateau). A missing artifact raises
     :class:`ArtifactMissing`.

@@ -16,7 +16,7 @@ import pandas as pd
 
 from flatlib.report.artifacts import fmt, format_table
 
-#: the mark and background colour of each verdict (flatlib.stats.verdict, and "not evaluated")
+#: the mark and background colour of each verdict (flatlib.measure.stats.verdict, and "not evaluated")
 VERDICT_MARKS = {"reproduced": "✔ reproduced", "contradicted": "✘ contradicted", "inconclusive": "? inconclusive",
                  "not evaluated": "– not evaluated"}
 VERDICT_COLORS = {"reproduced": "#e3f4e1", "contradicted": "#fbe3e1", "inconclusive": "#fdf5d9",

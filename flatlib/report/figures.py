@@ -19,7 +19,7 @@ from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entr
                                       load_params, load_quant, load_training_log, mean_columns, quant_grid_path,
                                       rows,
                                       sample_grid_path, seeds, variants, weights_kinds, workspace_path)
-from flatlib.stats import estimate
+from flatlib.measure.stats import estimate
 from flatlib.report.paper import PAPER_TABLE1
 from flatlib.report.tables import exposure_table, flatness_table, quant_table, rho_table, table1
 

@@ -13,7 +13,7 @@ from flatlib.report.artifacts import (HALF_WIDTH, exposure_entries, flatness_ent
                                       load_quant, load_rho_sweep, mean_rise, paper_dataset, round_value, rows,
                                       variants, with_kinds, workspace_path)
 from flatlib.report.display import empty_view, show, table_view
-from flatlib.stats import Estimate, estimate
+from flatlib.measure.stats import Estimate, estimate
 from flatlib.report.paper import (DATASETS, PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1, RESPACINGS,
                                   paper_fid)
 
@@ -33,7 +33,7 @@ def _ranks(values) -> np.ndarray:
 
 def _put(record: dict, kinds: dict, column: str, values, kind: str, confidence: float) -> Estimate:
     """record[column] = mean of ``values`` (per seed, or per seed and sample set), record[column ±] = the
-    half-width of its interval (flatlib.stats.estimate); both printed as one "mean ± half-width" column."""
+    half-width of its interval (flatlib.measure.stats.estimate); both printed as one "mean ± half-width" column."""
     est = estimate(values, confidence)
     record[column], record[column + HALF_WIDTH] = est.mean, est.half_width
     kinds[column] = kinds[column + HALF_WIDTH] = kind

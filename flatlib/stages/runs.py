@@ -1,11 +1,11 @@
 """The DVC train and swa stages: a variant's run folder of one training seed, trained here or imported.
 
-    torchrun --standalone --nproc_per_node 1 -m flatlib.runs train --variant sam --seed 0   # runs/sam/seed0
-    torchrun --standalone --nproc_per_node 1 -m flatlib.runs swa --variant sam --seed 0     # runs/sam_swa/seed0
+    torchrun --standalone --nproc_per_node 1 -m flatlib.stages.runs train --variant sam --seed 0   # runs/sam/seed0
+    torchrun --standalone --nproc_per_node 1 -m flatlib.stages.runs swa --variant sam --seed 0     # runs/sam_swa/seed0
 
-A variant of params.yaml ``variants`` is trained by flatlib.train with ``--restart-if-changed`` (the swa stage:
+A variant of params.yaml ``variants`` is trained by flatlib.training.train with ``--restart-if-changed`` (the swa stage:
 its SWA phase from the train phase's checkpoint). A variant that params.yaml ``imports`` names trains nothing:
-the train stage imports its raw and EMA weights, the swa stage its SWA weights, through flatlib.gd_import
+the train stage imports its raw and EMA weights, the swa stage its SWA weights, through flatlib.gd.importer
 (strict load, SHA-256 and flags in ``import.json``); without SWA weights its SWA folder holds only an
 ``import.json`` without weights, and its swa rows are not evaluated (``Params.weights_of``). A folder that holds
 anything else (another import, a trained run) is replaced, as ``--restart-if-changed`` replaces a changed run.
@@ -20,17 +20,17 @@ from flatlib import atomic, layout
 from flatlib.cli import cli_parser
 from flatlib.config import ConfigError
 from flatlib.errors import add_debug_flag, cli_errors
-from flatlib.gd_import import IMPORT_RECORD, holds_import, import_checkpoint
-from flatlib.params import Params, load_params
+from flatlib.gd.importer import IMPORT_RECORD, holds_import, import_checkpoint
+from flatlib.schema import Params, load_params
 from flatlib.progress import add_progress_flag
-from flatlib.train import hold_run_folder
-from flatlib.train import main as train_main
+from flatlib.training.train import hold_run_folder
+from flatlib.training.train import main as train_main
 
 PHASES = ("train", "swa")
 
 
 def train_arguments(variant: str, seed: int, phase: str, params_path: str, progress: bool = True) -> list[str]:
-    """flatlib.train's command line for the run folder of ``phase``."""
+    """flatlib.training.train's command line for the run folder of ``phase``."""
     out = layout.run_dir(variant, seed, phase)
     init = ["--phase", "swa", "--init", str(layout.run_dir(variant, seed))] if phase == "swa" else []
     return ["--params", params_path, "--variant", variant, "--seed", str(seed), *init, "--out", str(out),
@@ -56,7 +56,7 @@ def import_phase(params: Params, variant: str, seed: int, phase: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli_parser("python -m flatlib.runs", __doc__)
+    parser = cli_parser("python -m flatlib.stages.runs", __doc__)
     parser.add_argument("phase", choices=PHASES, help="train: runs/V/seedS; swa: its SWA phase runs/V_swa/seedS")
     parser.add_argument("--variant", required=True, help="a key of params.yaml 'variants'")
     parser.add_argument("--seed", type=int, required=True, help="a training seed of params.yaml 'seeds'")

@@ -1,25 +1,25 @@
 """Import weights trained by guided-diffusion, DDPM-IP or ADM-ES (the published DDPM-IP checkpoints, or a
 user's ``model*.pt`` / ``ema_*.pt``) as a run folder that every evaluation stage reads like a trained one.
 
-    python -m flatlib.gd_import --ema data/ddpm_ip/cifar10/ADM-IP.pt --published cifar10/ADM-IP.pt \\
+    python -m flatlib.gd.importer --ema data/ddpm_ip/cifar10/ADM-IP.pt --published cifar10/ADM-IP.pt \\
         --step 1 --out runs/adm_ip_published
-    python -m flatlib.gd_import model200000.pt --ema ema_0.9999_200000.pt --swa swa200000.pt \\
+    python -m flatlib.gd.importer model200000.pt --ema ema_0.9999_200000.pt --swa swa200000.pt \\
         --flags "--image_size 32 --num_channels 128 ..." --data name=cifar10 --reference ref.pt --out runs/mine
 
 In the pipeline, params.yaml ``imports`` names such weights for a variant (:class:`ImportConfig`), which its DVC
-train and swa stages import instead of training it (flatlib.runs).
+train and swa stages import instead of training it (flatlib.stages.runs).
 
 The published files carry no step in their names: ``--step`` labels the run folder's files. Their README does
 not say whether they hold raw or EMA weights; the lineage samples from EMA weights.
 
-Each file is read weights-only, checked strictly against the UNet of its flags (flatlib.gd_weights: a
+Each file is read weights-only, checked strictly against the UNet of its flags (flatlib.gd.weights: a
 mismatch names the likely flag), optionally checked against a reference output of the original code, and
 copied byte for byte into ``OUT`` under flatlib's names (``model{step:06d}.pt``, ``ema_{rate}_{step:06d}.pt``),
 SWA weights into the SWA-phase folder ``OUT_swa`` (``swa{step:06d}.pt``), where the layout keeps them. Each
-folder gets ``config.yaml`` (a :class:`~flatlib.train.RunConfig`: model and diffusion from the flags),
+folder gets ``config.yaml`` (a :class:`~flatlib.training.train.RunConfig`: model and diffusion from the flags),
 ``opt{step:06d}.pt`` (the complete-checkpoint marker that ``load_model`` requires; it holds no training state)
 and ``import.json`` (sources, their SHA-256, the flags, the step), written last. No ``code.json`` is written,
-so flatlib.train refuses to resume or to start an SWA phase from an imported folder. Nothing is downloaded:
+so flatlib.training.train refuses to resume or to start an SWA phase from an imported folder. Nothing is downloaded:
 a missing file is one error that names it and, for a published file, where it is published.
 """
 from __future__ import annotations
@@ -35,18 +35,18 @@ from pathlib import Path
 import yaml
 
 from flatlib import atomic, layout
-from flatlib.checkpoints import training_state_path, weights_path
+from flatlib.training.checkpoints import training_state_path, weights_path
 from flatlib.cli import cli_parser
 from flatlib.config import ConfigError, StrictConfig, _nearest
-from flatlib.data import DataConfig
-from flatlib.diffusion import DiffusionConfig
+from flatlib.training.data import DataConfig
+from flatlib.model.diffusion import DiffusionConfig
 from flatlib.errors import MissingInputError, RunFolderError, add_debug_flag, cli_errors
-from flatlib.gd_flags import GuidedDiffusionFlags, parse_flags
-from flatlib.gd_weights import (REFERENCE_TOLERANCE, SHAPELESS_FLAGS, attention_signature, check_reference,
+from flatlib.gd.flags import GuidedDiffusionFlags, parse_flags
+from flatlib.gd.weights import (REFERENCE_TOLERANCE, SHAPELESS_FLAGS, attention_signature, check_reference,
                                 check_state_dict, read_reference, read_state_dict)
-from flatlib.metrics import sha256_file
-from flatlib.train import OptimConfig, RunConfig, SWAConfig, TrainConfig, hold_run_folder
-from flatlib.unet import UNetConfig
+from flatlib.measure.metrics import sha256_file
+from flatlib.training.train import OptimConfig, RunConfig, SWAConfig, TrainConfig, hold_run_folder
+from flatlib.model.unet import UNetConfig
 
 IMPORT_RECORD = "import.json"
 DDPM_IP_README = "https://github.com/forever208/DDPM-IP#download-adm-ip-models-and-adm-base-models"
@@ -107,7 +107,7 @@ class CheckpointSource:
     guided-diffusion flags that built it. ``step`` labels the run folder's files (default: the step in the
     files' guided-diffusion names). ``reference``: ``{x, t, out}`` that the original code computed with the
     ``reference_weights`` file (default: ema if given, else the first kind); it checks the flags the weights
-    cannot (flatlib.gd_weights.SHAPELESS_FLAGS)."""
+    cannot (flatlib.gd.weights.SHAPELESS_FLAGS)."""
     flags: GuidedDiffusionFlags
     files: dict[str, str | Path]
     step: int | None = None
@@ -158,7 +158,7 @@ class CheckpointSource:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ImportConfig(StrictConfig):
     """params.yaml ``imports.VARIANT``: weights trained elsewhere that the pipeline evaluates as VARIANT instead of
-    training it (flatlib.runs imports them into the variant's run folders). ``raw``, ``ema``, ``swa``: one file
+    training it (flatlib.stages.runs imports them into the variant's run folders). ``raw``, ``ema``, ``swa``: one file
     per weights kind, any non-empty subset (paths from the workspace, placed by hand). The guided-diffusion flags
     that built them: ``flags`` (a command line, or name -> value) or ``published``, a DDPM-IP checkpoint of
     :data:`PUBLISHED` whose README flags are taken. ``step``, ``reference`` and ``reference_weights`` as in
@@ -242,7 +242,7 @@ def _as_built(cfg: UNetConfig) -> dict:
 def differences_from(flags: GuidedDiffusionFlags, model: UNetConfig, diffusion: DiffusionConfig) -> list[str]:
     """Where the UNet and diffusion that ``flags`` build differ from ``model`` and ``diffusion`` (params.yaml's
     sections), one ``"model.KEY: VALUE in the flags, VALUE here"`` each; the attention heads and order compared
-    as the attention blocks use them (flatlib.gd_weights.attention_signature)."""
+    as the attention blocks use them (flatlib.gd.weights.attention_signature)."""
     built = flags.unet_config()
     ours = {**_as_built(built), **{f"diffusion.{k}": v for k, v in flags.diffusion_config().to_dict().items()}}
     theirs = {**_as_built(model), **{f"diffusion.{k}": v for k, v in diffusion.to_dict().items()}}
@@ -348,7 +348,7 @@ def _data_config(items: list[str], image_size: int, published: PublishedCheckpoi
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli_parser("python -m flatlib.gd_import", __doc__)
+    parser = cli_parser("python -m flatlib.gd.importer", __doc__)
     parser.add_argument("raw", nargs="?", type=Path, help="raw weights (guided-diffusion's model*.pt)")
     parser.add_argument("--ema", type=Path, help="EMA weights (ema_*.pt)")
     parser.add_argument("--swa", type=Path, help="SWA weights, written to the SWA-phase folder --swa-out")

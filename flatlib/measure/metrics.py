@@ -40,9 +40,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from flatlib.checkpoints import read_checkpoint
+from flatlib.training.checkpoints import read_checkpoint
 from flatlib.config import StrictConfig
-from flatlib.data import uint8_to_float
+from flatlib.training.data import uint8_to_float
 from flatlib.errors import CorruptFileError, MissingInputError
 from flatlib.progress import progress_bar
 
@@ -60,7 +60,7 @@ _CACHE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(n
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FeatureNetConfig(StrictConfig):
-    """params.yaml ``featurenet``: the CPU-profile FID feature extractor (flatlib.metrics.FeatureNet)."""
+    """params.yaml ``featurenet``: the CPU-profile FID feature extractor (flatlib.measure.metrics.FeatureNet)."""
     epochs: int = 5
     batch_size: int = 128
     lr: float = 1e-3
@@ -180,7 +180,7 @@ def check_inception_weights(path) -> Path:
 
 def load_feature_net(path: str | Path) -> tuple[FeatureNet, dict]:
     """Inverse of :func:`save_feature_net`: ``(model on CPU in eval mode, meta)``."""
-    path = _require_file(path, "FeatureNet weights (train them with flatlib.metrics.train_feature_net)")
+    path = _require_file(path, "FeatureNet weights (train them with flatlib.measure.metrics.train_feature_net)")
     checkpoint = read_checkpoint(path, remedy="train and save the FeatureNet again (DVC stage featurenet)")
     model = FeatureNet(**checkpoint["config"])
     model.load_state_dict(checkpoint["state_dict"])

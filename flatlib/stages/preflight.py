@@ -1,10 +1,10 @@
 """Preflight: check in seconds, before any training, everything the whole run of the active params needs.
 
-    python -m flatlib.preflight                                  # params.yaml in the current folder
-    python -m flatlib.preflight --params params.yaml --out data/preflight.json   # as the DVC stage runs it
+    python -m flatlib.stages.preflight                                  # params.yaml in the current folder
+    python -m flatlib.stages.preflight --params params.yaml --out data/preflight.json   # as the DVC stage runs it
 
-Checks (issue 14, guarantee 1): params.yaml parses (:class:`flatlib.params.Params`, every section and
-the checks across sections); the data set is on disk (:func:`flatlib.data.check_dataset`, without reading images);
+Checks (issue 14, guarantee 1): params.yaml parses (:class:`flatlib.schema.Params`, every section and
+the checks across sections); the data set is on disk (:func:`flatlib.training.data.check_dataset`, without reading images);
 the Inception weights, when ``fid.extractor`` is inception, exist and are the published file (SHA-256);
 every imported weights file exists and loads strictly into the UNet of its flags (:func:`import_problems`;
 their SHA-256 go into ``--out``); the workspace is writable; the disk holds the checkpoints and samples the
@@ -26,12 +26,12 @@ import torch
 from flatlib import atomic, layout
 from flatlib.cli import cli_parser
 from flatlib.config import load_yaml
-from flatlib.data import check_dataset
+from flatlib.training.data import check_dataset
 from flatlib.errors import FlatlibError, add_debug_flag, cli_errors
-from flatlib.gd_weights import check_state_dict, read_state_dict
-from flatlib.metrics import check_inception_weights, sha256_file
-from flatlib.params import Params
-from flatlib.unet import create_unet
+from flatlib.gd.weights import check_state_dict, read_state_dict
+from flatlib.measure.metrics import check_inception_weights, sha256_file
+from flatlib.schema import Params
+from flatlib.model.unet import create_unet
 
 CHECKS = ("params", "data", "inception_weights", "imports", "workspace_writable", "free_disk", "devices")
 GiB = 2 ** 30
@@ -147,7 +147,7 @@ def problems(params: dict, workspace: Path) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli_parser("python -m flatlib.preflight", __doc__)
+    parser = cli_parser("python -m flatlib.stages.preflight", __doc__)
     parser.add_argument("--params", default="params.yaml", help="parameter file to check")
     parser.add_argument("--workspace", type=Path, default=Path("."), help="where the pipeline runs")
     parser.add_argument("--out", type=Path, help="write the list of checks passed and the SHA-256 of imported weights "
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
             digests = import_digests(Params.from_dict(load_yaml(args.params), "params"), args.workspace)
             atomic.write_json(args.out, {"checks": list(CHECKS), **({"imports": digests} if digests else {})},
                               indent=1)
-        print(f"flatlib.preflight: ok ({', '.join(CHECKS)})")
+        print(f"flatlib.stages.preflight: ok ({', '.join(CHECKS)})")
 
 
 if __name__ == "__main__":

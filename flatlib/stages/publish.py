@@ -3,7 +3,7 @@ page and one stylesheet, and the key figures as PNG under docs/figures/ (what th
 most MAX_WIDTH pixels and reduced to a 256-colour palette) and with deterministic bytes: the pipeline's last
 stage writes them and git keeps them, so a fresh clone shows the default run's results without running anything.
 
-    python -m flatlib.publish          # in the repository root, after the notebooks stages
+    python -m flatlib.stages.publish          # in the repository root, after the notebooks stages
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def render_index(titles: dict[str, str]) -> str:
     figure = ('<p><img src="figures/fid_vs_paper.png" alt="Table 1: measured FID beside the paper" '
               'style="max-width: 100%"></p>' if "table1_fid" in titles else "")
     body = (f"<h1>flatlib: the default run's report</h1>\n<p>Executed notebooks of <code>dvc repro</code> "
-            f"(rendered by <code>python -m flatlib.publish</code>):</p>\n<ul>\n{items}\n</ul>\n{figure}")
+            f"(rendered by <code>python -m flatlib.stages.publish</code>):</p>\n<ul>\n{items}\n</ul>\n{figure}")
     return PAGE.format(title="flatlib report", nav=_nav(titles, "index"), body=body)
 
 
@@ -154,7 +154,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def build_parser():
-    parser = cli_parser("python -m flatlib.publish", __doc__)
+    parser = cli_parser("python -m flatlib.stages.publish", __doc__)
     parser.add_argument("--workspace", type=Path, default=Path("."),
                         help="the repository root the pipeline ran in (reads reports/, writes docs/)")
     return parser

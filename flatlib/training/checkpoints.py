@@ -18,7 +18,7 @@ import yaml
 
 from flatlib import layout
 from flatlib.errors import CorruptFileError, MissingInputError
-from flatlib.unet import create_unet
+from flatlib.model.unet import create_unet
 
 
 def weights_path(run_dir: str | Path, kind: str, step: int, ema_rate: float) -> Path:
@@ -48,7 +48,7 @@ def configured_step(config: dict, swa_phase: bool) -> int:
 def read_run_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / layout.RUN_CONFIG
     if not path.is_file():
-        raise MissingInputError(f"{path} not found: is {run_dir} a run folder written by flatlib.train?")
+        raise MissingInputError(f"{path} not found: is {run_dir} a run folder written by flatlib.training.train?")
     return yaml.safe_load(path.read_text())
 
 
@@ -65,10 +65,10 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
 
 def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None, device: str | torch.device = "cpu"):
     """``(model, run config, step)``: the UNet of a run folder with its raw / EMA / SWA weights at ``step``, in
-    eval mode, and the run's typed :class:`flatlib.train.RunConfig`. The default step is the one the run's
+    eval mode, and the run's typed :class:`flatlib.training.train.RunConfig`. The default step is the one the run's
     config.yaml trains to (:func:`configured_step`), never simply the newest file: a run trained further under
     another ``train.steps`` is not silently evaluated at a later step (issue 14, guarantee 0)."""
-    from flatlib.train import RunConfig  # train writes run folders with this module's names
+    from flatlib.training.train import RunConfig  # train writes run folders with this module's names
 
     config = read_run_config(run_dir)
     if step is None:

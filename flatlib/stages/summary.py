@@ -10,7 +10,7 @@ logs (runs/) it writes
 
 A row the profile does not measure (an import's missing weights, no SAM variant) is left out, never an error.
 
-    python -m flatlib.summary                # in the repository root, after the measurement stages
+    python -m flatlib.stages.summary                # in the repository root, after the measurement stages
 """
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def write(workspace) -> dict[str, float | int]:
 
 
 def build_parser():
-    parser = cli_parser("python -m flatlib.summary", __doc__)
+    parser = cli_parser("python -m flatlib.stages.summary", __doc__)
     parser.add_argument("--workspace", default=".", help="the repository root the pipeline ran in")
     add_debug_flag(parser)
     return parser

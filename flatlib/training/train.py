@@ -1,18 +1,18 @@
 """Training of every Table 1 variant from one entry point: ADM, +IP, +SAM, with EMA tracked inside each run
 and SWA as a separate phase resumed from a late checkpoint.
 
-    python -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0            # one CPU process
-    python -m flatlib.train --variant sam --seed 0 --phase swa --init runs/sam/seed0 --out runs/sam_swa/seed0
-    python -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0 --dry-run  # print the resolved config
-    python -m flatlib.train --variant adm --out runs/adm/seed0 --set train.steps=500 --set optim.lr=1e-3
+    python -m flatlib.training.train --variant sam --seed 0 --out runs/sam/seed0            # one CPU process
+    python -m flatlib.training.train --variant sam --seed 0 --phase swa --init runs/sam/seed0 --out runs/sam_swa/seed0
+    python -m flatlib.training.train --variant sam --seed 0 --out runs/sam/seed0 --dry-run  # print the resolved config
+    python -m flatlib.training.train --variant adm --out runs/adm/seed0 --set train.steps=500 --set optim.lr=1e-3
     python -m flatlib.profiles cifar10       # params.yaml := the paper's CIFAR-10 settings, then on 8 GPUs:
-    torchrun --nproc_per_node 8 -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0
+    torchrun --nproc_per_node 8 -m flatlib.training.train --variant sam --seed 0 --out runs/sam/seed0
 
 A paper profile is merged into params.yaml by flatlib.profiles (``profiles/*.yaml``); ``--params`` reads
 another parameter file. The seed fixes the initial weights, the data order and the training noise; runs of
 one seed share the first two across variants (paired).
 
-The objective is the hybrid loss of improved DDPM (flatlib.diffusion.training_losses). A run folder holds
+The objective is the hybrid loss of improved DDPM (flatlib.model.diffusion.training_losses). A run folder holds
 ``config.yaml`` (resolved), ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
 ``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state),
 ``swa{step:06d}.pt`` in the SWA phase, ``log.csv``, ``metrics.json`` and ``code.json`` (the digest of the
@@ -52,21 +52,21 @@ import torch.distributed as dist
 import yaml
 
 from flatlib import atomic, layout, sources
-from flatlib.averaging import EMA, SWA
-from flatlib.checkpoints import (configured_step, read_checkpoint, read_run_config, saved_steps, training_state_path,
+from flatlib.training.averaging import EMA, SWA
+from flatlib.training.checkpoints import (configured_step, read_checkpoint, read_run_config, saved_steps, training_state_path,
                                  weights_path)
 from flatlib.cli import cli_parser
 from flatlib.config import (TRAIN_COMPILE_MODES, ConfigError, StrictConfig, apply_overrides, check_compile_mode,
                             compiled, load_yaml, resolve_device)
-from flatlib.data import (BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config,
+from flatlib.training.data import (BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config,
                           evaluation_subset, random_hflip)
-from flatlib.diffusion import DiffusionConfig, create_timestep_sampler
-from flatlib.flatness import DiffusionLossSet
+from flatlib.model.diffusion import DiffusionConfig, create_timestep_sampler
+from flatlib.measure.flatness import DiffusionLossSet
 from flatlib.errors import (CorruptFileError, Interrupted, MissingInputError, RunFolderError, add_debug_flag,
                             cli_errors)
 from flatlib.progress import add_progress_flag, progress_bar
-from flatlib.sam import SAM
-from flatlib.unet import UNetConfig, create_unet
+from flatlib.training.sam import SAM
+from flatlib.model.unet import UNetConfig, create_unet
 
 OPTIMIZERS = ("adam", "adam-sam")
 PRECISIONS = ("fp32", "bf16")
@@ -99,7 +99,7 @@ class TrainConfig(StrictConfig):
     steps: int
     batch_size: int                   # global batch, split over DDP ranks
     ema_rate: float = 0.9999
-    ema_warmup: bool = False          # reproduction choice for short runs (see flatlib.averaging)
+    ema_warmup: bool = False          # reproduction choice for short runs (see flatlib.training.averaging)
     timestep_sampler: str = "uniform"  # or "loss-second-moment"
     precision: str = "fp32"           # "bf16" autocast on GPU (never an fp16 scaler: SAM would do nothing)
     channels_last: bool = False
@@ -148,7 +148,7 @@ TRAIN_SECTIONS = ("data", "model", "diffusion", "optim", "train", "swa")
 
 def variant_optim(optim: dict, variants: dict, variant: str) -> dict:
     """``optim`` with ``variants[variant]`` merged in: the one place a variant meets the base optimizer
-    (flatlib.params.Params.run_config and :func:`resolve_config` both go through it)."""
+    (flatlib.schema.Params.run_config and :func:`resolve_config` both go through it)."""
     if variant not in variants:
         raise ConfigError(f"unknown variant {variant!r}; params.yaml defines {sorted(variants)}")
     return {**optim, **(variants[variant] or {})}
@@ -244,7 +244,7 @@ class Trainer:
                 return True
             except (CorruptFileError, MissingInputError) as err:
                 if self.rank == 0:
-                    print(f"flatlib.train: warning: skipping the checkpoint of step {step}, resuming from the "
+                    print(f"flatlib.training.train: warning: skipping the checkpoint of step {step}, resuming from the "
                           f"newest intact one before it: {err}", file=sys.stderr)
         return False
 
@@ -532,10 +532,10 @@ def run_plateau(run_dir: Path) -> dict | None:
 
 
 def code_digest() -> dict:
-    """SHA-256 of the flatlib sources that shape training: ``flatlib/train.py`` and every flatlib module it
+    """SHA-256 of the flatlib sources that shape training: ``flatlib/training/train.py`` and every flatlib module it
     imports, transitively (:func:`flatlib.sources.import_closure`, so a new dependency counts at once and
     evaluation-only modules such as pipeline, sample or metrics do not). Returns ``dict(sha256, files)``."""
-    files = sorted(sources.import_closure("flatlib.train"))
+    files = sorted(sources.import_closure("flatlib.training.train"))
     sha = hashlib.sha256()
     for file in files:
         sha.update(f"{file}\0".encode() + (sources.ROOT / file).read_bytes() + b"\0")
@@ -619,7 +619,7 @@ def record_run(out_dir: Path, cfg: RunConfig) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli_parser("python -m flatlib.train", __doc__)
+    parser = cli_parser("python -m flatlib.training.train", __doc__)
     parser.add_argument("--params", default="params.yaml", help="parameter file")
     parser.add_argument("--variant", required=True, help="a key of params.yaml 'variants' (adm, ip, sam, ...)")
     parser.add_argument("--seed", type=int,

@@ -15,8 +15,8 @@ is formed from x_1 with a noise coefficient near zero (about 0.3 uint8 levels in
 at an earlier step moves the chain that every later step starts from. So the verdict uses the mean before
 the last step; the per-step curve shows all steps.
 
-    python -m flatlib.exposure --run runs/sam/seed0 --weights ema --out exposure_sam_ema.json
-    python -m flatlib.exposure --run runs/adm/seed0 --respacing 100 --num 256 --aggregate mean --out adm.json
+    python -m flatlib.measure.exposure --run runs/sam/seed0 --weights ema --out exposure_sam_ema.json
+    python -m flatlib.measure.exposure --run runs/adm/seed0 --respacing 100 --num 256 --aggregate mean --out adm.json
 """
 from __future__ import annotations
 
@@ -27,13 +27,13 @@ from pathlib import Path
 import torch
 
 from flatlib import atomic
-from flatlib.checkpoints import load_model
+from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
 from flatlib.layout import WEIGHT_KINDS
 from flatlib.config import ConfigError, StrictConfig, resolve_device
 from flatlib.errors import add_debug_flag, cli_errors
-from flatlib.data import dataset_from_config, evaluation_subset
-from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator
+from flatlib.training.data import dataset_from_config, evaluation_subset
+from flatlib.model.diffusion import GaussianDiffusion, StackedRandomGenerator
 from flatlib.progress import add_progress_flag, progress_bar
 
 AGGREGATES = {"mean": torch.mean, "sum": torch.sum, "max": torch.max,
@@ -102,8 +102,8 @@ def exposure_of_run(run_dir: Path, weights: str, cfg: ExposureConfig, seed: int,
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = ExposureConfig()
-    parser = cli_parser("python -m flatlib.exposure", __doc__)
-    parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.train")
+    parser = cli_parser("python -m flatlib.measure.exposure", __doc__)
+    parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.training.train")
     parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema", help="which weights of the run")
     parser.add_argument("--step", type=int, help="checkpoint step (default: the run's last)")
     parser.add_argument("--respacing", type=int, default=defaults.respacing, help="T': number of sampling steps")

@@ -1,21 +1,21 @@
-"""The evaluation stages of ``dvc.yaml``: each subcommand reads the typed params (flatlib.params) and writes
+"""The evaluation stages of ``dvc.yaml``: each subcommand reads the typed params (flatlib.schema) and writes
 the artifacts of flatlib.layout that the notebooks read.
 
-    python -m flatlib.pipeline reference                   # data/reference.npz (FID reference images)
-    python -m flatlib.pipeline featurenet                  # data/featurenet.pt (CPU-profile FID feature extractor)
-    python -m flatlib.pipeline sample --variant sam --seed 0    # samples/V/seedS/{weights}_T{T'}.npz (+ .png grid)
-    python -m flatlib.pipeline fid --variant sam --seed 0       # metrics/fid/V/seedS.json
-    python -m flatlib.pipeline quant --variant sam --seed 0     # metrics/quant/V/seedS.json, samples/quant/V/seedS/
-    python -m flatlib.pipeline flatness --variant sam --seed 0  # metrics/flatness/V/seedS.json
-    python -m flatlib.pipeline exposure --variant sam --seed 0  # metrics/exposure/V/seedS.json
-    python -m flatlib.pipeline rho-train --seed 0               # runs/rho_sweep/seedS/rho_{rho} (SAM runs)
-    python -m flatlib.pipeline rho-sweep --seed 0               # metrics/rho_sweep/seedS.json
+    python -m flatlib.stages.pipeline reference                   # data/reference.npz (FID reference images)
+    python -m flatlib.stages.pipeline featurenet                  # data/featurenet.pt (CPU-profile FID feature extractor)
+    python -m flatlib.stages.pipeline sample --variant sam --seed 0    # samples/V/seedS/{weights}_T{T'}.npz (+ .png grid)
+    python -m flatlib.stages.pipeline fid --variant sam --seed 0       # metrics/fid/V/seedS.json
+    python -m flatlib.stages.pipeline quant --variant sam --seed 0     # metrics/quant/V/seedS.json, samples/quant/V/seedS/
+    python -m flatlib.stages.pipeline flatness --variant sam --seed 0  # metrics/flatness/V/seedS.json
+    python -m flatlib.stages.pipeline exposure --variant sam --seed 0  # metrics/exposure/V/seedS.json
+    python -m flatlib.stages.pipeline rho-train --seed 0               # runs/rho_sweep/seedS/rho_{rho} (SAM runs)
+    python -m flatlib.stages.pipeline rho-sweep --seed 0               # metrics/rho_sweep/seedS.json
 
 (V: the variant, S: the training seed.) A Table 1 row is a (variant, weights) pair: ``adm/raw`` is "ADM",
 ``adm/ema`` "+EMA", ``adm/swa`` "+SWA" (SWA weights of the SWA phase ``runs/adm_swa/seedS``), ``ip/raw`` "+IP",
 and so on (flatlib.layout.PAPER_ROWS).
 The stages measure the weights of ``Params.weights_of``: ``sample.weights``, less those an imported variant
-lacks; a run folder reads the same, trained or imported (flatlib.runs).
+lacks; a run folder reads the same, trained or imported (flatlib.stages.runs).
 """
 from __future__ import annotations
 
@@ -26,21 +26,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flatlib import atomic, flatness, layout
-from flatlib.checkpoints import load_model
+from flatlib import atomic, layout
+from flatlib.measure import flatness
+from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
 from flatlib.config import ConfigError, resolve_device
 from flatlib.errors import add_debug_flag, cli_errors
-from flatlib.data import ArrayImageDataset, dataset_from_config, evaluation_subset
-from flatlib.exposure import exposure_of_run
-from flatlib.flatness import FlatnessConfig
-from flatlib.metrics import compute_metrics, load_images, save_feature_net, train_feature_net
-from flatlib.metrics import FIDConfig
-from flatlib.params import Params, load_params
+from flatlib.training.data import ArrayImageDataset, dataset_from_config, evaluation_subset
+from flatlib.measure.exposure import exposure_of_run
+from flatlib.measure.flatness import FlatnessConfig
+from flatlib.measure.metrics import compute_metrics, load_images, save_feature_net, train_feature_net
+from flatlib.measure.metrics import FIDConfig
+from flatlib.schema import Params, load_params
 from flatlib.progress import add_progress_flag, line_buffered_stdout
-from flatlib.quant import quantize_model
-from flatlib.sample import sample_run, save_grid, save_samples
-from flatlib.train import run_plateau, train_run
+from flatlib.measure.quant import quantize_model
+from flatlib.measure.sample import sample_run, save_grid, save_samples
+from flatlib.training.train import run_plateau, train_run
 
 
 def _write_json(path: Path, payload) -> None:
@@ -238,7 +239,7 @@ RHO_SWEEP = ("rho-train", "rho-sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli_parser("python -m flatlib.pipeline", __doc__)
+    parser = cli_parser("python -m flatlib.stages.pipeline", __doc__)
     parser.add_argument("stage", choices=sorted(STAGES), help="the stage to run")
     parser.add_argument("--variant", help=f"training variant (a key of params.yaml 'variants') of the stages "
                                            f"{', '.join(PER_VARIANT)}")

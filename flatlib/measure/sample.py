@@ -1,7 +1,7 @@
 """Draw samples from a trained run with T' respaced ancestral steps (the paper's T' = 20 and 100).
 
-    python -m flatlib.sample --run runs/sam/seed0 --weights ema --respacing 20 --num 1000 --out sam_ema_T20.npz
-    python -m flatlib.sample --run runs/sam/seed0 --respacing 20 --num 1000 --quant-bits 8 --out sam_ema_T20_8bit.npz
+    python -m flatlib.measure.sample --run runs/sam/seed0 --weights ema --respacing 20 --num 1000 --out sam_ema_T20.npz
+    python -m flatlib.measure.sample --run runs/sam/seed0 --respacing 20 --num 1000 --quant-bits 8 --out sam_ema_T20_8bit.npz
 
 Image ``i`` draws x_T and every step's noise from its own generator seeded ``seed + i`` (EDM's per-image
 seeds), so the samples do not depend on the batch size. Output: an ``.npz`` with ``samples`` (uint8
@@ -18,15 +18,15 @@ import numpy as np
 import torch
 
 from flatlib import atomic
-from flatlib.checkpoints import load_model
+from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
 from flatlib.layout import WEIGHT_KINDS
 from flatlib.config import (SAMPLE_COMPILE_MODES, ConfigError, StrictConfig, check_compile_mode, compiled,
                             resolve_device)
 from flatlib.errors import add_debug_flag, cli_errors
-from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
+from flatlib.model.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
 from flatlib.progress import add_progress_flag, progress_bar
-from flatlib.quant import quantize_model
+from flatlib.measure.quant import quantize_model
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -93,7 +93,7 @@ def save_grid(images: torch.Tensor, path: str | Path, columns: int = 8) -> None:
 def sample_run(model: torch.nn.Module, run, respacing: str | int, seeds: list[int], cfg: SampleConfig,
                device: str | torch.device, progress: bool = True) -> torch.Tensor:
     """uint8 samples of a run's model at T' = ``respacing`` (the diffusion and image shape of its
-    :class:`~flatlib.train.RunConfig`): the one sampling path of the CLI, the sample, quant and rho-sweep stages."""
+    :class:`~flatlib.training.train.RunConfig`): the one sampling path of the CLI, the sample, quant and rho-sweep stages."""
     return generate(model, run.diffusion.build(run.model.learn_sigma, respacing), seeds, run.model.image_shape,
                     cfg.batch_size, device, cfg.eps_scale, progress=progress, compile=cfg.compile)
 
@@ -106,8 +106,8 @@ def save_samples(samples: torch.Tensor, out: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = SampleConfig(num=1)  # the defaults of the other fields
-    parser = cli_parser("python -m flatlib.sample", __doc__)
-    parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.train")
+    parser = cli_parser("python -m flatlib.measure.sample", __doc__)
+    parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.training.train")
     parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema", help="which weights of the run")
     parser.add_argument("--step", type=int, help="checkpoint step (default: the run's last)")
     parser.add_argument("--respacing", default="100", help="T': number of sampling steps (or a section string)")

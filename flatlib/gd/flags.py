@@ -1,6 +1,6 @@
 """The command-line flags of guided-diffusion's scripts (and of DDPM-IP's and ADM-ES's, which add
-``--input_pertub``), turned into flatlib's :class:`~flatlib.unet.UNetConfig` and
-:class:`~flatlib.diffusion.DiffusionConfig` exactly as guided-diffusion's ``script_util`` builds its model.
+``--input_pertub``), turned into flatlib's :class:`~flatlib.model.unet.UNetConfig` and
+:class:`~flatlib.model.diffusion.DiffusionConfig` exactly as guided-diffusion's ``script_util`` builds its model.
 
     flags = parse_flags("--image_size 32 --num_channels 128 --num_res_blocks 3 --learn_sigma True")
     flags.unet_config(), flags.diffusion_config()
@@ -20,8 +20,8 @@ from collections.abc import Mapping
 import torch
 
 from flatlib.config import ConfigError, _nearest
-from flatlib.diffusion import DiffusionConfig
-from flatlib.unet import UNetConfig, create_unet
+from flatlib.model.diffusion import DiffusionConfig
+from flatlib.model.unet import UNetConfig, create_unet
 
 #: ``model_and_diffusion_defaults()`` of guided-diffusion (unconditional), plus DDPM-IP's ``input_pertub``
 MODEL_AND_DIFFUSION_DEFAULTS = dict(

@@ -7,7 +7,7 @@ only place that does) and checks what spans sections before any work starts: eve
 variant's flags against the data, model and diffusion sections, ...
 
     params = load_params("params.yaml", overrides=["train.steps=8"])
-    run = params.run_config("sam", seed=1)    # flatlib.train.RunConfig of one variant and training seed
+    run = params.run_config("sam", seed=1)    # flatlib.training.train.RunConfig of one variant and training seed
     params.weights_of("adm")                  # the weights kinds measured for a variant (an import may lack some)
 """
 from __future__ import annotations
@@ -16,18 +16,18 @@ import dataclasses
 from pathlib import Path
 
 from flatlib.config import ConfigError, StrictConfig, apply_overrides, load_yaml
-from flatlib.data import DataConfig
-from flatlib.diffusion import DiffusionConfig
-from flatlib.exposure import ExposureConfig
-from flatlib.flatness import FlatnessConfig
-from flatlib.gd_import import ImportConfig, differences_from
+from flatlib.training.data import DataConfig
+from flatlib.model.diffusion import DiffusionConfig
+from flatlib.measure.exposure import ExposureConfig
+from flatlib.measure.flatness import FlatnessConfig
+from flatlib.gd.importer import ImportConfig, differences_from
 from flatlib.layout import WEIGHT_KINDS
-from flatlib.quant import QuantConfig
-from flatlib.sample import SampleConfig
-from flatlib.stats import VerdictConfig
-from flatlib.metrics import FeatureNetConfig, FIDConfig
-from flatlib.train import OptimConfig, RunConfig, SWAConfig, TrainConfig, variant_optim
-from flatlib.unet import UNetConfig
+from flatlib.measure.quant import QuantConfig
+from flatlib.measure.sample import SampleConfig
+from flatlib.measure.stats import VerdictConfig
+from flatlib.measure.metrics import FeatureNetConfig, FIDConfig
+from flatlib.training.train import OptimConfig, RunConfig, SWAConfig, TrainConfig, variant_optim
+from flatlib.model.unet import UNetConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -52,7 +52,7 @@ class Params(StrictConfig):
     """Every section of params.yaml. ``seed`` seeds what every run shares (reference subset, FeatureNet, the
     fixed (x0, t, eps) set, perturbation directions); ``seeds`` are the training seeds, one run per variant
     each, paired across variants (same initial weights and data order). ``imports`` maps a variant to the
-    weights it is evaluated from instead of being trained (:class:`flatlib.gd_import.ImportConfig`)."""
+    weights it is evaluated from instead of being trained (:class:`flatlib.gd.importer.ImportConfig`)."""
     seed: int
     seeds: list
     launch: LaunchConfig = LaunchConfig()
