@@ -271,15 +271,15 @@ def test_step_comes_from_the_names_or_is_given(cifar_files, tmp_path):
 def test_an_import_entry_splits_its_files_by_folder_and_checks_its_data_set(cifar_files):
     entry = ImportConfig(**{kind: str(cifar_files[kind]) for kind in ("raw", "ema", "swa")},
                          flags=TINY_CIFAR10_FLAGS, reference=str(cifar_files["reference"]))
-    train, swa = entry.source(["raw", "ema"]), entry.source(["swa"])
+    train, swa = import_source(entry, ["raw", "ema"]), import_source(entry, ["swa"])
     assert set(train.files) == {"raw", "ema"} and train.reference == cifar_files["reference"]
     assert set(swa.files) == {"swa"} and swa.reference is None  # the reference was computed with the EMA weights
-    entry.check_evaluated_on(CIFAR10)
+    check_evaluated_on(entry, CIFAR10)
     with pytest.raises(ConfigError, match="'digits' is not an RGB data set"):
-        entry.check_evaluated_on(DataConfig(name="digits", image_size=32))
+        check_evaluated_on(entry, DataConfig(name="digits", image_size=32))
     published = ImportConfig(ema="ADM-IP.pt", published="lsun_tower/ADM-IP.pt")
     with pytest.raises(ConfigError, match="lsun_tower/ADM-IP.pt was trained on image_folder"):
-        published.check_evaluated_on(DataConfig(name="cifar10", image_size=64))
+        check_evaluated_on(published, DataConfig(name="cifar10", image_size=64))
 
 
 def test_flags_and_sections_that_build_the_same_unet_do_not_differ():

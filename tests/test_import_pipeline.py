@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from flatlib import layout
-from flatlib.gd.importer import IMPORT_RECORD
+from flatlib.layout import IMPORT_RECORD
 from flatlib.measure.metrics import sha256_file
 from flatlib.report.display import verdict_mark
 from tests.imported_workspace import FLAGS, save_gd_weights, write_cifar10_batches, write_imported_params

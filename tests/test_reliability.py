@@ -32,7 +32,7 @@ from flatlib.training.checkpoints import load_model
 from flatlib.config import ConfigError
 from flatlib.errors import CorruptFileError, MissingInputError, cli_errors
 from tests.test_metrics import make_patterns, shift
-from tests.test_train import TINY, load, run, write_params
+from tests.test_train import TINY, resolve, load, run, write_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -9,7 +9,7 @@ from flatlib import layout
 from flatlib.stages import preflight, runs
 from flatlib.training.checkpoints import is_swa_phase, load_model
 from flatlib.config import load_yaml
-from flatlib.gd.importer import IMPORT_RECORD
+from flatlib.layout import IMPORT_RECORD
 from flatlib.measure.metrics import sha256_file
 from tests.imported_workspace import FLAGS, save_gd_weights, write_cifar10_batches, write_imported_params
 

@@ -6,7 +6,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from flatlib import layout
+from flatlib import layout, vocabulary
 from flatlib.stages import summary
 from flatlib.profiles import apply_profile
 from tests.test_report import ROOT, make_workspace, write_json
@@ -36,7 +36,7 @@ def test_headline_numbers_are_means_over_seeds_and_the_verdict_counts(tmp_path):
 def test_plot_data_has_one_row_label_per_line(tmp_path):
     ws = make_workspace(tmp_path)
     summary.write(ws)
-    rows = [layout.label(v, w) for v, w in layout.PAPER_ROWS]
+    rows = [vocabulary.label(v, w) for v, w in vocabulary.PAPER_ROWS]
     fid = plot(ws, "fid")
     assert list(fid["row"].unique()) == rows and sorted(fid["T"].unique()) == [20, 100]
     assert fid.set_index(["row", "T"]).loc[("+SAM", 20), "fid"] == pytest.approx(10.0)

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 import torch
 
 from flatlib.config import ConfigError, _nearest
-from flatlib.model.diffusion import DiffusionConfig
-from flatlib.model.unet import UNetConfig, create_unet
+from flatlib.model.unet import create_unet
+from flatlib.schema import DiffusionConfig, UNetConfig
 
 #: ``model_and_diffusion_defaults()`` of guided-diffusion (unconditional), plus DDPM-IP's ``input_pertub``
 MODEL_AND_DIFFUSION_DEFAULTS = dict(

@@ -29,28 +29,17 @@ import torch
 from flatlib import atomic
 from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
-from flatlib.layout import WEIGHT_KINDS
-from flatlib.config import ConfigError, StrictConfig, resolve_device
+from flatlib.vocabulary import WEIGHT_KINDS
+from flatlib.config import ConfigError
+from flatlib.model.device import resolve_device
+from flatlib.schema import ExposureConfig
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.training.data import dataset_from_config, evaluation_subset
-from flatlib.model.diffusion import GaussianDiffusion, StackedRandomGenerator
+from flatlib.model.diffusion import GaussianDiffusion, StackedRandomGenerator, diffusion_from_config
 from flatlib.progress import add_progress_flag, progress_bar
 
 AGGREGATES = {"mean": torch.mean, "sum": torch.sum, "max": torch.max,
               "mean_before_last": lambda gap: gap[:-1].mean()}
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ExposureConfig(StrictConfig):
-    """params.yaml ``exposure``: chains per model, T' and how the per-step gap is reduced to one number."""
-    num: int = 64                         # chains and real images
-    respacing: int = 20
-    aggregate: str = "mean_before_last"   # reproduction choice: mean gap over sampling steps but t = 0
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.aggregate not in AGGREGATES:
-            raise ConfigError(f"exposure.aggregate must be one of {sorted(AGGREGATES)}, got {self.aggregate!r}")
 
 
 @torch.no_grad()
@@ -96,8 +85,9 @@ def exposure_of_run(run_dir: Path, weights: str, cfg: ExposureConfig, seed: int,
     (a seeded subset): the one exposure measurement of the CLI and the exposure stage."""
     model, run, _ = load_model(run_dir, weights, step, device)
     real = evaluation_subset(dataset_from_config(run.data), cfg.num, seed)
-    return predicted_noise_norms(model, run.diffusion.build(run.model.learn_sigma, cfg.respacing), real, seed,
-                                 batch_size, device, aggregate=cfg.aggregate, progress=progress)
+    diffusion = diffusion_from_config(run.diffusion, run.model.learn_sigma, cfg.respacing)
+    return predicted_noise_norms(model, diffusion, real, seed, batch_size, device, aggregate=cfg.aggregate,
+                                 progress=progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    with cli_errors("exposure", args.debug):
+    with cli_errors("measure.exposure", args.debug):
         cfg = ExposureConfig(num=args.num, respacing=args.respacing, aggregate=args.aggregate)
         result = exposure_of_run(args.run, args.weights, cfg, args.seed, args.batch_size,
                                  resolve_device(args.device), args.step, progress=args.progress)

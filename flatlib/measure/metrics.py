@@ -41,7 +41,6 @@ from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from flatlib.training.checkpoints import read_checkpoint
-from flatlib.config import StrictConfig
 from flatlib.training.data import uint8_to_float
 from flatlib.errors import CorruptFileError, MissingInputError
 from flatlib.progress import progress_bar
@@ -57,24 +56,6 @@ INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb91
 _CACHE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.float64)),
                   type(np.dtype(np.float32))]
 
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class FeatureNetConfig(StrictConfig):
-    """params.yaml ``featurenet``: the CPU-profile FID feature extractor (flatlib.measure.metrics.FeatureNet)."""
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class FIDConfig(StrictConfig):
-    """params.yaml ``fid``: extractor and reference set of FID/KID/precision-recall."""
-    extractor: str = "featurenet"         # "inception" for the paper profiles
-    inception_weights: str | None = None  # path of torch-fidelity's Inception weights file (placed by hand)
-    reference_size: int = 5000            # training images in the reference set (paper: all of CIFAR-10)
-    kid: bool = True
-    prc: bool = True
-    batch_size: int = 256
 
 class FeatureNet(nn.Module):
     """Small classifier: three conv3x3-GroupNorm-ReLU blocks (width, 2*width, feature_dim channels; 2x

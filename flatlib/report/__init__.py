@@ -27,7 +27,6 @@ from flatlib.report.figures import (plot_exposure_gap, plot_fid_vs_paper, plot_h
                                     plot_loss_curves, plot_loss_surfaces, plot_noise_norms, plot_quant_fid,
                                     plot_quant_samples,
                                     plot_rho_sweep, plot_samples, plot_training_loss)
-from flatlib.report.artifacts import check_workspace, plateau_table  # noqa: F401
-from flatlib.report.paper import RESPACINGS  # noqa: F401
+from flatlib.report.artifacts import check_workspace, plateau_table, respacings  # noqa: F401
 from flatlib.report.tables import (exposure_table, flatness_table, paper_table1, quant_table,  # noqa: F401
                                    interval_note, rank_agreement, rho_table, show_table, table1)

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flatlib import layout
-from flatlib.gd.importer import IMPORT_RECORD
+from flatlib import layout, vocabulary
 from flatlib.schema import Params, load_params as _parse_params
 
 # --------------------------------------------------------------------------------------------- rounding
@@ -194,7 +193,7 @@ def load_rho_sweep(workspace) -> list[dict]:
 
 def load_import_record(workspace, variant: str, seed: int, weights: str) -> dict:
     """The import.json of the run folder that holds an imported variant's ``weights`` (flatlib.gd.importer)."""
-    return _json(workspace, layout.weights_run_dir(variant, seed, weights) / IMPORT_RECORD)
+    return _json(workspace, layout.weights_run_dir(variant, seed, weights) / layout.IMPORT_RECORD)
 
 
 def load_featurenet(workspace) -> dict:
@@ -255,24 +254,24 @@ def rows(workspace) -> list[tuple[str, str]]:
     extras after."""
     params = load_params(workspace)
     wanted = [(v, w) for v in params.variants for w in params.weights_of(v)]
-    return [r for r in layout.PAPER_ROWS if r in wanted] + [r for r in wanted if r not in layout.PAPER_ROWS]
+    return [r for r in vocabulary.PAPER_ROWS if r in wanted] + [r for r in wanted if r not in vocabulary.PAPER_ROWS]
 
 
-def paper_dataset(workspace) -> str:
-    """The paper column to compare with: LSUN Tower / FFHQ for those image folders, else CIFAR-10."""
-    data = load_params(workspace).data
-    path = str(data.path or "").lower()
-    if data.name == "image_folder" and "lsun" in path:
-        return "LSUN Tower"
-    if data.name == "image_folder" and "ffhq" in path:
-        return "FFHQ"
-    return "CIFAR-10"
+def paper_dataset(workspace) -> str | None:
+    """The paper's data set whose column is shown beside the measured one: params.yaml ``paper_dataset``
+    (None: no paper column)."""
+    return load_params(workspace).paper_dataset
+
+
+def respacings(workspace) -> tuple[int, ...]:
+    """The T' every Table 1 row is sampled at (flatlib.vocabulary.measured_respacings)."""
+    return vocabulary.measured_respacings(load_params(workspace))
 
 
 def flatness_entries(workspace) -> dict[str, list[dict]]:
     """{label: [entry per seed]} over every (variant, weights) of the flatness artifacts, in Table 1 order."""
     data = {v: load_flatness(workspace, v) for v in variants(workspace)}
-    return {layout.label(v, w): [d[w] for d in data[v]] for v, w in rows(workspace) if w in data[v][0]}
+    return {vocabulary.label(v, w): [d[w] for d in data[v]] for v, w in rows(workspace) if w in data[v][0]}
 
 
 def exposure_entries(workspace) -> list[tuple[str, str, list[dict]]]:

@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pandas as pd
 
-from flatlib import layout
-from flatlib.layout import FLATNESS_ROWS, PAPER_ROWS, label
+from flatlib import layout, vocabulary
+from flatlib.vocabulary import FLATNESS_ROWS, IP_ROWS, PAPER_RESPACINGS, PAPER_ROWS, ROW_OF, VARIANT_OF, label
 from flatlib.schema import params_comments
 from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
                                       load_featurenet, load_fid, load_import_record, load_params, plateau_table,
                                       load_quant, paper_dataset, workspace_path)
 from flatlib.report.display import show, table_view, verdict_view
-from flatlib.report.paper import RESPACINGS, paper_fid
+from flatlib.report.paper import paper_fid
 from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, save_table, sigmas
 from flatlib.measure.stats import combine, estimate, rule_text, verdict
 
@@ -25,10 +25,8 @@ class NotEvaluable(Exception):
     """The measurement a claim needs was not configured (e.g. no 8-bit run); not a missing file."""
 
 
-VARIANT_OF = {label(*r): r[0] for r in PAPER_ROWS}
 #: stands for the rho sweep's extra runs among the rows a claim uses
 RHO_RUNS = "rho sweep runs"
-ROW_OF = {label(*r): r for r in PAPER_ROWS}
 
 
 def unmeasured_rows(workspace) -> dict[str, str]:
@@ -95,7 +93,7 @@ def _claim_sam_beats_indirect(ws, confidence):
 def _claim_best_is_sam(ws, confidence):
     fid = load_fid(ws)["rows"]
     parts = []
-    for t in RESPACINGS:
+    for t in PAPER_RESPACINGS:
         values = {label(*r): fid[f"{r[0]}/{r[1]}"][f"T{t}"]["fid"] for r in PAPER_ROWS
                   if f"{r[0]}/{r[1]}" in fid and f"T{t}" in fid[f"{r[0]}/{r[1]}"]}
         sam = [v for r, v in values.items() if r.startswith("+SAM")]
@@ -171,9 +169,9 @@ def _ip_vs_adm(ws) -> list[tuple[str, str, str]]:
     """(weights, IP row, ADM row) for each weights kind this profile measures for both the ip and the adm
     variant (raw: +IP vs ADM, ema: +IP+EMA vs +EMA, swa: +IP+SWA vs +SWA)."""
     why = unmeasured_rows(ws)
-    kinds = [w for w in layout.WEIGHT_KINDS if label("ip", w) not in why and label("adm", w) not in why]
+    kinds = [w for w in vocabulary.WEIGHT_KINDS if label("ip", w) not in why and label("adm", w) not in why]
     if not kinds:
-        _require_rows(ws, [label(v, w) for w in layout.WEIGHT_KINDS for v in ("ip", "adm")])
+        _require_rows(ws, [label(v, w) for w in vocabulary.WEIGHT_KINDS for v in ("ip", "adm")])
     return [(w, label("ip", w), label("adm", w)) for w in kinds]
 
 
@@ -210,8 +208,7 @@ def _claim_rho(ws, confidence):
 
 
 #: the rows the IP-vs-ADM claims compare, weights kind by weights kind
-IP_ROWS = tuple(label(v, w) for w in layout.WEIGHT_KINDS for v in ("adm", "ip"))
-IP_PAIRS = ", ".join(f"{w}: {label('ip', w)} vs {label('adm', w)}" for w in layout.WEIGHT_KINDS)
+IP_PAIRS = ", ".join(f"{w}: {label('ip', w)} vs {label('adm', w)}" for w in vocabulary.WEIGHT_KINDS)
 
 
 def _claim_specs():
@@ -221,12 +218,12 @@ def _claim_specs():
     for cid, better, worse, ts, text in [
             ("sam_T20", "+SAM", "ADM", (20,), "+SAM improves FID over ADM at T'=20"),
             ("sam_T100", "+SAM", "ADM", (100,), "+SAM improves FID over ADM at T'=100"),
-            ("sam_ema", "+SAM+EMA", "+EMA", RESPACINGS, "SAM adds to EMA: +SAM+EMA beats +EMA"),
-            ("sam_swa", "+SAM+SWA", "+SWA", RESPACINGS, "SAM adds to SWA: +SAM+SWA beats +SWA"),
-            ("ema", "+EMA", "ADM", RESPACINGS, "EMA (indirect flatness) improves FID over ADM"),
-            ("swa", "+SWA", "ADM", RESPACINGS, "SWA (indirect flatness) improves FID over ADM"),
-            ("ip", "+IP", "ADM", RESPACINGS, "Input perturbation improves FID over ADM"),
-            ("ip_ema", "+IP+EMA", "+EMA", RESPACINGS, "IP adds to EMA: +IP+EMA beats +EMA")]:
+            ("sam_ema", "+SAM+EMA", "+EMA", PAPER_RESPACINGS, "SAM adds to EMA: +SAM+EMA beats +EMA"),
+            ("sam_swa", "+SAM+SWA", "+SWA", PAPER_RESPACINGS, "SAM adds to SWA: +SAM+SWA beats +SWA"),
+            ("ema", "+EMA", "ADM", PAPER_RESPACINGS, "EMA (indirect flatness) improves FID over ADM"),
+            ("swa", "+SWA", "ADM", PAPER_RESPACINGS, "SWA (indirect flatness) improves FID over ADM"),
+            ("ip", "+IP", "ADM", PAPER_RESPACINGS, "Input perturbation improves FID over ADM"),
+            ("ip_ema", "+IP+EMA", "+EMA", PAPER_RESPACINGS, "IP adds to EMA: +IP+EMA beats +EMA")]:
         paper, rule, check, used = _claim_fid_pair(better, worse, ts)
         specs.append((cid, "fid", text, paper, rule, check, used))
     specs += [

@@ -13,8 +13,8 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from flatlib import layout
-from flatlib.layout import label
+from flatlib import layout, vocabulary
+from flatlib.vocabulary import label
 from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entries, flatness_entries, fmt,
                                       load_params, load_quant, load_training_log, mean_columns, quant_grid_path,
                                       rows,
@@ -373,7 +373,7 @@ def _bars_beside_paper(ax, table, column: str, paper, xlabel: str, paper_label: 
     """Horizontal bars of ``table[column]`` (mean ± interval) per Table 1 row, the paper's values (◆) on their
     own top axis where it has them (another scale: other data, features and sample counts)."""
     y = np.arange(len(table))
-    variant_of = {label(v, w): v for v, w in layout.PAPER_ROWS}
+    variant_of = vocabulary.VARIANT_OF
     ax.barh(y, table[column], xerr=table[column + HALF_WIDTH].fillna(0), capsize=3,
             color=[_row_color(label(variant_of.get(name, name), "raw")) for name in table.index])
     ax.axvline(0.0, color="black", linewidth=0.8)

@@ -8,12 +8,11 @@ the artifacts of flatlib.layout that the notebooks read.
     python -m flatlib.stages.pipeline quant --variant sam --seed 0     # metrics/quant/V/seedS.json, samples/quant/V/seedS/
     python -m flatlib.stages.pipeline flatness --variant sam --seed 0  # metrics/flatness/V/seedS.json
     python -m flatlib.stages.pipeline exposure --variant sam --seed 0  # metrics/exposure/V/seedS.json
-    python -m flatlib.stages.pipeline rho-train --seed 0               # runs/rho_sweep/seedS/rho_{rho} (SAM runs)
     python -m flatlib.stages.pipeline rho-sweep --seed 0               # metrics/rho_sweep/seedS.json
 
 (V: the variant, S: the training seed.) A Table 1 row is a (variant, weights) pair: ``adm/raw`` is "ADM",
 ``adm/ema`` "+EMA", ``adm/swa`` "+SWA" (SWA weights of the SWA phase ``runs/adm_swa/seedS``), ``ip/raw`` "+IP",
-and so on (flatlib.layout.PAPER_ROWS).
+and so on (flatlib.vocabulary.PAPER_ROWS).
 The stages measure the weights of ``Params.weights_of``: ``sample.weights``, less those an imported variant
 lacks; a run folder reads the same, trained or imported (flatlib.stages.runs).
 """
@@ -26,22 +25,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flatlib import atomic, layout
+from flatlib import atomic, layout, vocabulary
 from flatlib.measure import flatness
 from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
-from flatlib.config import ConfigError, resolve_device
+from flatlib.config import ConfigError
+from flatlib.model.device import resolve_device
+from flatlib.model.diffusion import diffusion_from_config
+from flatlib.model.loss_set import DiffusionLossSet
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.training.data import ArrayImageDataset, dataset_from_config, evaluation_subset
 from flatlib.measure.exposure import exposure_of_run
-from flatlib.measure.flatness import FlatnessConfig
 from flatlib.measure.metrics import compute_metrics, load_images, save_feature_net, train_feature_net
-from flatlib.measure.metrics import FIDConfig
-from flatlib.schema import Params, load_params
+from flatlib.schema import FIDConfig, FlatnessConfig, Params, load_params
 from flatlib.progress import add_progress_flag, line_buffered_stdout
 from flatlib.measure.quant import quantize_model
 from flatlib.measure.sample import sample_run, save_grid, save_samples
-from flatlib.training.train import run_plateau, train_run
+from flatlib.training.train import run_plateau
 
 
 def _write_json(path: Path, payload) -> None:
@@ -116,7 +116,7 @@ def stage_fid(params: Params, args) -> None:
             samples = load_images(layout.samples_file(args.variant, args.seed, weights, respacing))
             scores = fid_of_sets(samples, params, device)
             rows.setdefault(weights, {})[f"T{respacing}"] = scores
-            print(f"{layout.label(args.variant, weights):>10} seed {args.seed} T'={respacing}: FID per sample set "
+            print(f"{vocabulary.label(args.variant, weights):>10} seed {args.seed} T'={respacing}: FID per sample set "
                   + ", ".join(f"{x:.3f}" for x in scores["fid"]))
     _write_json(layout.variant_metrics("fid", args.variant, args.seed),
                 dict(extractor=params.fid.extractor, num_samples=params.sample.num, sets=params.sample.sets,
@@ -144,12 +144,12 @@ def stage_quant(params: Params, args) -> None:
     _write_json(layout.variant_metrics("quant", args.variant, args.seed), dict(respacing=cfg.respacing, rows=results))
 
 
-def loss_set(params: Params, device) -> flatness.DiffusionLossSet:
+def loss_set(params: Params, device) -> DiffusionLossSet:
     """The fixed (x0, t, eps) set: same images, timesteps and noise for every model, seed and measure."""
     cfg = params.flatness
-    diffusion = params.diffusion.build(params.model.learn_sigma)
+    diffusion = diffusion_from_config(params.diffusion, params.model.learn_sigma)
     images = evaluation_subset(dataset_from_config(params.data), cfg.num_triples, params.seed)
-    return flatness.DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max), seed=params.seed,
+    return DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max), seed=params.seed,
                                      batch_size=cfg.batch_size, hybrid=cfg.hybrid_loss, device=device)
 
 
@@ -199,13 +199,6 @@ def stage_exposure(params: Params, args) -> None:
     _write_json(layout.variant_metrics("exposure", args.variant, args.seed), results)
 
 
-def stage_rho_train(params: Params, args) -> None:
-    """The extra SAM runs of one training seed, one per rho, identical to the SAM variant's run but for rho."""
-    for rho in params.rho_sweep.rhos:
-        train_run(params.run_config("sam", args.seed, rho=rho), layout.rho_run_dir(rho, args.seed), restart=True,
-                  progress=args.progress)
-
-
 def rho_runs(params: Params, seed: int) -> dict[float, Path]:
     """rho -> run folder of one training seed: 0 is the ADM run, the SAM variant's rho its run, then every
     extra rho's run."""
@@ -233,9 +226,9 @@ def stage_rho_sweep(params: Params, args) -> None:
 
 STAGES = {"reference": stage_reference, "featurenet": stage_featurenet, "sample": stage_sample, "fid": stage_fid,
           "quant": stage_quant, "flatness": stage_flatness, "exposure": stage_exposure,
-          "rho-train": stage_rho_train, "rho-sweep": stage_rho_sweep}
+          "rho-sweep": stage_rho_sweep}
 PER_VARIANT = ("sample", "fid", "quant", "flatness", "exposure")
-RHO_SWEEP = ("rho-train", "rho-sweep")
+RHO_SWEEP = ("rho-sweep",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    with cli_errors("pipeline", args.debug):
+    with cli_errors("stages.pipeline", args.debug):
         params = load_params(args.params)
         if args.stage in PER_VARIANT and args.variant not in params.variants:
             raise ConfigError(f"stage {args.stage} needs --variant, one of {sorted(params.variants)}")

@@ -29,8 +29,10 @@ from flatlib.config import load_yaml
 from flatlib.training.data import check_dataset
 from flatlib.errors import FlatlibError, add_debug_flag, cli_errors
 from flatlib.gd.weights import check_state_dict, read_state_dict
-from flatlib.measure.metrics import check_inception_weights, sha256_file
-from flatlib.schema import Params
+from flatlib.gd.importer import check_imports, import_flags, import_source
+from flatlib.measure.metrics import EXTRACTORS, check_inception_weights, sha256_file
+from flatlib.training.optimizers import OPTIMIZERS
+from flatlib.schema import Params, check_choice, check_swa_phase
 from flatlib.model.unet import create_unet
 
 CHECKS = ("params", "data", "inception_weights", "imports", "workspace_writable", "free_disk", "devices")
@@ -73,7 +75,7 @@ def import_problems(params: Params, workspace: Path) -> list[str]:
     published), and a weights-only state_dict that loads strictly into the UNet of its flags."""
     found = []
     for variant, imported in params.imports.items():
-        source = imported.source()
+        source = import_source(imported)
         files = {kind: workspace / path for kind, path in source.files.items()}
         try:
             dataclasses.replace(source, files=files, reference=source.reference and workspace / source.reference
@@ -83,7 +85,7 @@ def import_problems(params: Params, workspace: Path) -> list[str]:
             continue
         for kind, path in files.items():
             try:
-                check_state_dict(read_state_dict(path), imported.gd_flags.unet_config(), path)
+                check_state_dict(read_state_dict(path), import_flags(imported).unet_config(), path)
             except FlatlibError as err:
                 found.append(f"imports.{variant}.{kind}: {err}")
     return found
@@ -119,7 +121,11 @@ def problems(params: dict, workspace: Path) -> list[str]:
     except FlatlibError as err:
         return [str(err)]
     found, data, fid = [], cfg.data, cfg.fid
-    inputs = [lambda: check_dataset(data.name, workspace / data.root, data.image_size, data.path)]
+    inputs = [lambda: check_dataset(data.name, workspace / data.root, data.image_size, data.path),
+              lambda: check_choice("fid.extractor", fid.extractor, EXTRACTORS), lambda: check_imports(cfg),
+              lambda: check_swa_phase(cfg.train, cfg.swa)]
+    inputs += [lambda v=v: check_choice(f"optim.optimizer of variant {v}", cfg.run_config(v).optim.optimizer,
+                                        OPTIMIZERS) for v in cfg.variants]
     if fid.extractor == "inception":
         inputs.append(lambda: check_inception_weights(fid.inception_weights and workspace / fid.inception_weights))
     for check in inputs:
@@ -158,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    with cli_errors("preflight", args.debug):
+    with cli_errors("stages.preflight", args.debug):
         found = problems(load_yaml(args.params), args.workspace)
         if found:
             raise FlatlibError(f"{len(found)} problem{'s' * (len(found) > 1)} found before any work "

@@ -23,17 +23,15 @@ import pandas as pd
 from flatlib import atomic, layout
 from flatlib.cli import cli_parser
 from flatlib.errors import MissingInputError, add_debug_flag, cli_errors
-from flatlib.layout import label
+from flatlib.vocabulary import VERDICTS, label
 from flatlib.report import claims, exposure_table, flatness_table, quant_table, table1
-from flatlib.report.artifacts import (ArtifactMissing, exposure_entries, flatness_entries, load_params,
+from flatlib.report.artifacts import (ArtifactMissing, respacings, exposure_entries, flatness_entries, load_params,
                                       load_training_log, mean_columns)
-from flatlib.report.paper import RESPACINGS
 
 #: summary key suffix -> Table 1 row whose FID is a headline number
 FID_ROWS = {"adm": "ADM", "ema": "+EMA", "sam": "+SAM", "sam_ema": "+SAM+EMA"}
 #: summary key suffix -> row compared on flatness, quantization and exposure (the paper's ADM vs SAM)
 COMPARED_ROWS = {"adm": "ADM", "sam": "+SAM"}
-VERDICTS = ("reproduced", "contradicted", "inconclusive", "not evaluated")
 
 
 def _put(out: dict, key: str, df: pd.DataFrame, row: str, column: str | None) -> None:
@@ -47,7 +45,7 @@ def headline(workspace) -> dict[str, float | int]:
     8-bit weights), ``gap_{row}`` (exposure gap), means over training seeds, and one count per verdict."""
     out = {}
     fid = table1(workspace)
-    for t in RESPACINGS:
+    for t in respacings(workspace):
         for key, row in FID_ROWS.items():
             _put(out, f"fid{t}_{key}", fid, row, f"measured T'={t}")
     flatness, exposure = flatness_table(workspace), exposure_table(workspace)
@@ -77,7 +75,7 @@ def fid(workspace) -> pd.DataFrame:
     """T, row, fid: FID per Table 1 row and T' (mean over training seeds and sample sets)."""
     table = table1(workspace)
     records = [{"T": t, "row": row, "fid": table.loc[row, f"measured T'={t}"]}
-               for t in RESPACINGS if f"measured T'={t}" in table for row in table.index]
+               for t in respacings(workspace) if f"measured T'={t}" in table for row in table.index]
     return pd.DataFrame(records, columns=["T", "row", "fid"])
 
 
@@ -128,7 +126,7 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    with cli_errors("summary", args.debug):
+    with cli_errors("stages.summary", args.debug):
         try:
             write(args.workspace)
         except ArtifactMissing as err:  # a measurement stage has not run: one line, not a traceback

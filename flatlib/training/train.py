@@ -1,5 +1,5 @@
-"""Training of every Table 1 variant from one entry point: ADM, +IP, +SAM, with EMA tracked inside each run
-and SWA as a separate phase resumed from a late checkpoint.
+"""The training command and its run folders: ``python -m flatlib.training.train`` trains one variant and seed
+(flatlib.training.trainer) into a run folder that it owns: it checks, holds and records the folder.
 
     python -m flatlib.training.train --variant sam --seed 0 --out runs/sam/seed0            # one CPU process
     python -m flatlib.training.train --variant sam --seed 0 --phase swa --init runs/sam/seed0 --out runs/sam_swa/seed0
@@ -8,521 +8,44 @@ and SWA as a separate phase resumed from a late checkpoint.
     python -m flatlib.profiles cifar10       # params.yaml := the paper's CIFAR-10 settings, then on 8 GPUs:
     torchrun --nproc_per_node 8 -m flatlib.training.train --variant sam --seed 0 --out runs/sam/seed0
 
-A paper profile is merged into params.yaml by flatlib.profiles (``profiles/*.yaml``); ``--params`` reads
-another parameter file. The seed fixes the initial weights, the data order and the training noise; runs of
-one seed share the first two across variants (paired).
+The run config comes from params.yaml through flatlib.schema (``Params.run_config``: the one parse path); a paper
+profile is merged into params.yaml by flatlib.profiles (``profiles/*.yaml``); ``--params`` reads another
+parameter file. The DVC stages train through :func:`train_run` (flatlib.stages.runs), not this command line.
 
-The objective is the hybrid loss of improved DDPM (flatlib.model.diffusion.training_losses). A run folder holds
-``config.yaml`` (resolved), ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
-``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state),
-``swa{step:06d}.pt`` in the SWA phase, ``log.csv``, ``metrics.json`` and ``code.json`` (the digest of the
-code that trained it). Rerunning the same command resumes from the newest ``opt*.pt`` and continues bitwise
-identically (CPU).
-
-Reliability (issue 14): resume only continues a run of the same params and code (:func:`check_run_folder`;
-:func:`code_digest`); a rerun with nothing left to do writes nothing; a ``train.steps`` below the newest
-checkpoint is refused; the SWA phase checks its ``--init`` run (:func:`check_init_run`); a trainer holds
-its folder with an exclusive ``flock`` on ``RUN/.lock`` (:func:`hold_run_folder`); every file is written
-atomically, the training state ``opt*.pt`` last, and a newest checkpoint that fails to load is reported
-and skipped; SIGINT/SIGTERM stop the run after the current step with a checkpoint (:class:`StopSignal`).
-
-SAM's two passes reuse the same batch, timesteps, noise, IP noise and dropout masks (the global RNG state is
-restored before the second forward); under DDP the first backward runs under ``no_sync`` (per-replica ascent)
-unless ``optim.sam_sync_first_backward``.
+A run folder holds ``config.yaml`` (resolved), the checkpoints of flatlib.training.trainer, ``log.csv``,
+``metrics.json`` and ``code.json`` (the digest of the code that trained it: :func:`code_digest` of
+flatlib.sources.TRAINING_CODE). Reliability (issue 14): resume only continues a run of the same params and
+training code (:func:`check_run_folder`); a rerun with nothing left to do writes nothing; a ``train.steps``
+below the newest checkpoint is refused; the SWA phase checks its ``--init`` run (:func:`check_init_run`); a
+trainer holds its folder with an exclusive ``flock`` on ``RUN/.lock`` (:func:`hold_run_folder`).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import dataclasses
 import fcntl
 import hashlib
 import json
 import os
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 
 from flatlib import atomic, layout, sources
-from flatlib.training.averaging import EMA, SWA
-from flatlib.training.checkpoints import (configured_step, read_checkpoint, read_run_config, saved_steps, training_state_path,
-                                 weights_path)
 from flatlib.cli import cli_parser
-from flatlib.config import (TRAIN_COMPILE_MODES, ConfigError, StrictConfig, apply_overrides, check_compile_mode,
-                            compiled, load_yaml, resolve_device)
-from flatlib.training.data import (BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config,
-                          evaluation_subset, random_hflip)
-from flatlib.model.diffusion import DiffusionConfig, create_timestep_sampler
-from flatlib.measure.flatness import DiffusionLossSet
-from flatlib.errors import (CorruptFileError, Interrupted, MissingInputError, RunFolderError, add_debug_flag,
-                            cli_errors)
-from flatlib.progress import add_progress_flag, progress_bar
-from flatlib.training.sam import SAM
-from flatlib.model.unet import UNetConfig, create_unet
-
-OPTIMIZERS = ("adam", "adam-sam")
-PRECISIONS = ("fp32", "bf16")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class OptimConfig(StrictConfig):
-    """params.yaml ``optim`` (a variant overrides some keys): the optimizer and the perturbation methods."""
-    optimizer: str = "adam"           # "adam" (ADM) or "adam-sam" (SAM around Adam, official --optimizer)
-    lr: float = 1e-4
-    weight_decay: float = 0.0         # AdamW with 0 = Adam, as in the lineage
-    rho: float = 0.1                  # SAM radius (official README: 0.1)
-    adaptive: bool = False            # ASAM; reproduction choice: plain SAM
-    sam_sync_first_backward: bool = False  # DDP: all-reduce the ascent gradient too (SAM paper: per replica)
-    grad_clip: float = 0.0            # 0 = off; applied after SAM's second backward
-    ip_gamma: float = 0.0             # Input Perturbation gamma (DDPM-IP: 0.15 CIFAR-10, 0.1 elsewhere)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optim.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name in ("lr", "rho", "grad_clip", "ip_gamma", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"optim.{name} must be >= 0, got {getattr(self, name)}")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainConfig(StrictConfig):
-    """params.yaml ``train``: the loop."""
-    steps: int
-    batch_size: int                   # global batch, split over DDP ranks
-    ema_rate: float = 0.9999
-    ema_warmup: bool = False          # reproduction choice for short runs (see flatlib.training.averaging)
-    timestep_sampler: str = "uniform"  # or "loss-second-moment"
-    precision: str = "fp32"           # "bf16" autocast on GPU (never an fp16 scaler: SAM would do nothing)
-    channels_last: bool = False
-    compile: str = "off"              # torch.compile mode of forward/backward (flatlib.config.compiled)
-    log_every: int = 100
-    save_every: int = 10000
-    device: str = "auto"              # "auto": cuda:LOCAL_RANK when available, else cpu
-    plateau_triples: int = 256        # fixed (x0, t, eps) set (held-out images when data.holdout) whose
-                                      # L_simple is logged as eval_mse; 0 = off
-    plateau_window: float = 0.25      # the last fraction of training the plateau criterion looks at
-    plateau_tol: float = 0.02         # converged: |relative change of eval_mse over that window| < tol
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
-        check_compile_mode("train.compile", self.compile, TRAIN_COMPILE_MODES)
-        if min(self.steps, self.batch_size, self.log_every, self.save_every) <= 0:
-            raise ConfigError("train.steps, batch_size, log_every and save_every must be positive")
-        if not 0 < self.plateau_window <= 1 or self.plateau_tol <= 0 or self.plateau_triples < 0:
-            raise ConfigError("train.plateau_window must be in (0, 1], plateau_tol > 0, plateau_triples >= 0")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SWAConfig(StrictConfig):
-    """params.yaml ``swa``: the separate SWA phase (official README: window 100, lr_min 1e-6)."""
-    start_step: int                   # resume the run's checkpoint at this step (paper: 180000 of 200000)
-    steps: int                        # length of the SWA phase
-    window: int = 100
-    lr_min: float = 1e-6
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class RunConfig(StrictConfig):
-    seed: int
-    data: DataConfig
-    model: UNetConfig
-    diffusion: DiffusionConfig
-    optim: OptimConfig
-    train: TrainConfig
-    swa: SWAConfig
-
-
-TRAIN_SECTIONS = ("data", "model", "diffusion", "optim", "train", "swa")
-
-
-def variant_optim(optim: dict, variants: dict, variant: str) -> dict:
-    """``optim`` with ``variants[variant]`` merged in: the one place a variant meets the base optimizer
-    (flatlib.schema.Params.run_config and :func:`resolve_config` both go through it)."""
-    if variant not in variants:
-        raise ConfigError(f"unknown variant {variant!r}; params.yaml defines {sorted(variants)}")
-    return {**optim, **(variants[variant] or {})}
-
-
-def resolve_config(params: dict, variant: str, seed: int | None = None) -> RunConfig:
-    """The run config of one variant and training seed (default: the first of params.yaml ``seeds``, else 0)
-    from params.yaml's training sections alone (the training CLI, which needs no evaluation section)."""
-    if seed is None:
-        seed = (params.get("seeds") or [0])[0]
-    sections = {key: params[key] for key in TRAIN_SECTIONS if key in params}
-    sections["optim"] = variant_optim(sections.get("optim", {}), params.get("variants", {}), variant)
-    return RunConfig.from_dict(dict(sections, seed=seed), "params")
-
-
-class Trainer:
-    """One training run (phase "train") or SWA phase (phase "swa") of one variant."""
-
-    def __init__(self, cfg: RunConfig, out_dir: Path, phase: str = "train", init_dir: Path | None = None):
-        self.cfg, self.out_dir, self.phase = cfg, Path(out_dir), phase
-        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-        self.device = resolve_device(cfg.train.device)
-        if cfg.train.batch_size % self.world_size:
-            raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.world_size} ranks")
-        self.local_batch = cfg.train.batch_size // self.world_size
-
-        torch.manual_seed(cfg.seed + self.rank)  # global RNG: initialisation (same on all ranks via DDP) + dropout
-        self.model = create_unet(cfg.model).to(self.device)
-        if cfg.train.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
-                          else self.model)
-        self.forward_model = compiled(self.ddp_model, cfg.train.compile)  # both SAM passes call this one
-        self.diffusion = cfg.diffusion.build(cfg.model.learn_sigma)
-        self.timestep_sampler = create_timestep_sampler(cfg.train.timestep_sampler, self.diffusion)
-        base_kwargs = dict(lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        if cfg.optim.optimizer == "adam-sam":
-            self.optimizer = SAM(self.model.parameters(), torch.optim.AdamW, rho=cfg.optim.rho,
-                                 adaptive=cfg.optim.adaptive, **base_kwargs)
-        else:
-            self.optimizer = torch.optim.AdamW(self.model.parameters(), **base_kwargs)
-        self.ema = EMA(self.model, cfg.train.ema_rate, warmup=cfg.train.ema_warmup)
-        self.swa = None
-        seed = cfg.seed * 1000 + self.rank
-        self.cpu_generator = torch.Generator().manual_seed(seed)            # timesteps, flips
-        self.noise_generator = torch.Generator(self.device).manual_seed(seed + 500)  # eps and IP xi
-
-        self.step = 0
-        if phase == "swa":
-            self.first_step = cfg.swa.start_step
-            self.last_step = cfg.swa.start_step + cfg.swa.steps
-        else:
-            self.first_step, self.last_step = 0, cfg.train.steps
-        if not self.resume() and phase == "swa":
-            if init_dir is None:
-                raise ConfigError("the SWA phase needs --init RUN_DIR holding the checkpoint of swa.start_step")
-            check_init_run(Path(init_dir), cfg)
-            self.load(Path(init_dir), cfg.swa.start_step)
-            self.swa = SWA(self.model, cfg.swa.window, cfg.optim.lr, cfg.swa.lr_min)
-        if phase == "swa" and self.swa is None:
-            raise ConfigError(f"{self.out_dir} holds no SWA state: was it written by the train phase?")
-
-    # ------------------------------------------------------------------------------------ checkpoints
-    def _rng_state(self) -> dict:
-        state = dict(cpu_generator=self.cpu_generator.get_state(), noise_generator=self.noise_generator.get_state(),
-                     torch=torch.get_rng_state())
-        if self.device.type == "cuda":
-            state["cuda"] = torch.cuda.get_rng_state(self.device)
-        return state
-
-    def save(self) -> None:
-        """Write the checkpoint of the current step, each file atomically and the training state last: a
-        crash at any point leaves the previous checkpoint the newest complete one (``saved_steps``)."""
-        if self.rank:
-            return
-        step, rate = self.step, self.cfg.train.ema_rate
-        atomic.torch_save(self.model.state_dict(), weights_path(self.out_dir, "raw", step, rate))
-        atomic.torch_save(self.ema.model.state_dict(), weights_path(self.out_dir, "ema", step, rate))
-        if self.swa is not None:
-            atomic.torch_save(self.swa.model.state_dict(), weights_path(self.out_dir, "swa", step, rate))
-        state = dict(step=step, optimizer=self.optimizer.state_dict(), ema_updates=self.ema.num_updates,
-                     timestep_sampler=self.timestep_sampler.state_dict(), rng=self._rng_state(),
-                     swa=None if self.swa is None else self.swa.state_dict())
-        atomic.torch_save(state, training_state_path(self.out_dir, step))
-
-    def resume(self) -> bool:
-        """Load the newest checkpoint of the run folder that loads; a newer one that does not (a crash cut it
-        short) is reported by name on stderr and skipped, and training resumes bitwise identically from the
-        intact one. Returns whether a checkpoint was loaded."""
-        for step in reversed(saved_steps(self.out_dir)):
-            try:
-                self.load(self.out_dir, step)
-                return True
-            except (CorruptFileError, MissingInputError) as err:
-                if self.rank == 0:
-                    print(f"flatlib.training.train: warning: skipping the checkpoint of step {step}, resuming from the "
-                          f"newest intact one before it: {err}", file=sys.stderr)
-        return False
-
-    def load(self, folder: Path, step: int) -> None:
-        """Restore the whole training state of ``step``; every file is read before anything is restored."""
-        rate = self.cfg.train.ema_rate
-        paths = [weights_path(folder, "raw", step, rate), weights_path(folder, "ema", step, rate),
-                 training_state_path(folder, step)]
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            raise MissingInputError(f"checkpoint of step {step} is incomplete; missing {missing}")
-        raw, ema, state = (read_checkpoint(p, self.device) for p in paths)
-        self.model.load_state_dict(raw)
-        self.ema.load_state_dict(dict(model=ema, num_updates=state["ema_updates"]))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.timestep_sampler.load_state_dict(state["timestep_sampler"])
-        rng = state["rng"]
-        self.cpu_generator.set_state(rng["cpu_generator"].cpu())
-        self.noise_generator.set_state(rng["noise_generator"].cpu())
-        torch.set_rng_state(rng["torch"].cpu())
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
-        if state["swa"] is not None:
-            self.swa = SWA(self.model, self.cfg.swa.window, self.cfg.optim.lr, self.cfg.swa.lr_min)
-            self.swa.load_state_dict(state["swa"])
-        self.step = state["step"]
-
-    # ---------------------------------------------------------------------------------------- one step
-    def _autocast(self):
-        if self.cfg.train.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _losses(self, x0, t, noise, ip_noise) -> dict:
-        with self._autocast():
-            return self.diffusion.training_losses(self.forward_model, x0, t, noise, ip_gamma=self.cfg.optim.ip_gamma,
-                                                  ip_noise=ip_noise)
-
-    def _backward(self, x0, t, noise, ip_noise, weights) -> dict:
-        """Forward the hybrid loss, backward its importance-weighted mean; returns the per-image losses."""
-        losses = self._losses(x0, t, noise, ip_noise)
-        (losses["loss"] * weights).mean().backward()
-        return losses
-
-    def training_step(self, x0: torch.Tensor) -> dict:
-        """One optimizer step (two forward/backward passes for SAM) on a batch of clean images."""
-        opt = self.cfg.optim
-        t, weights = self.timestep_sampler.sample(x0.shape[0], self.device, generator=self.cpu_generator)
-        noise = torch.randn(x0.shape, generator=self.noise_generator, device=self.device)
-        ip_noise = (torch.randn(x0.shape, generator=self.noise_generator, device=self.device)
-                    if opt.ip_gamma > 0 else None)
-        if opt.optimizer == "adam-sam":
-            dropout_state = torch.get_rng_state() if self.device.type == "cpu" else torch.cuda.get_rng_state(self.device)
-            sync = (contextlib.nullcontext() if opt.sam_sync_first_backward or self.world_size == 1
-                    else self.ddp_model.no_sync())
-            with sync:
-                losses = self._backward(x0, t, noise, ip_noise, weights)
-            self.optimizer.first_step(zero_grad=True)
-            if self.device.type == "cpu":
-                torch.set_rng_state(dropout_state)  # same dropout masks at w + e
-            else:
-                torch.cuda.set_rng_state(dropout_state, self.device)
-            self._backward(x0, t, noise, ip_noise, weights)
-            self._clip()
-            self.optimizer.second_step(zero_grad=True)
-        else:
-            losses = self._backward(x0, t, noise, ip_noise, weights)
-            self._clip()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-        self.timestep_sampler.update_with_local_losses(t, losses["loss"].detach())
-        self.ema.update(self.model)
-        return dict(t=t, **{k: v.detach().float() for k, v in losses.items()})
-
-    def _clip(self) -> None:
-        if self.cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
-
-    # ---------------------------------------------------------------------------------------- the loop
-    def run(self, progress: bool = True) -> dict:
-        """Train to the last step and write ``metrics.json``; a run already there writes nothing and returns
-        its stored metrics with ``steps_run`` 0. SIGINT/SIGTERM stop it after the current step with a
-        checkpoint and raise :class:`Interrupted` (exit status 130/143); rerunning resumes."""
-        cfg = self.cfg
-        if max(self.step, self.first_step) >= self.last_step:
-            stored = self.out_dir / layout.RUN_METRICS
-            return {**(json.loads(stored.read_text()) if stored.is_file() else {}), "phase": self.phase,
-                    "step": self.step, "steps_run": 0}
-        dataset = dataset_from_config(cfg.data)
-        stream = BatchStream(len(dataset), self.local_batch, cfg.seed, self.rank, self.world_size,
-                             start_step=self.step)
-        batches = batch_iterator(dataset, stream, cfg.data.num_workers)
-        if self.step < self.first_step:
-            self.step = self.first_step
-        log = RunningLog(self.out_dir / layout.RUN_LOG, self.diffusion.num_timesteps, self.device, enabled=self.rank == 0)
-        self.plateau_set = None
-        if cfg.train.plateau_triples and self.rank == 0:
-            source = dataset_from_config(cfg.data, "holdout") if cfg.data.holdout else dataset
-            images = evaluation_subset(source, cfg.train.plateau_triples, cfg.seed)
-            self.plateau_set = DiffusionLossSet(self.diffusion, images, seed=cfg.seed, device=self.device)
-        self.model.train()
-        bar = progress_bar(self.last_step, f"{self.phase} {self.out_dir}", initial=self.step,
-                           enabled=progress and self.rank == 0)
-        start = time.perf_counter()
-        start_step = self.step
-        with StopSignal(self.world_size) as stop:
-            while self.step < self.last_step:
-                self._train_one(batches, log, bar)
-                saved = self.step % cfg.train.save_every == 0 or self.step == self.last_step
-                if saved:
-                    self.save()
-                signum = stop.requested()
-                if signum:
-                    if not saved:
-                        self.save()
-                    bar.close()
-                    raise Interrupted(f"stopped by {signal.Signals(signum).name} at step {self.step} of "
-                                      f"{self.last_step}; its checkpoint is in {self.out_dir}: rerun the same "
-                                      "command to resume", signum)
-        bar.close()
-        elapsed = time.perf_counter() - start
-        metrics = dict(phase=self.phase, step=self.step, steps_run=self.step - start_step, seconds=round(elapsed, 2),
-                       steps_per_second=round((self.step - start_step) / elapsed, 3) if elapsed else None,
-                       final_loss=log.last.get("loss"), final_mse=log.last.get("mse"),
-                       swa_snapshots=None if self.swa is None else self.swa.num_averaged)
-        if self.plateau_set is not None and self.phase == "train":
-            metrics["plateau"] = plateau_of_log(self.out_dir / layout.RUN_LOG, cfg.train.plateau_window,
-                                                cfg.train.plateau_tol)
-        if self.rank == 0:
-            atomic.write_json(self.out_dir / layout.RUN_METRICS, metrics, indent=2)
-        return metrics
-
-    def plateau_loss(self) -> float:
-        """L_simple of the raw weights on the fixed (x0, t, eps) set (eval mode; consumes no random numbers,
-        so logging it leaves the run and its resume bitwise unchanged)."""
-        self.model.eval()
-        with torch.no_grad(), self._autocast():
-            loss = float(self.plateau_set(self.model))
-        self.model.train()
-        return loss
-
-    def _train_one(self, batches, log: RunningLog, bar) -> None:
-        """One step of the loop: SWA learning rate, batch, optimizer step, averaging, log."""
-        cfg = self.cfg
-        if self.swa is not None:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.swa.learning_rate(self.step - self.first_step)
-        x0, _ = next(batches)
-        x0 = x0.to(self.device, non_blocking=True)
-        if cfg.data.hflip:
-            x0 = random_hflip(x0, self.cpu_generator)
-        if cfg.train.channels_last:
-            x0 = x0.contiguous(memory_format=torch.channels_last)
-        log.add(self.training_step(x0))
-        if self.swa is not None:
-            self.swa.after_step(self.model, self.step - self.first_step)
-        self.step += 1
-        if self.step % cfg.train.log_every == 0 or self.step == self.last_step:
-            extra = {} if self.plateau_set is None else dict(eval_mse=self.plateau_loss())
-            row = log.flush(self.step, self.optimizer.param_groups[0]["lr"], extra)
-            if row:
-                bar.set_postfix(loss=f"{row['loss']:.4f}", mse=f"{row['mse']:.4f}")
-        bar.update(1)
-
-
-class RunningLog:
-    """Loss sums kept on the device (no host sync per step), written to CSV every ``log_every`` steps:
-    the hybrid loss, its MSE and VB parts, and the loss per quarter of the timestep range."""
-
-    QUARTERS = 4
-
-    def __init__(self, path: Path, num_timesteps: int, device: torch.device, enabled: bool = True):
-        self.path, self.num_timesteps, self.enabled, self.last = path, num_timesteps, enabled, {}
-        self.sums = torch.zeros(3, device=device)
-        self.quarter_sums = torch.zeros(self.QUARTERS, device=device)
-        self.quarter_counts = torch.zeros(self.QUARTERS, device=device)
-        self.count, self.tick = 0, time.perf_counter()
-
-    def add(self, out: dict) -> None:
-        self.sums += torch.stack([out["loss"].mean(), out["mse"].mean(), out["vb"].mean()])
-        quarter = (out["t"] * self.QUARTERS // self.num_timesteps).clamp(max=self.QUARTERS - 1)
-        self.quarter_sums.index_add_(0, quarter, out["loss"])
-        self.quarter_counts.index_add_(0, quarter, torch.ones_like(out["loss"]))
-        self.count += 1
-
-    def flush(self, step: int, lr: float, extra: dict | None = None) -> dict:
-        if not self.enabled or self.count == 0:
-            return {}
-        now = time.perf_counter()
-        loss, mse, vb = (self.sums / self.count).tolist()
-        quarters = (self.quarter_sums / self.quarter_counts.clamp(min=1)).tolist()
-        row = dict(step=step, loss=loss, mse=mse, vb=vb, **{f"loss_q{i + 1}": q for i, q in enumerate(quarters)},
-                   lr=lr, steps_per_second=self.count / (now - self.tick), **(extra or {}))
-        new_file = not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new_file:
-                writer.writeheader()
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        self.sums.zero_(); self.quarter_sums.zero_(); self.quarter_counts.zero_()
-        self.count, self.tick, self.last = 0, now, row
-        return row
-
-
-class StopSignal:
-    """SIGINT/SIGTERM request a stop instead of killing the process mid-write (issue 14, guarantee 4): the
-    loop finishes its current step, saves it and raises :class:`Interrupted`. The first signal restores the
-    previous handlers, so a second one acts as usual. Under DDP every rank must stop after the same step:
-    the request is max-reduced over a gloo group (a CPU round trip, no device sync) after every step."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, world_size: int = 1):
-        self.signum, self.previous = 0, {}
-        self.group = dist.new_group(backend="gloo") if world_size > 1 else None
-
-    def __enter__(self) -> StopSignal:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._restore()
-
-    def _handle(self, signum, frame) -> None:
-        self.signum = signum
-        self._restore()
-
-    def _restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def requested(self) -> int:
-        """The signal number that asked to stop (on any rank), 0 if none."""
-        if self.group is None:
-            return self.signum
-        flag = torch.tensor([self.signum])
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
-        return int(flag)
-
+from flatlib.config import ConfigError, dump_yaml, load_yaml
+from flatlib.errors import RunFolderError, add_debug_flag, cli_errors
+from flatlib.progress import add_progress_flag
+from flatlib.schema import RunConfig, check_choice, check_swa_phase, load_params
+from flatlib.training.checkpoints import configured_step, read_run_config, saved_steps
+from flatlib.training.data import check_dataset
+from flatlib.training.optimizers import OPTIMIZERS
+from flatlib.training.trainer import Trainer
 
 # ------------------------------------------------------------------------------------- run folders
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "log_every"), ("train", "save_every"), ("train", "device")}
-
-
-#: L_simple of a model that predicts zero noise is E||eps||^2 / d = 1: a run whose held-out L_simple stays at
-#: 0.9 or above has not learned, and a flat curve there is no plateau of a trained model.
-UNTRAINED_LOSS = 0.9
-
-
-def plateau(steps, losses, window: float, tol: float) -> dict:
-    """The convergence criterion of a run: fit a line to ``losses`` (the fixed-set L_simple, ``eval_mse``)
-    logged in the last ``window`` fraction of the steps; ``rel_change`` is the fitted change across that
-    window relative to the fitted final loss, and the run has reached its plateau when ``|rel_change| < tol``
-    and it has learned (final loss below :data:`UNTRAINED_LOSS`).
-    A line, not two end points, so one noisy checkpoint neither hides a trend nor fakes one. Fewer than three
-    logged points in the window (a log_every too coarse for the run) cannot show a plateau: not converged."""
-    steps, losses = np.asarray(steps, dtype=float), np.asarray(losses, dtype=float)
-    start = steps[-1] - window * steps[-1]
-    inside = steps >= start
-    if inside.sum() < 3:  # too few points to fit a trend: not shown to have converged
-        return dict(rel_change=float("nan"), window=window, tol=tol, points=int(inside.sum()),
-                    final_eval_mse=float(losses[-1]) if len(losses) else float("nan"), learned=False,
-                    converged=False)
-    slope, intercept = np.polyfit(steps[inside], losses[inside], 1)
-    final = slope * steps[-1] + intercept
-    rel_change = float(slope * (steps[-1] - start) / final)
-    learned = bool(final < UNTRAINED_LOSS)
-    return dict(rel_change=rel_change, window=window, tol=tol, points=int(inside.sum()),
-                final_eval_mse=float(final), learned=learned, converged=bool(abs(rel_change) < tol and learned))
-
-
-def plateau_of_log(path: Path, window: float, tol: float) -> dict:
-    """:func:`plateau` of a run's ``log.csv`` (its ``eval_mse`` column)."""
-    with open(path) as f:
-        rows = [row for row in csv.DictReader(f) if row.get("eval_mse")]
-    return plateau([int(r["step"]) for r in rows], [float(r["eval_mse"]) for r in rows], window, tol)
 
 
 def run_plateau(run_dir: Path) -> dict | None:
@@ -531,14 +54,14 @@ def run_plateau(run_dir: Path) -> dict | None:
     return json.loads(path.read_text()).get("plateau") if path.is_file() else None
 
 
-def code_digest() -> dict:
-    """SHA-256 of the flatlib sources that shape training: ``flatlib/training/train.py`` and every flatlib module it
-    imports, transitively (:func:`flatlib.sources.import_closure`, so a new dependency counts at once and
-    evaluation-only modules such as pipeline, sample or metrics do not). Returns ``dict(sha256, files)``."""
-    files = sorted(sources.import_closure("flatlib.training.train"))
+def code_digest(root: Path = sources.ROOT) -> dict:
+    """SHA-256 of the code that computes the trained weights, :data:`flatlib.sources.TRAINING_CODE` (the model,
+    diffusion, data, optimizers, averaging and the training loop; not this command line, the layout, progress,
+    the report, flatness or evaluation code). Returns ``dict(sha256, files)``."""
+    files = sorted(sources.TRAINING_CODE)
     sha = hashlib.sha256()
     for file in files:
-        sha.update(f"{file}\0".encode() + (sources.ROOT / file).read_bytes() + b"\0")
+        sha.update(f"{file}\0".encode() + (root / file).read_bytes() + b"\0")
     return dict(sha256=sha.hexdigest(), files=files)
 
 
@@ -568,7 +91,7 @@ def check_run_folder(out_dir: Path, cfg: RunConfig, restart: bool, phase: str = 
     if not config_path.is_file():
         return
     new = cfg.to_dict()
-    changed = config_changes(yaml.safe_load(config_path.read_text()), new) + _code_change(out_dir)
+    changed = config_changes(load_yaml(config_path), new) + _code_change(out_dir)
     last, saved = configured_step(new, phase == "swa"), saved_steps(out_dir)
     if saved and saved[-1] > last:
         changed.append(f"last step ({last}, below its checkpoint of step {saved[-1]})")
@@ -611,7 +134,7 @@ def hold_run_folder(out_dir: Path):
 def record_run(out_dir: Path, cfg: RunConfig) -> None:
     """Write the resolved config (``config.yaml``) and the code digest (``code.json``) of a run, each only
     when it changed: a rerun with nothing to do writes nothing."""
-    for name, text in ((layout.RUN_CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
+    for name, text in ((layout.RUN_CONFIG, dump_yaml(cfg.to_dict())),
                        (layout.CODE_RECORD, json.dumps(code_digest(), indent=2) + "\n")):
         path = out_dir / name
         if not path.is_file() or path.read_text() != text:
@@ -643,12 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict | None:
     args = build_parser().parse_args(argv)
-    with cli_errors("train", args.debug):
-        cfg = resolve_config(apply_overrides(load_yaml(args.params), args.set), args.variant, args.seed)
+    with cli_errors("training.train", args.debug):
+        cfg = load_params(args.params, args.set).run_config(args.variant, args.seed)
         if args.dry_run:
-            yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
+            sys.stdout.write(dump_yaml(cfg.to_dict()))
             return None
-        check_dataset(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.path)  # before the folder exists
         return train_run(cfg, args.out, args.phase, args.init, args.restart_if_changed, args.progress)
 
 
@@ -656,7 +178,11 @@ def train_run(cfg: RunConfig, out: Path, phase: str = "train", init: Path | None
               progress: bool = True) -> dict:
     """Train (or run the SWA phase of) ``cfg`` into the run folder ``out``: rank 0 holds and checks the folder
     (resuming only the same params and code), every rank then builds its trainer and runs it. The training
-    CLI and the rho-sweep stage both train through here."""
+    CLI and the DVC training stages (flatlib.stages.runs) both train through here."""
+    check_choice("optim.optimizer", cfg.optim.optimizer, OPTIMIZERS)  # before the folder exists
+    if phase == "swa":
+        check_swa_phase(cfg.train, cfg.swa)
+    check_dataset(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.path)
     distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", 1)) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -667,6 +193,8 @@ def train_run(cfg: RunConfig, out: Path, phase: str = "train", init: Path | None
         with hold_run_folder(out) if rank == 0 else contextlib.nullcontext():
             if rank == 0:
                 check_run_folder(out, cfg, restart, phase)
+                if phase == "swa" and init is not None and not saved_steps(out):
+                    check_init_run(Path(init), cfg)
             if distributed:
                 dist.barrier()
             trainer = Trainer(cfg, out, phase=phase, init_dir=init)

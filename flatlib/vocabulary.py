@@ -1,0 +1,47 @@
+"""The experiment's vocabulary, spelled once: Table 1's rows (variant, weights, label), the weights kinds, the
+paper's T' and data sets and the verdict words. The pipeline, claims, summary,
+notebooks, figures and publish read it; nothing here imports torch (nor anything of flatlib).
+
+A Table 1 row is a (variant, weights) pair of the pipeline: ``adm/raw`` is "ADM", ``adm/ema`` "+EMA", ``sam/swa``
+"+SAM+SWA". A variant or weights kind the paper lacks is labelled ``variant/weights``. The T' shown are
+``sample.respacings`` (:func:`measured_respacings`); where a paper column is shown beside them, those the paper
+also has (:func:`compared_respacings`).
+"""
+from __future__ import annotations
+
+WEIGHT_KINDS = ("raw", "ema", "swa")
+#: the paper's name of each row, in the paper's order
+PAPER_ROWS = {("adm", "raw"): "ADM", ("adm", "ema"): "+EMA", ("adm", "swa"): "+SWA",
+              ("ip", "raw"): "+IP", ("ip", "ema"): "+IP+EMA", ("ip", "swa"): "+IP+SWA",
+              ("sam", "raw"): "+SAM", ("sam", "ema"): "+SAM+EMA", ("sam", "swa"): "+SAM+SWA"}
+#: row label -> (variant, weights) of every paper row, and -> its variant
+ROW_OF = {label: row for row, label in PAPER_ROWS.items()}
+VARIANT_OF = {label: variant for label, (variant, _) in ROW_OF.items()}
+#: the rows of the flatness comparison "explicit (SAM) vs indirect (EMA, SWA, IP) flatness"
+FLATNESS_ROWS = ("ADM", "+EMA", "+SWA", "+IP", "+SAM")
+#: the rows the IP claims compare: ADM and +IP with each weights kind
+IP_ROWS = tuple(PAPER_ROWS[(v, w)] for w in WEIGHT_KINDS for v in ("adm", "ip"))
+
+#: the T' of the paper's Table 1 columns, and its data sets (params.yaml ``paper_dataset`` names one)
+PAPER_RESPACINGS = (20, 100)
+PAPER_DATASETS = ("CIFAR-10", "LSUN Tower", "FFHQ")
+
+#: the verdict of a claim (flatlib.measure.stats decides the first three; "not evaluated": nothing to decide on)
+REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED = "reproduced", "contradicted", "inconclusive", "not evaluated"
+RULE_VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE)
+VERDICTS = RULE_VERDICTS + (NOT_EVALUATED,)
+
+
+def label(variant: str, weights: str) -> str:
+    """The paper's name of a row ("+SAM+EMA"), or ``variant/weights`` for a row the paper does not have."""
+    return PAPER_ROWS.get((variant, weights), f"{variant}/{weights}")
+
+
+def measured_respacings(params) -> tuple[int, ...]:
+    """The T' every Table 1 row is sampled at: ``sample.respacings``."""
+    return tuple(params.sample.respacings)
+
+
+def compared_respacings(params) -> tuple[int, ...]:
+    """The measured T' that the paper's Table 1 also has (where a paper column is shown beside a measured one)."""
+    return tuple(t for t in params.sample.respacings if t in PAPER_RESPACINGS)
