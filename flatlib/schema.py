@@ -59,7 +59,7 @@ class DataConfig(StrictConfig):
     root: str = "data"
     image_size: int
     path: str | None = None  # image_folder only: folder under root
-    hflip: bool
+    hflip: bool = False
     num_workers: int = 0
     holdout: int             # images held out of training (the plateau criterion's set), spread evenly
 

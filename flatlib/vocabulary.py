@@ -22,6 +22,8 @@ FLATNESS_ROWS = ("ADM", "+EMA", "+SWA", "+IP", "+SAM")
 #: the rows the IP claims compare: ADM and +IP with each weights kind
 IP_ROWS = tuple(PAPER_ROWS[(v, w)] for w in WEIGHT_KINDS for v in ("adm", "ip"))
 
+#: the paper's FID feature extractor (params.yaml ``fid.extractor``): its FIDs are comparable with the paper's
+PAPER_EXTRACTOR = "inception"
 #: the T' of the paper's Table 1 columns, and its data sets (params.yaml ``paper_dataset`` names one)
 PAPER_RESPACINGS = (20, 100)
 PAPER_DATASETS = ("CIFAR-10", "LSUN Tower", "FFHQ")

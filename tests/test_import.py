@@ -29,7 +29,7 @@ from flatlib.measure.metrics import sha256_file
 from flatlib.model.unet import UNetConfig, count_parameters, create_unet
 
 DATA = Path(__file__).parent / "data"
-CIFAR10 = DataConfig(name="cifar10", image_size=32)
+CIFAR10 = DataConfig(name="cifar10", image_size=32, holdout=0)
 # DDPM-IP's CIFAR-10 flags (its README) at width 32 instead of 128
 TINY_CIFAR10_FLAGS = PUBLISHED["cifar10/ADM-IP.pt"].flags.replace("--num_channels 128", "--num_channels 32")
 # the flags of tests/data/gd_unet_updown_neworder (attention rates 1, 2 at 16x16 are resolutions 16, 8)
@@ -39,7 +39,7 @@ UPDOWN_NEWORDER_FLAGS = ("--image_size 16 --num_channels 32 --num_res_blocks 1 -
 # tests/data/gd_unet_legacy_conv has 1 input channel, which no guided-diffusion flag gives: a UNetConfig
 LEGACY_CONV_CONFIG = UNetConfig(image_size=16, in_channels=1, num_channels=32, num_res_blocks=1, channel_mult="1,2",
                                 attention_resolutions="16,8", num_heads=2, num_heads_upsample=4,
-                                use_scale_shift_norm=False, dropout=0.3)
+                                num_head_channels=-1, use_scale_shift_norm=False, dropout=0.3, learn_sigma=False)
 
 
 def gd_fixture(name):
@@ -165,7 +165,7 @@ def test_a_wrong_flag_fails_naming_it(cifar_files, tmp_path, change, named):
     wrong = parse_flags(TINY_CIFAR10_FLAGS).given | parse_flags(change).given
     with pytest.raises(WeightsMismatchError) as error:
         import_checkpoint(CheckpointSource(parse_flags(wrong), {"ema": cifar_files["ema"]}), tmp_path / "run",
-                          DataConfig(name="cifar10", image_size=wrong["image_size"]))
+                          DataConfig(name="cifar10", image_size=wrong["image_size"], holdout=0))
     first_line = str(error.value).splitlines()[0]
     assert str(cifar_files["ema"]) in first_line and f"most likely flag: {named}" in first_line
     assert not (tmp_path / "run").exists()  # checked before anything is written
@@ -205,7 +205,7 @@ def test_guided_diffusion_fixture_imports_and_load_model_matches(tmp_path):
     torch.save(fx["state_dict"], tmp_path / "ema_0.9999_000007.pt")
     torch.save(dict(x=fx["x"], t=fx["t"], out=fx["out"]), tmp_path / "reference.pt")
     src = source(UPDOWN_NEWORDER_FLAGS, {"ema": tmp_path / "ema_0.9999_000007.pt"}, reference=tmp_path / "reference.pt")
-    data = DataConfig(name="image_folder", path="images", image_size=16)
+    data = DataConfig(name="image_folder", path="images", image_size=16, holdout=0)
     record = import_checkpoint(src, tmp_path / "run", data)[tmp_path / "run"]
     assert record["reference"]["relative_error"] < 1e-5 and record["unverified_flags"] == []
     model, run, step = load_model(tmp_path / "run", "ema")
@@ -276,15 +276,15 @@ def test_an_import_entry_splits_its_files_by_folder_and_checks_its_data_set(cifa
     assert set(swa.files) == {"swa"} and swa.reference is None  # the reference was computed with the EMA weights
     check_evaluated_on(entry, CIFAR10)
     with pytest.raises(ConfigError, match="'digits' is not an RGB data set"):
-        check_evaluated_on(entry, DataConfig(name="digits", image_size=32))
+        check_evaluated_on(entry, DataConfig(name="digits", image_size=32, holdout=0))
     published = ImportConfig(ema="ADM-IP.pt", published="lsun_tower/ADM-IP.pt")
     with pytest.raises(ConfigError, match="lsun_tower/ADM-IP.pt was trained on image_folder"):
-        check_evaluated_on(published, DataConfig(name="cifar10", image_size=64))
+        check_evaluated_on(published, DataConfig(name="cifar10", image_size=64, holdout=0))
 
 
 def test_flags_and_sections_that_build_the_same_unet_do_not_differ():
     flags = parse_flags(PUBLISHED["cifar10/ADM-IP.pt"].flags)
-    same = UNetConfig(image_size=32, num_channels=128, num_res_blocks=3, channel_mult="", attention_resolutions="8,16",
+    same = UNetConfig(image_size=32, num_channels=128, num_res_blocks=3, in_channels=3, channel_mult="", attention_resolutions="8,16",
                       num_heads=8, num_head_channels=32, resblock_updown=True, use_new_attention_order=True,
                       dropout=0.3, learn_sigma=True, use_checkpoint=True)  # num_heads: unused beside num_head_channels
     cosine = DiffusionConfig(steps=1000, noise_schedule="cosine", rescale_learned_sigmas=True)

@@ -66,6 +66,30 @@ def test_second_repro_has_nothing_to_do(workspace):
     assert json.loads(run(["dvc", "status", "--json"])) == {"preflight": ["always changed"]}
 
 
+def test_editing_the_cli_or_the_report_retrains_nothing(workspace):
+    """Training stages depend on the training code only (flatlib.sources.TRAINING_CODE): a help text or a claim
+    edited leaves every run folder up to date; a trainer edit does not."""
+    edited = {workspace / "flatlib" / "cli.py": b"\n# a help text edited\n",
+              workspace / "flatlib" / "report" / "claims.py": b"\n# a claim edited\n"}
+    originals = {path: path.read_bytes() for path in edited}
+    training = ("train@", "swa@", "rho_train@")
+    try:
+        for path, extra in edited.items():
+            path.write_bytes(originals[path] + extra)
+        status = json.loads(run(["dvc", "status", "--json"]))
+        assert not [name for name in status if name.startswith(training)]
+        assert "summary" in status  # the report's readers do rerun
+        trainer = workspace / "flatlib" / "training" / "trainer.py"
+        originals[trainer] = trainer.read_bytes()
+        trainer.write_bytes(originals[trainer] + b"\n# the loop edited\n")
+        status = json.loads(run(["dvc", "status", "--json"]))
+        seeds = load_params(workspace / "params.yaml").seeds
+        assert {f"train@{v}-{s}" for v in ("adm", "ip", "sam") for s in seeds} <= set(status)
+    finally:
+        for path, data in originals.items():
+            path.write_bytes(data)
+
+
 def test_one_param_change_invalidates_only_its_readers(workspace):
     params = workspace / "params.yaml"
     original = params.read_text()

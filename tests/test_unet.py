@@ -149,14 +149,15 @@ def test_groupnorm_computes_in_float32():
 
 
 def test_default_channel_mult_per_size():
-    make = lambda size, **kw: UNetConfig(image_size=size, num_channels=32, num_res_blocks=1,
-                                         attention_resolutions="8", **kw)
+    make = lambda size, **kw: UNetConfig(**{**dict(image_size=size, num_channels=32, num_res_blocks=1, in_channels=3,
+                                                   channel_mult="", attention_resolutions="8", num_head_channels=-1,
+                                                   dropout=0.0), **kw})
     assert make(64).channel_mult_tuple == (1, 2, 3, 4)
     assert make(32).channel_mult_tuple == (1, 2, 2, 2)
     assert make(16).channel_mult_tuple == (1, 2, 2)
-    assert make(128, channel_mult="1,1,2,3,4").channel_mult_tuple == (1, 1, 2, 3, 4)
+    assert make(128).channel_mult_tuple == (1, 1, 2, 3, 4)  # guided-diffusion's
     with pytest.raises(ValueError, match="no default channel_mult"):
-        make(128)
+        make(8, attention_resolutions="4")
     assert make(64).attention_rates == (8,)
     with pytest.raises(ValueError, match="among the UNet's resolutions"):
         make(64, channel_mult="1,2")  # 8x8 is never reached with two levels

@@ -20,9 +20,8 @@ import torch
 
 from flatlib.training.checkpoints import read_checkpoint
 from flatlib.errors import CorruptFileError
-from flatlib.gd.flags import DEFAULT_CHANNEL_MULT
 from flatlib.model.unet import AttentionBlock, UNetModel, create_unet
-from flatlib.schema import UNetConfig
+from flatlib.schema import DEFAULT_CHANNEL_MULT, UNetConfig
 
 SHAPELESS_FLAGS = ("use_new_attention_order", "num_heads", "num_head_channels", "num_heads_upsample")
 #: head splits tried by :func:`check_reference`: channels per head, or a number of heads

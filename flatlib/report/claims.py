@@ -354,7 +354,7 @@ def print_extractor_note(workspace) -> None:
 
 def is_paper_profile(workspace) -> bool:
     p = load_params(workspace)
-    return p.fid.extractor == "inception" and p.sample.num >= 50000 and p.data.name in ("cifar10", "image_folder")
+    return p.fid.extractor == vocabulary.PAPER_EXTRACTOR and p.sample.num >= 50000 and p.paper_dataset is not None
 
 
 def _import_notes(workspace) -> list[str]:

@@ -36,7 +36,7 @@ from flatlib.model.loss_set import DiffusionLossSet
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.training.data import ArrayImageDataset, dataset_from_config, evaluation_subset
 from flatlib.measure.exposure import exposure_of_run
-from flatlib.measure.metrics import compute_metrics, load_images, save_feature_net, train_feature_net
+from flatlib.measure.metrics import EXTRACTORS, compute_metrics, load_images, save_feature_net, train_feature_net
 from flatlib.schema import FIDConfig, FlatnessConfig, Params, load_params
 from flatlib.progress import add_progress_flag, line_buffered_stdout
 from flatlib.measure.quant import quantize_model
@@ -97,7 +97,7 @@ def stage_sample(params: Params, args) -> None:
 
 def fid_of(samples, cfg: FIDConfig, device) -> dict:
     """FID (KID, precision/recall) of samples (an .npz path or uint8 tensor) against the reference set."""
-    weights = cfg.inception_weights if cfg.extractor == "inception" else layout.FEATURENET
+    weights = EXTRACTORS[cfg.extractor].weights(cfg)
     return compute_metrics(samples, layout.REFERENCE, extractor=cfg.extractor, weights_path=weights,
                            cache_root=layout.FIDELITY_CACHE, reference_cache_name=f"reference-{cfg.extractor}",
                            kid=cfg.kid, prc=cfg.prc, batch_size=cfg.batch_size, device=device)

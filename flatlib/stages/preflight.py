@@ -30,7 +30,7 @@ from flatlib.training.data import check_dataset
 from flatlib.errors import FlatlibError, add_debug_flag, cli_errors
 from flatlib.gd.weights import check_state_dict, read_state_dict
 from flatlib.gd.importer import check_imports, import_flags, import_source
-from flatlib.measure.metrics import EXTRACTORS, check_inception_weights, sha256_file
+from flatlib.measure.metrics import EXTRACTORS, sha256_file
 from flatlib.training.optimizers import OPTIMIZERS
 from flatlib.schema import Params, check_choice, check_swa_phase
 from flatlib.model.unet import create_unet
@@ -126,8 +126,10 @@ def problems(params: dict, workspace: Path) -> list[str]:
               lambda: check_swa_phase(cfg.train, cfg.swa)]
     inputs += [lambda v=v: check_choice(f"optim.optimizer of variant {v}", cfg.run_config(v).optim.optimizer,
                                         OPTIMIZERS) for v in cfg.variants]
-    if fid.extractor == "inception":
-        inputs.append(lambda: check_inception_weights(fid.inception_weights and workspace / fid.inception_weights))
+    extractor = EXTRACTORS.get(fid.extractor)
+    if extractor is not None and extractor.placed_by_hand:
+        weights = extractor.weights(fid)
+        inputs.append(lambda: extractor.check_weights(weights and workspace / weights))
     for check in inputs:
         try:
             check()

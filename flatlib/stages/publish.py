@@ -12,12 +12,20 @@ import html
 import io
 from pathlib import Path
 
-from flatlib import atomic, layout
+from flatlib import atomic, layout, vocabulary
 from flatlib.cli import cli_parser
+from flatlib.schema import load_params
 
-#: the figures copied to docs/figures/ (reports/figures/NAME.png, those the run produced)
-KEY_FIGURES = ("fid_vs_paper", "samples_T20", "samples_T100", "training_loss", "loss_curves_1d", "loss_surfaces_2d",
-               "hessian", "noise_norms", "exposure_gap", "quant_fid", "quant_samples_raw", "rho_sweep")
+#: the figures copied to docs/figures/ (reports/figures/NAME.png, those the run produced), and the sample grids of
+#: every T' of ``sample.respacings`` (:func:`key_figures`)
+KEY_FIGURES = ("fid_vs_paper", "training_loss", "loss_curves_1d", "loss_surfaces_2d", "hessian", "noise_norms",
+               "exposure_gap", "quant_fid", "quant_samples_raw", "rho_sweep")
+
+
+def key_figures(workspace: Path) -> list[str]:
+    """:data:`KEY_FIGURES` with the sample grid of each T' the workspace's params.yaml samples at."""
+    params = load_params(workspace / "params.yaml")
+    return [KEY_FIGURES[0], *(f"samples_T{t}" for t in vocabulary.measured_respacings(params)), *KEY_FIGURES[1:]]
 MAX_WIDTH = 1100
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1400px;
@@ -141,7 +149,7 @@ def publish(workspace: Path = Path(".")) -> list[Path]:
         written.append(_write(workspace / layout.docs_page(name), render_page(notebook, titles, name).encode()))
     written.append(_write(workspace / layout.DOCS / "index.html", render_index(titles).encode()))
     written.append(_write(workspace / layout.DOCS / "style.css", stylesheet().encode()))
-    for name in KEY_FIGURES:
+    for name in key_figures(workspace):
         figure = workspace / layout.FIGURES / f"{name}.png"
         if figure.is_file():
             written.append(_write(workspace / layout.DOCS_FIGURES / figure.name, shrink_png(figure.read_bytes())))
