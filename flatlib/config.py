@@ -1,9 +1,9 @@
 """Typed, strict configuration: the base of every params section (flatlib.schema) and the one YAML reader and
 writer of the package. Imports no torch.
 
-Every section of params.yaml maps onto a frozen dataclass (:class:`StrictConfig`). Unknown keys, missing required keys and
-wrong types raise ``ConfigError`` before any work starts (nanoGPT's rule: a typo must not be silently
-ignored). ``--set section.key=value`` overrides are parsed as YAML scalars.
+Every section of params.yaml maps onto a frozen dataclass (:class:`StrictConfig`). Unknown keys, missing
+required keys and wrong types raise ``ConfigError`` before any work starts (nanoGPT's rule: a typo must not be
+silently ignored). ``--set section.key=value`` overrides are parsed as YAML scalars.
 
 params.yaml is read as YAML 1.2, as DVC writes it: ``dvc exp run -S key=value`` rewrites the file through ruamel,
 which drops the quotes of strings such as ``"off"`` that YAML 1.1 (PyYAML) reads as false.

@@ -375,8 +375,8 @@ class Params(StrictConfig):
     """Every section of params.yaml. ``seed`` seeds what every run shares (reference subset, FeatureNet, the
     fixed (x0, t, eps) set, perturbation directions); ``seeds`` are the training seeds, one run per variant
     each, paired across variants (same initial weights and data order). ``paper_dataset``: the paper's column
-    (flatlib.vocabulary.PAPER_DATASETS) the results are compared with, or None (no paper column). ``imports`` maps a variant to the
-    weights it is evaluated from instead of being trained (:class:`ImportConfig`)."""
+    (flatlib.vocabulary.PAPER_DATASETS) the results are compared with, or None (no paper column). ``imports``
+    maps a variant to the weights it is evaluated from instead of being trained (:class:`ImportConfig`)."""
     seed: int
     seeds: list
     paper_dataset: str | None

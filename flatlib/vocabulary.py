@@ -3,9 +3,9 @@ paper's T' and data sets and the verdict words. The pipeline, claims, summary,
 notebooks, figures and publish read it; nothing here imports torch (nor anything of flatlib).
 
 A Table 1 row is a (variant, weights) pair of the pipeline: ``adm/raw`` is "ADM", ``adm/ema`` "+EMA", ``sam/swa``
-"+SAM+SWA". A variant or weights kind the paper lacks is labelled ``variant/weights``. The T' shown are
-``sample.respacings`` (:func:`measured_respacings`); where a paper column is shown beside them, those the paper
-also has (:func:`compared_respacings`).
+"+SAM+SWA". A variant or weights kind the paper lacks is labelled ``variant/weights``. The T' measured and shown
+are ``sample.respacings`` (:func:`measured_respacings`); a paper column beside a T' the paper lacks (T'=50) is
+empty, and a claim about the paper's T'=100 is "not evaluated" without it (:data:`PAPER_RESPACINGS`).
 """
 from __future__ import annotations
 
@@ -43,7 +43,3 @@ def measured_respacings(params) -> tuple[int, ...]:
     """The T' every Table 1 row is sampled at: ``sample.respacings``."""
     return tuple(params.sample.respacings)
 
-
-def compared_respacings(params) -> tuple[int, ...]:
-    """The measured T' that the paper's Table 1 also has (where a paper column is shown beside a measured one)."""
-    return tuple(t for t in params.sample.respacings if t in PAPER_RESPACINGS)

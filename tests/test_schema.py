@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("module", ["flatlib.schema", "flatlib.vocabulary", "flatlib.layout", "flatlib.config"])
 def test_reading_params_imports_no_torch(module):
     """The report, the notebooks and every stage read params.yaml without loading torch or torch-fidelity."""
-    code = (f"import sys, {module}; from flatlib.schema import load_params; load_params({str(ROOT / 'params.yaml')!r}); "
+    code = (f"import sys, {module}; from flatlib.schema import load_params; "
+            f"load_params({str(ROOT / 'params.yaml')!r}); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torch_fidelity', 'yaml')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

@@ -112,7 +112,8 @@ class CheckpointSource:
     def __post_init__(self):
         unknown = set(self.files) - set(vocabulary.WEIGHT_KINDS)
         if not self.files or unknown:
-            raise ConfigError(f"give one weights file per kind among {vocabulary.WEIGHT_KINDS}, got {sorted(self.files)}")
+            raise ConfigError(f"give one weights file per kind among {vocabulary.WEIGHT_KINDS}, "
+                              f"got {sorted(self.files)}")
         if self.reference_weights not in (None, *self.files):
             raise ConfigError(f"reference_weights {self.reference_weights!r} is none of the given kinds "
                               f"{sorted(self.files)}")

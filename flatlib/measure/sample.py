@@ -64,7 +64,7 @@ def save_grid(images: torch.Tensor, path: str | Path, columns: int = 8) -> None:
 def sample_run(model: torch.nn.Module, run, respacing: str | int, seeds: list[int], cfg: SampleConfig,
                device: str | torch.device, progress: bool = True) -> torch.Tensor:
     """uint8 samples of a run's model at T' = ``respacing`` (the diffusion and image shape of its
-    :class:`~flatlib.training.train.RunConfig`): the one sampling path of the CLI, the sample, quant and rho-sweep stages."""
+    :class:`~flatlib.schema.RunConfig`): the one sampling path of the CLI, the sample, quant and rho-sweep stages."""
     diffusion = diffusion_from_config(run.diffusion, run.model.learn_sigma, respacing)
     return generate(model, diffusion, seeds, run.model.image_shape,
                     cfg.batch_size, device, cfg.eps_scale, progress=progress, compile=cfg.compile)

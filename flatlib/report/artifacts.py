@@ -212,7 +212,7 @@ IMPORTED = "imported: not trained here"
 def plateau_table(workspace) -> pd.DataFrame:
     """The plateau criterion every training run recorded (metrics.json): one row per run (the Table 1
     variants and the rho sweep's runs, per seed) with its final held-out L_simple, its relative change over
-    the last window and whether it converged (flatlib.training.train.plateau); an imported variant's runs are marked
+    the last window and whether it converged (flatlib.training.trainer.plateau); an imported variant's runs are marked
     :data:`IMPORTED`."""
     params = load_params(workspace)
     runs = [(v, s, layout.run_dir(v, s)) for v in params.variants for s in params.seeds]

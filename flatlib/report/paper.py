@@ -1,5 +1,5 @@
 """The paper's published numbers (arXiv 2503.11078): Table 1 and the secondary results the notebooks
-compare with. Facts, not measurements; row labels follow flatlib.vocabulary.PAPER_ROWS (T' and data sets: flatlib.vocabulary)."""
+compare with. Facts, not measurements; row labels, T' and data sets follow flatlib.vocabulary."""
 from __future__ import annotations
 
 from flatlib.vocabulary import PAPER_RESPACINGS

@@ -27,7 +27,7 @@ import torch
 
 from flatlib import atomic, layout, vocabulary
 from flatlib.measure import flatness
-from flatlib.training.checkpoints import load_model
+from flatlib.training.checkpoints import load_model, run_plateau
 from flatlib.cli import cli_parser
 from flatlib.config import ConfigError
 from flatlib.model.device import resolve_device
@@ -41,7 +41,6 @@ from flatlib.schema import FIDConfig, FlatnessConfig, Params, load_params
 from flatlib.progress import add_progress_flag, line_buffered_stdout
 from flatlib.measure.quant import quantize_model
 from flatlib.measure.sample import sample_run, save_grid, save_samples
-from flatlib.training.train import run_plateau
 
 
 def _write_json(path: Path, payload) -> None:

@@ -10,6 +10,7 @@ crafted file cannot run code) through :func:`read_checkpoint`, which turns an un
 """
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -50,6 +51,12 @@ def read_run_config(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise MissingInputError(f"{path} not found: is {run_dir} a run folder written by flatlib.training.train?")
     return load_yaml(path)
+
+
+def run_plateau(run_dir: str | Path) -> dict | None:
+    """The plateau criterion a finished train phase recorded in its ``metrics.json`` (None if not measured)."""
+    path = Path(run_dir) / layout.RUN_METRICS
+    return json.loads(path.read_text()).get("plateau") if path.is_file() else None
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", remedy: str = ""):

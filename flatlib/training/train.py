@@ -48,12 +48,6 @@ from flatlib.training.trainer import Trainer
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "log_every"), ("train", "save_every"), ("train", "device")}
 
 
-def run_plateau(run_dir: Path) -> dict | None:
-    """The plateau criterion a finished train phase recorded in its ``metrics.json`` (None if not measured)."""
-    path = Path(run_dir) / layout.RUN_METRICS
-    return json.loads(path.read_text()).get("plateau") if path.is_file() else None
-
-
 def code_digest(root: Path = sources.ROOT) -> dict:
     """SHA-256 of the code that computes the trained weights, :data:`flatlib.sources.TRAINING_CODE` (the model,
     diffusion, data, optimizers, averaging and the training loop; not this command line, the layout, progress,
