@@ -17,16 +17,15 @@ import torch
 from flatlib import layout
 from flatlib.training.checkpoints import is_swa_phase, load_model
 from flatlib.config import ConfigError
-from flatlib.training.data import DataConfig
 from flatlib.errors import CorruptFileError, MissingInputError, RunFolderError
 from flatlib.gd.flags import parse_flags
-from flatlib.model.diffusion import DiffusionConfig
-from flatlib.gd.importer import (DDPM_IP_README, PUBLISHED, CheckpointSource, ImportConfig, default_swa_out,
-                               differences_from, import_checkpoint, main)
+from flatlib.gd.importer import (DDPM_IP_README, PUBLISHED, CheckpointSource, check_evaluated_on, default_swa_out,
+                                 differences_from, import_checkpoint, import_source, main)
 from flatlib.gd.weights import (SHAPELESS_FLAGS, WeightsMismatchError, check_reference, check_state_dict,
                                 model_from_state_dict, read_reference, read_state_dict, relative_error)
 from flatlib.measure.metrics import sha256_file
-from flatlib.model.unet import UNetConfig, count_parameters, create_unet
+from flatlib.model.unet import count_parameters, create_unet
+from flatlib.schema import DataConfig, DiffusionConfig, ImportConfig, UNetConfig
 
 DATA = Path(__file__).parent / "data"
 CIFAR10 = DataConfig(name="cifar10", image_size=32, holdout=0)

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from flatlib import layout
+from flatlib.schema import load_params
 from flatlib.stages import preflight, runs
 from flatlib.training.checkpoints import is_swa_phase, load_model
 from flatlib.config import load_yaml
@@ -31,7 +32,7 @@ def workspace(tmp_path, monkeypatch):
 
 def test_train_and_swa_stages_import_an_imported_variant(workspace):
     for variant in ("adm", "ip"):
-        for phase in runs.PHASES:
+        for phase in ("train", "swa"):
             runs.main([phase, "--variant", variant, "--seed", "0"])
     model, run, step = load_model(layout.run_dir("adm", 0), "ema")
     assert step == 1 and run.model.num_channels == 32 and run.seed == 0
@@ -59,13 +60,14 @@ def test_an_import_replaces_what_the_folder_held_and_a_rerun_writes_nothing(work
         "data/imported/ADM-baseline.pt")
 
 
-def test_a_trained_variant_trains(workspace, monkeypatch):
+def test_a_trained_variant_trains_through_a_typed_config(workspace, monkeypatch):
+    """No argv round trip: the stage calls train_run with the run config of Params.run_config."""
     called = []
-    monkeypatch.setattr(runs, "train_main", called.append)
+    monkeypatch.setattr(runs, "train_run", lambda *args, **kwargs: called.append((args, kwargs)))
     runs.main(["swa", "--variant", "sam", "--seed", "0"])
-    assert called == [["--params", "params.yaml", "--variant", "sam", "--seed", "0", "--phase", "swa", "--init",
-                       str(layout.run_dir("sam", 0)), "--out", str(layout.run_dir("sam", 0, "swa")),
-                       "--restart-if-changed"]]
+    params = load_params("params.yaml")
+    assert called == [((params.run_config("sam", 0), layout.run_dir("sam", 0, "swa"), "swa", layout.run_dir("sam", 0)),
+                       dict(restart=True, progress=True))]
     monkeypatch.setenv("RANK", "1")
     runs.main(["train", "--variant", "adm", "--seed", "0"])  # rank 1 of torchrun: rank 0 imports
     assert not layout.run_dir("adm", 0).exists()
@@ -74,7 +76,7 @@ def test_a_trained_variant_trains(workspace, monkeypatch):
 def test_unknown_variant_or_seed_is_one_line(workspace, capsys):
     with pytest.raises(SystemExit) as exit_info:
         runs.main(["train", "--variant", "adm", "--seed", "3"])
-    assert exit_info.value.code == 2 and "--seed 3: choose a variant of ['adm', 'ip', 'sam']" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--seed 3: choose a seed of [0]" in capsys.readouterr().err
 
 
 def test_preflight_checks_every_imported_file_and_records_its_digest(workspace, capsys):
