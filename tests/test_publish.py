@@ -2,6 +2,7 @@
 import base64
 import io
 import re
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -10,6 +11,8 @@ from PIL import Image
 
 from flatlib import layout
 from flatlib.stages import publish
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def png(width: int, height: int) -> bytes:
@@ -39,9 +42,14 @@ def test_pages_index_and_figures_are_small_and_deterministic(tmp_path):
     executed_notebook(tmp_path / layout.report_notebook("exposure"), "Exposure bias")
     (tmp_path / layout.FIGURES).mkdir(parents=True)
     (tmp_path / layout.FIGURES / "fid_vs_paper.png").write_bytes(png(1600, 400))
+    (tmp_path / layout.FIGURES / "samples_T50.png").write_bytes(png(300, 300))  # a T' of sample.respacings
+    (tmp_path / layout.FIGURES / "samples_T7.png").write_bytes(png(300, 300))  # not one: not published
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace(
+        "respacings: [20, 100]", "respacings: [20, 50]"))
     written = publish.publish(tmp_path)
     assert {p.relative_to(tmp_path).as_posix() for p in written} == {
-        "docs/summary.html", "docs/exposure.html", "docs/index.html", "docs/style.css", "docs/figures/fid_vs_paper.png"}
+        "docs/summary.html", "docs/exposure.html", "docs/index.html", "docs/style.css", "docs/figures/fid_vs_paper.png",
+        "docs/figures/samples_T50.png"}
     first = {p: p.read_bytes() for p in written}
     executed_notebook(tmp_path / layout.report_notebook("summary"), "Summary: which claims reproduce")  # new ids
     publish.publish(tmp_path)

@@ -167,12 +167,13 @@ def test_config_from_dict():
     cfg = NAMED_CONFIGS["lsun_tower"]
     assert UNetConfig.from_dict(dataclasses.asdict(cfg)) == cfg
     assert cfg.attention_rates == (2, 4, 8) and cfg.out_channels == 6
-    base = dict(image_size=32, num_channels=64, num_res_blocks=2)
+    base = dict(image_size=32, num_channels=64, num_res_blocks=2, in_channels=3, channel_mult="",
+                attention_resolutions="16,8", num_head_channels=-1, dropout=0.0)
     assert type(UNetConfig.from_dict({**base, "dropout": 0}).dropout) is float  # an int is a valid float
     with pytest.raises(ValueError, match=r"unknown keys in UNetConfig: 'bogus', 'class_cond'"):
         UNetConfig.from_dict({**base, "bogus": 1, "class_cond": False})
     with pytest.raises(ValueError, match=r"missing required keys \['num_res_blocks'\]"):
-        UNetConfig.from_dict({"image_size": 32, "num_channels": 64})
+        UNetConfig.from_dict({k: v for k, v in base.items() if k != "num_res_blocks"})
     for key, bad in [("num_channels", "64"), ("learn_sigma", 1), ("num_res_blocks", True), ("dropout", "0.1"),
                      ("attention_resolutions", 16)]:
         with pytest.raises(ValueError, match=f"UNetConfig.{key} must be"):
