@@ -179,7 +179,7 @@ def test_corrupt_image_is_one_error_naming_it(tmp_path, capsys):
     for i in range(7):
         Image.fromarray(np.full((12, 12, 3), 30 * i, np.uint8)).save(folder / f"{i}.png")
     (folder / "7.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
-    data = {"name": "image_folder", "root": str(tmp_path), "path": "images", "image_size": 8}
+    data = {"name": "image_folder", "root": str(tmp_path), "path": "images", "image_size": 8, "holdout": 0}
     params = {**copy.deepcopy(TINY), "data": data, "model": {**TINY["model"], "in_channels": 3}}
     err = expect_exit(capsys, tmp_path, "adm", tmp_path / "run", params=params)
     assert len(err.splitlines()) == 1 and str(folder / "7.png") in err
