@@ -11,6 +11,7 @@ from flatlib.training import train
 from flatlib.training.trainer import Trainer
 from flatlib.training.checkpoints import load_model
 from flatlib.config import ConfigError
+from flatlib.model.diffusion import diffusion_from_config
 from flatlib.model.unet import create_unet
 from flatlib.schema import SampleConfig, UNetConfig
 from tests.test_train import TINY, resolve, load, run, write_params

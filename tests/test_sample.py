@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from flatlib.measure import sample
+from flatlib.model.diffusion import diffusion_from_config
 from flatlib.training.checkpoints import load_model
 from tests.test_train import run as train_run
 
