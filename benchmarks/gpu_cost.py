@@ -1,4 +1,4 @@
-"""Wall time, GPU-hours and disk of a paper profile, on one GPU and on several with flatlib.parallel, computed from
+"""Wall time, GPU-hours and disk of a paper profile, on one GPU and on several with flatlib.stages.parallel, computed from
 the one measured training rate and the profile's params (an estimate, printed as Markdown tables for the README).
 
 Measured: one H100, bf16, the paper's CIFAR-10 UNet at batch 128 trained at MEASURED_STEPS_PER_S Adam steps/s
@@ -12,7 +12,7 @@ guided-diffusion): raw weights, each EMA and the two Adam moments in fp32; sampl
 
 The second table is a full replication (every Table 1 row, ``--seeds`` training seeds, the rho sweep at each seed)
 on 1 GPU, one 8-GPU node and 64 GPUs, one GPU per job: each stage instance is one job of the hours above, and
-the jobs run as flatlib.parallel runs them: the waves of ``dvc dag`` (computed by DVC from dvc.yaml and the
+the jobs run as flatlib.stages.parallel runs them: the waves of ``dvc dag`` (computed by DVC from dvc.yaml and the
 profile's params), each wave's jobs in dvc.yaml order on the first free GPU, the next wave after the last job.
 Stages without a counted GPU cost (preflight, reference, FeatureNet, FID's Inception passes, summary, notebooks)
 count as zero.
@@ -34,10 +34,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from flatlib.cli import cli_parser
 from flatlib.config import apply_overrides
-from flatlib.parallel import DVC, stage_waves
-from flatlib.params import load_params
+from flatlib.stages.parallel import DVC, stage_waves
+from flatlib.schema import load_params
 from flatlib.profiles import apply_profile
-from flatlib.unet import create_unet
+from flatlib.model.unet import create_unet
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASURED_STEPS_PER_S = 10.04      # Adam, H100, bf16, NCHW, CIFAR-10 UNet, batch 128 (README)
@@ -126,7 +126,7 @@ def profile_waves(name: str, seeds: int) -> tuple[object, list[list[str]]]:
 
 
 def wall_hours(waves: list[list[float]], gpus: int) -> float:
-    """Wall time of jobs run as flatlib.parallel runs them: wave after wave, each job (in order) on the first
+    """Wall time of jobs run as flatlib.stages.parallel runs them: wave after wave, each job (in order) on the first
     free of ``gpus`` GPUs."""
     total = 0.0
     for wave in waves:
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append({"profile": name, **r})
         print(f"| {name} | {r['params (M)']:.1f} | {r['GFLOP/forward']:.1f} | {r['train h']:.0f} | {r['eval h']:.0f} "
               f"| {r['train h'] + r['eval h']:.0f} | {r['checkpoints GB']:.0f} | {r['samples GB']:.1f} |")
-    print(f"\nfull replication, {args.seeds} training seeds, one GPU per job (flatlib.parallel):\n"
+    print(f"\nfull replication, {args.seeds} training seeds, one GPU per job (flatlib.stages.parallel):\n"
           "| profile | GPUs | wall time (h) | wall time (days) | GPU-hours | longest job (h) |\n|---|---|---|---|---|---|")
     for name in args.profiles:
         for r in replication(name, args.seeds, args.gpus, flop_rate, sam_factor):

@@ -13,9 +13,8 @@ import subprocess
 import sys
 import time
 
-import yaml
-
 from flatlib.cli import cli_parser
+from flatlib.config import load_yaml
 
 
 def lookup(params: dict, dotted: str):
@@ -59,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    params = yaml.safe_load(open(args.params))
-    stages = [(n, c) for n, c in expand(yaml.safe_load(open("dvc.yaml")), params) if n.split("@")[0] not in args.skip]
+    params = load_yaml(args.params)
+    stages = [(n, c) for n, c in expand(load_yaml("dvc.yaml"), params) if n.split("@")[0] not in args.skip]
     timings, start = {}, time.perf_counter()
     for name, cmd in stages:
         tick = time.perf_counter()

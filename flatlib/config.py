@@ -1,8 +1,9 @@
-"""Typed, strict configuration read from params.yaml.
+"""Typed, strict configuration: the base of every params section (flatlib.schema) and the one YAML reader and
+writer of the package. Imports no torch.
 
-Every section of params.yaml maps onto a frozen dataclass below. Unknown keys, missing required keys and
-wrong types raise ``ConfigError`` before any work starts (nanoGPT's rule: a typo must not be silently
-ignored). ``--set section.key=value`` overrides are parsed as YAML scalars.
+Every section of params.yaml maps onto a frozen dataclass (:class:`StrictConfig`). Unknown keys, missing
+required keys and wrong types raise ``ConfigError`` before any work starts (nanoGPT's rule: a typo must not be
+silently ignored). ``--set section.key=value`` overrides are parsed as YAML scalars.
 
 params.yaml is read as YAML 1.2, as DVC writes it: ``dvc exp run -S key=value`` rewrites the file through ruamel,
 which drops the quotes of strings such as ``"off"`` that YAML 1.1 (PyYAML) reads as false.
@@ -11,12 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
+import io
 import types
 import typing
 from pathlib import Path
 
-import torch
 from ruamel.yaml import YAML
 
 from flatlib.errors import FlatlibError
@@ -90,41 +90,18 @@ class StrictConfig:
         return dataclasses.asdict(self)
 
 
-def resolve_device(name: str) -> torch.device:
-    """A ``device`` param: "auto" is cuda:LOCAL_RANK (0 outside torchrun) when a GPU is present, else cpu."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-#: ``train.compile`` / ``sample.compile`` (issue 13): "off" runs eagerly; any other value is a torch.compile
-#: (inductor) mode for the UNet's forward with static shapes, so training compiles forward and backward once
-#: per Trainer (SAM's two passes call the same compiled module) and sampling once per model and batch shape
-#: (the timestep reaches the model as a tensor: the steps of a chain never recompile). The diffusion
-#: arithmetic, optimizer and EMA stay eager. "max-autotune" and "reduce-overhead" use CUDA graphs on a GPU.
-TRAIN_COMPILE_MODES = ("off", "default", "max-autotune")
-SAMPLE_COMPILE_MODES = TRAIN_COMPILE_MODES + ("reduce-overhead",)
-
-
-def check_compile_mode(key: str, mode: str, modes: tuple[str, ...]) -> None:
-    """Raise a ConfigError naming ``key`` unless ``mode`` is one of ``modes``."""
-    if mode not in modes:
-        raise ConfigError(f"{key} must be one of {modes}, got {mode!r}")
-
-
-def compiled(module: torch.nn.Module, mode: str) -> torch.nn.Module:
-    """``module`` itself when ``mode`` is "off", else its static-shape ``torch.compile`` in that mode (the
-    wrapper shares the parameters; save and load through ``module``, whose state_dict keys are unprefixed)."""
-    if mode == "off":
-        return module
-    return torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
-
-
 def parse_yaml(text) -> typing.Any:
     """YAML 1.2 through ruamel's pure-Python safe loader (plain dicts, lists and scalars; no Python objects)."""
     return YAML(typ="safe", pure=True).load(text)
+
+
+def dump_yaml(data) -> str:
+    """``data`` (plain dicts, lists and scalars) as block-style YAML 1.2 text, keys in their order."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    stream = io.StringIO()
+    yaml.dump(data, stream)
+    return stream.getvalue()
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -1,14 +1,16 @@
-"""flatlib.publish: the executed notebooks as small HTML pages with the same bytes every time."""
+"""flatlib.stages.publish: the executed notebooks as small HTML pages with the same bytes every time."""
 import base64
 import io
 import re
+from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 from PIL import Image
 
-from flatlib import layout, publish
+from flatlib import layout
+from flatlib.stages import publish
 from tests.workspace import ROOT
 
 
@@ -50,9 +52,14 @@ def test_pages_index_and_figures_are_small_and_deterministic(tmp_path):
     executed_notebook(tmp_path / layout.report_notebook("exposure"), "Exposure bias")
     (tmp_path / layout.FIGURES).mkdir(parents=True)
     (tmp_path / layout.FIGURES / "fid_vs_paper.png").write_bytes(png(1600, 400))
+    (tmp_path / layout.FIGURES / "samples_T50.png").write_bytes(png(300, 300))  # a T' of sample.respacings
+    (tmp_path / layout.FIGURES / "samples_T7.png").write_bytes(png(300, 300))  # not one: not published
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace(
+        "respacings: [20, 100]", "respacings: [20, 50]"))
     written = publish.publish(tmp_path)
     assert {p.relative_to(tmp_path).as_posix() for p in written} == {
-        "docs/summary.html", "docs/exposure.html", "docs/index.html", "docs/style.css", "docs/figures/fid_vs_paper.png"}
+        "docs/summary.html", "docs/exposure.html", "docs/index.html", "docs/style.css", "docs/figures/fid_vs_paper.png",
+        "docs/figures/samples_T50.png"}
     first = {p: p.read_bytes() for p in written}
     executed_notebook(tmp_path / layout.report_notebook("summary"), "Summary: which claims reproduce")  # new ids
     publish.publish(tmp_path)

@@ -16,7 +16,7 @@ from flatlib.profiles import apply_profile
 from flatlib.report import artifacts, display, figures
 from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1
 from flatlib.report.claims import CLAIM_GROUPS
-from flatlib.stats import base_outcome
+from flatlib.measure.stats import base_outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS, WEIGHTS, RESPACINGS = ("adm", "ip", "sam"), ("raw", "ema", "swa"), (20, 100)
@@ -28,16 +28,17 @@ SEEDS = (0, 1, 2)
 JITTER = {0: -1.0, 1: 0.0, 2: 1.0}
 
 
-def write_params(root: Path, seeds=SEEDS) -> None:
-    """The repository's params.yaml with the smoke profile applied and ``seeds`` training seeds, 2 sample
-    sets (typed and checked like any workspace)."""
+def write_params(root: Path, seeds=SEEDS, respacings=RESPACINGS) -> None:
+    """The repository's params.yaml with the smoke profile applied, ``seeds`` training seeds and ``respacings``
+    (sample.respacings), 2 sample sets (typed and checked like any workspace)."""
     shutil.copy2(ROOT / "params.yaml", root / "params.yaml")
     apply_profile("smoke", root / "params.yaml")
-    text = (root / "params.yaml").read_text().replace("seeds: [0]", f"seeds: {list(seeds)}")
+    text = (root / "params.yaml").read_text().replace("seeds: [0]", f"seeds: {list(seeds)}").replace(
+        "respacings: [20, 100]", f"respacings: {list(respacings)}")
     (root / "params.yaml").write_text(text)
 
 
-def write_json(path: Path, payload) -> None:  # as flatlib.pipeline._write_json
+def write_json(path: Path, payload) -> None:  # as flatlib.stages.pipeline._write_json
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
 
@@ -49,7 +50,7 @@ def base_fid(variant, weights, respacing):
 
 
 def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, rho_sharpness=None,
-                   seeds=SEEDS, noise: float = 0.01, unconverged=()) -> Path:
+                   seeds=SEEDS, noise: float = 0.01, unconverged=(), respacings=RESPACINGS) -> Path:
     """A workspace whose artifacts make every claim reproduce (IP between ADM and SAM), unless the overrides say
     otherwise.
 
@@ -58,14 +59,14 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
     weights}; sharpness: {(variant, weights): MC sharpness}; gap: {variant: exposure gap}; rho_sharpness:
     {rho: MC sharpness}; unconverged: {(run, seed)} whose plateau criterion failed."""
     fid, quant8, sharpness, gap = fid or {}, quant8 or {}, sharpness or {}, gap or {}
-    write_params(root, seeds)
+    write_params(root, seeds, respacings)
     value = lambda v, w, t: fid.get((v, w, t), base_fid(v, w, t))  # noqa: E731
     sets = (-0.05, 0.05)
     for s in seeds:
         j = noise * JITTER[s]
         for v in VARIANTS:
             rows = {w: {f"T{t}": {"fid": [value(v, w, t) + 10 * j + d for d in sets], "kid_mean": [0.1, 0.1]}
-                        for t in RESPACINGS} for w in WEIGHTS}
+                        for t in respacings} for w in WEIGHTS}
             write_json(root / f"metrics/fid/{v}/seed{s}.json",
                        {"extractor": "featurenet", "num_samples": 16, "sets": 2, "rows": rows})
         alphas = [-1.0, -0.5, 0.0, 0.5, 1.0]
@@ -239,6 +240,22 @@ def test_the_real_vs_real_floor_is_printed_and_drawn_beside_fid(tmp_path, capsys
             "0.500-0.700); 16 images 1.100") in out
     fig = report.plot_fid_vs_paper(ws)
     assert any("real-vs-real floor" in t.get_text() for legend in fig.legends for t in legend.get_texts())
+
+
+def test_sample_respacings_are_the_measured_t(tmp_path):
+    """T' comes from sample.respacings: with [20, 50] the table, the summary and the sample grids show T'=50
+    (the paper column there is empty) and the claims about the paper's T'=100 are not evaluated."""
+    from flatlib.stages import summary
+
+    ws = make_workspace(tmp_path, respacings=(20, 50))
+    table = report.table1(ws)
+    assert {"measured T'=20", "measured T'=50"} <= set(table) and "measured T'=100" not in table
+    assert table["paper T'=50"].isna().all() and table.loc["ADM", "paper T'=20"] == 34.47
+    assert report.respacings(ws) == (20, 50)
+    headline = summary.headline(ws)
+    assert {"fid20_adm", "fid50_adm"} <= set(headline) and not [k for k in headline if k.startswith("fid100")]
+    verdicts = report.claims(ws)["verdict"]
+    assert (verdicts == "not evaluated").any() and (verdicts == "reproduced").any()
 
 
 def test_table1_has_nine_rows_with_the_papers_numbers(tmp_path):

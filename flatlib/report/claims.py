@@ -1,5 +1,5 @@
 """Every claim of the paper as the paper states it (its source and the provenance of its number), its measured
-parts, and the outcome decided by flatlib.stats (pooled variance model, multiplicity over the family of the
+parts, and the outcome decided by flatlib.measure.stats (pooled variance model, multiplicity over the family of the
 paper's claims, four outcomes, the plain paired t-interval as sensitivity check, KID beside FID); the printed
 profile notes and the params.yaml reproduction choices behind each notebook."""
 from __future__ import annotations
@@ -12,17 +12,17 @@ import math
 import numpy as np
 import pandas as pd
 
-from flatlib import layout
-from flatlib.layout import FLATNESS_ROWS, PAPER_ROWS, label
-from flatlib.params import params_comments
+from flatlib import layout, vocabulary
+from flatlib.vocabulary import FLATNESS_ROWS, IP_ROWS, NOT_EVALUATED, OUTCOMES, PAPER_RESPACINGS, ROW_OF, VARIANT_OF, label
+from flatlib.schema import params_comments
 from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
                                       load_featurenet, load_fid, load_import_record, load_params, plateau_table,
                                       floor_text, load_quant, metric_label, paper_dataset,
                                       seed_values, workspace_path)
 from flatlib.report.display import SECTIONS, Shown, show, table_view, verdict_view
-from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, RESPACINGS, paper_fid
+from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, paper_fid
 from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, save_table, sigmas
-from flatlib.stats import NOT_EVALUATED, OUTCOMES, Part, base_outcome, decide, kind_of, rule_text
+from flatlib.measure.stats import Part, base_outcome, decide, kind_of, rule_text
 
 
 # ------------------------------------------------------------------------------------------------ claims
@@ -30,11 +30,9 @@ class NotEvaluable(Exception):
     """The measurement a claim needs was not configured (e.g. no 8-bit run); not a missing file."""
 
 
-VARIANT_OF = {label(*r): r[0] for r in PAPER_ROWS}
 #: stands for the rho sweep's extra runs among the rows a claim uses
 RHO_RUNS = "rho sweep runs"
-ROW_OF = {label(*r): r for r in PAPER_ROWS}
-#: the families of claims corrected for multiplicity apart (flatlib.stats.decide)
+#: the families of claims corrected for multiplicity apart (flatlib.measure.stats.decide)
 PAPER, ADDED = "paper", "added"
 
 
@@ -91,7 +89,7 @@ def _fid_part(ws, a: str, b: str, t: int, metric: str) -> Part:
 class Claim:
     """A claim as the paper states it: its source (paper table, figure or section; or "added: ..."), the paper's
     evidence and its provenance, the family it is corrected in, the comparison, and ``parts(workspace, metric)``
-    -> [flatlib.stats.Part] (``metric``: "fid" or "kid_mean" for the FID-based claims)."""
+    -> [flatlib.measure.stats.Part] (``metric``: "fid" or "kid_mean" for the FID-based claims)."""
     id: str
     group: str
     claim: str
@@ -217,9 +215,9 @@ def _ip_vs_adm(ws) -> list[tuple[str, str, str]]:
     """(weights, IP row, ADM row) for each weights kind this profile measures for both the ip and the adm
     variant (raw: +IP vs ADM, ema: +IP+EMA vs +EMA, swa: +IP+SWA vs +SWA)."""
     why = unmeasured_rows(ws)
-    kinds = [w for w in layout.WEIGHT_KINDS if label("ip", w) not in why and label("adm", w) not in why]
+    kinds = [w for w in vocabulary.WEIGHT_KINDS if label("ip", w) not in why and label("adm", w) not in why]
     if not kinds:
-        _require_rows(ws, [label(v, w) for w in layout.WEIGHT_KINDS for v in ("ip", "adm")])
+        _require_rows(ws, [label(v, w) for w in vocabulary.WEIGHT_KINDS for v in ("ip", "adm")])
     return [(w, label("ip", w), label("adm", w)) for w in kinds]
 
 
@@ -245,7 +243,7 @@ PAPER_UNET_PARAMS = 52.5e6
 def rho_per_parameter(workspace) -> str:
     """rho as a per-parameter radius, rho / sqrt(number of parameters), here and in the paper's UNet: rho is an
     absolute L2 radius, so the same rho perturbs each weight of a small model more."""
-    from flatlib.unet import count_parameters, create_unet
+    from flatlib.model.unet import count_parameters, create_unet
     p = load_params(workspace)
     n = count_parameters(create_unet(p.model))
     rho = p.variant_rho("sam") if "sam" in p.variants else p.optim.rho
@@ -271,8 +269,7 @@ def _rho(ws, metric):
 
 
 #: the rows the IP-vs-ADM claims compare, weights kind by weights kind
-IP_ROWS = tuple(label(v, w) for w in layout.WEIGHT_KINDS for v in ("adm", "ip"))
-IP_PAIRS = ", ".join(f"{w}: {label('ip', w)} vs {label('adm', w)}" for w in layout.WEIGHT_KINDS)
+IP_PAIRS = ", ".join(f"{w}: {label('ip', w)} vs {label('adm', w)}" for w in vocabulary.WEIGHT_KINDS)
 LOSS_FIGURE = "figure: loss under weight perturbation (CIFAR-10, every method)"
 
 
@@ -281,12 +278,12 @@ def claim_specs() -> list[Claim]:
     specs = [_fid_pair(*args) for args in [
         ("sam_T20", "+SAM", "ADM", (20,), "+SAM improves FID over ADM at T'=20"),
         ("sam_T100", "+SAM", "ADM", (100,), "+SAM improves FID over ADM at T'=100"),
-        ("sam_ema", "+SAM+EMA", "+EMA", RESPACINGS, "SAM adds to EMA: +SAM+EMA beats +EMA"),
-        ("sam_swa", "+SAM+SWA", "+SWA", RESPACINGS, "SAM adds to SWA: +SAM+SWA beats +SWA"),
-        ("ema", "+EMA", "ADM", RESPACINGS, "EMA (indirect flatness) improves FID over ADM"),
-        ("swa", "+SWA", "ADM", RESPACINGS, "SWA (indirect flatness) improves FID over ADM"),
-        ("ip", "+IP", "ADM", RESPACINGS, "Input perturbation improves FID over ADM"),
-        ("ip_ema", "+IP+EMA", "+EMA", RESPACINGS, "IP adds to EMA: +IP+EMA beats +EMA")]]
+        ("sam_ema", "+SAM+EMA", "+EMA", PAPER_RESPACINGS, "SAM adds to EMA: +SAM+EMA beats +EMA"),
+        ("sam_swa", "+SAM+SWA", "+SWA", PAPER_RESPACINGS, "SAM adds to SWA: +SAM+SWA beats +SWA"),
+        ("ema", "+EMA", "ADM", PAPER_RESPACINGS, "EMA (indirect flatness) improves FID over ADM"),
+        ("swa", "+SWA", "ADM", PAPER_RESPACINGS, "SWA (indirect flatness) improves FID over ADM"),
+        ("ip", "+IP", "ADM", PAPER_RESPACINGS, "Input perturbation improves FID over ADM"),
+        ("ip_ema", "+IP+EMA", "+EMA", PAPER_RESPACINGS, "IP adds to EMA: +IP+EMA beats +EMA")]]
     specs += [
         Claim("sam_vs_indirect", "fid", "+SAM alone beats each indirect method (+EMA, +SWA, +IP) at T'=20", "Table 1",
               "CIFAR-10 T'=20: +SAM 9.01 vs +EMA 10.63, +SWA 11.00, +IP 20.11", TABLE1, PAPER,
@@ -363,7 +360,7 @@ class Evaluation:
 
 def evaluate(workspace) -> Evaluation:
     """Every claim evaluated together: the variance model pools over every claim's parts of one kind, and the
-    multiplicity correction runs over each family of claims (flatlib.stats.decide)."""
+    multiplicity correction runs over each family of claims (flatlib.measure.stats.decide)."""
     cfg = load_params(workspace).verdict
     specs = {c.id: c for c in claim_specs()}
     parts, kid_parts, why = {}, {}, {}
@@ -419,7 +416,7 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
     paper (the paper's evidence) and provenance, rule, measured (every part: means, the paired difference with its
     interval, the relative effect beside the paper's), decisive part (the part that decided the outcome: the
     weakest part for the claim, the strongest against it), effect (its relative effect (A - B) / B with its
-    interval, in percent) and paper effect (the paper's), p and p adjusted (flatlib.stats.decide), verdict (the
+    interval, in percent) and paper effect (the paper's), p and p adjusted (flatlib.measure.stats.decide), verdict (the
     four-valued outcome; "not evaluated" when the measurement was not configured), plain t (the outcome under
     per-comparison paired t-intervals), fragile, KID (the FID-based claims' outcome with KID) and FID vs KID,
     seeds, runs (whether every training run the claim uses reached its plateau).
@@ -558,7 +555,7 @@ def print_extractor_note(workspace) -> None:
 
 def is_paper_profile(workspace) -> bool:
     p = load_params(workspace)
-    return p.fid.extractor == "inception" and p.sample.num >= 50000 and p.data.name in ("cifar10", "image_folder")
+    return p.fid.extractor == vocabulary.PAPER_EXTRACTOR and p.sample.num >= 50000 and p.paper_dataset is not None
 
 
 #: fewer training steps than this make a run a smoke fixture: it tests that the pipeline runs, not the paper
@@ -572,7 +569,7 @@ def is_smoke(workspace) -> bool:
 
 def scale(workspace) -> str:
     """"CPU scale: digits 8x8": the run's scale in a few words (what every outcome is qualified by)."""
-    from flatlib.data import PACKAGED
+    from flatlib.training.data import PACKAGED
 
     p = load_params(workspace)
     size = f"{p.data.name} {p.data.image_size}x{p.data.image_size}"

@@ -15,9 +15,9 @@ import math
 import pandas as pd
 
 from flatlib.report.artifacts import fmt, format_table
-from flatlib.stats import base_outcome
+from flatlib.measure.stats import base_outcome
 
-#: the mark and background colour of each verdict (flatlib.stats.verdict, and "not evaluated")
+#: the mark and background colour of each verdict (flatlib.measure.stats.verdict, and "not evaluated")
 VERDICT_MARKS = {"reproduced": "✔", "contradicted": "✘", "weaker than the paper": "≪", "inconclusive": "?",
                  "not evaluated": "–"}
 VERDICT_COLORS = {"reproduced": "#e3f4e1", "contradicted": "#fbe3e1", "weaker than the paper": "#e6ecf7",

@@ -1,7 +1,7 @@
 """The notebooks' figures: each ``plot_*`` saves ``reports/figures/NAME.png`` with deterministic bytes and
 returns its matplotlib Figure (restyle it and show it again: ``fig.axes[0].set_title(...); fig``). Every figure
 carries a caption that states what it shows and an alt text that describes it (:func:`save_figure`). Under IPython
-a Figure is shown as PNG of the same bytes with the alt text and caption in its metadata (flatlib.publish numbers
+a Figure is shown as PNG of the same bytes with the alt text and caption in its metadata (flatlib.stages.publish numbers
 the captions); its text/plain is the caption."""
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from flatlib import layout
-from flatlib.layout import label
+from flatlib import layout, vocabulary
+from flatlib.vocabulary import label
 from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entries, flatness_entries, fmt,
                                       load_fid_floor, load_params, load_quant, load_training_log,
                                       mean_columns, metric_label, quant_grid_path,
                                       rows,
                                       sample_grid_path, seeds, variants, weights_kinds, workspace_path)
-from flatlib.stats import estimate
-from flatlib.unet import count_parameters, create_unet
+from flatlib.measure.stats import estimate
+from flatlib.model.unet import count_parameters, create_unet
 from flatlib.report.paper import PAPER_TABLE1
 from flatlib.report.tables import exposure_table, flatness_table, quant_table, rho_table, table1
 
@@ -457,7 +457,7 @@ def plot_noise_norms(workspace) -> Figure | None:
 def _bars(ax, names, means, half_widths, xlabel: str) -> None:
     """Horizontal bars (mean ± interval) per Table 1 row, a zero line."""
     y = np.arange(len(names))
-    variant_of = {label(v, w): v for v, w in layout.PAPER_ROWS}
+    variant_of = vocabulary.VARIANT_OF
     ax.barh(y, means, xerr=np.nan_to_num(np.asarray(half_widths, dtype=float)), capsize=3,
             color=[_row_color(label(variant_of.get(name, name), "raw")) for name in names])
     ax.axvline(0.0, color="black", linewidth=0.8)
@@ -600,7 +600,7 @@ def plot_rho_sweep(workspace) -> Figure | None:
         "Two line plots with error bars over the rho values on a categorical axis.")
 
 
-#: the forest plot's colour per outcome word (flatlib.stats.OUTCOMES)
+#: the forest plot's colour per outcome word (flatlib.measure.stats.OUTCOMES)
 OUTCOME_COLORS = {"reproduced": "#2a9d3f", "contradicted": "#c8332b", "weaker than the paper": "#3b6fb6",
                   "inconclusive": "#9a9a9a"}
 
@@ -608,10 +608,10 @@ OUTCOME_COLORS = {"reproduced": "#2a9d3f", "contradicted": "#c8332b", "weaker th
 @styled
 def plot_claims_forest(workspace) -> Figure | None:
     """Forest plot of every part of every evaluated claim: the relative paired difference (A - B) / B with its
-    interval from the verdicts' variance model (flatlib.stats), a zero line, the paper's relative effect (◆) where
+    interval from the verdicts' variance model (flatlib.measure.stats), a zero line, the paper's relative effect (◆) where
     the paper gives one, coloured by the claim's outcome; the paper's claims first, added ones after."""
     from flatlib.report.claims import claim_parts
-    from flatlib.stats import base_outcome
+    from flatlib.measure.stats import base_outcome
     parts = claim_parts(workspace)
     if parts.empty:
         return None

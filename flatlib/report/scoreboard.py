@@ -3,7 +3,7 @@
 from the added ones, the scale of the run, and one row per claim (claim | paper | measured effect ± interval |
 outcome) grouped by the paper's sections, each linking to the verdict on the page with its evidence.
 
-The summary notebook shows it first; :mod:`flatlib.publish` copies its HTML to the top of docs/index.html and its
+The summary notebook shows it first; :mod:`flatlib.stages.publish` copies its HTML to the top of docs/index.html and its
 Markdown between the README's scoreboard markers, so the three never disagree.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pandas as pd
 from flatlib.report.artifacts import load_params, metric_label
 from flatlib.report.claims import ADDED, PAPER, claims, counts, counts_text, is_paper_profile, scale
 from flatlib.report.display import SECTIONS, VERDICT_COLORS, Shown, claim_anchor, show, verdict_mark
-from flatlib.stats import NOT_EVALUATED, base_outcome
+from flatlib.measure.stats import base_outcome
+from flatlib.vocabulary import NOT_EVALUATED
 
 #: the notebook (docs page) holding each group's evidence
 PAGES = {"fid": "table1_fid", "flatness": "flatness", "quant": "quantization", "exposure": "exposure",
@@ -24,8 +25,8 @@ PAGES = {"fid": "table1_fid", "flatness": "flatness", "quant": "quantization", "
 
 def scale_note(workspace) -> str:
     """The scale caveat: data, model, steps, seeds, metric."""
-    from flatlib.data import dataset_from_config
-    from flatlib.unet import count_parameters, create_unet
+    from flatlib.training.data import dataset_from_config
+    from flatlib.model.unet import count_parameters, create_unet
 
     p = load_params(workspace)
     trained = set(p.variants) - set(p.imports)

@@ -1,8 +1,8 @@
 """A DVC pipeline's independent stages at once: on one node (one GPU per job) or on SLURM (submitit job arrays).
 
-    python -m flatlib.parallel --jobs 2                               # this machine, two stages at a time (CPU)
-    python -m flatlib.parallel --gpus 0,1,2,3,4,5,6,7                 # one 8-GPU node: one GPU per job
-    python -m flatlib.parallel --executor slurm --jobs 64 --slurm-partition gpu --timeout-min 2880
+    python -m flatlib.stages.parallel --jobs 2                               # this machine, two stages at a time (CPU)
+    python -m flatlib.stages.parallel --gpus 0,1,2,3,4,5,6,7                 # one 8-GPU node: one GPU per job
+    python -m flatlib.stages.parallel --executor slurm --jobs 64 --slurm-partition gpu --timeout-min 2880
     dvc repro                                                         # afterwards: nothing reruns (preflight aside)
 
 No scheduler of its own: DVC decides what to run and what is up to date, the executor decides where.
@@ -142,7 +142,7 @@ def run_waves(workspace: Path, args) -> list[StageRun]:
         stages = pending(workspace, wave)
         if not stages:
             continue
-        print(f"flatlib.parallel: a wave of {len(stages)} stage(s): {' '.join(stages)}", flush=True)
+        print(f"flatlib.stages.parallel: a wave of {len(stages)} stage(s): {' '.join(stages)}", flush=True)
         if args.executor == "node":
             done = run_on_node(workspace, stages, node_slots(args))
         else:
@@ -169,7 +169,7 @@ def node_slots(args) -> list[str | None]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli_parser("python -m flatlib.parallel", __doc__)
+    parser = cli_parser("python -m flatlib.stages.parallel", __doc__)
     parser.add_argument("--executor", choices=EXECUTORS, default="node",
                         help="node: processes on this machine; slurm: submitit job arrays; submitit-local: "
                              "submitit's local executor (the slurm path on one machine, every job of a wave at once)")

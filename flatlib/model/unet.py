@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from flatlib.config import ConfigError, StrictConfig
+from flatlib.schema import UNetConfig
 
 
 class GroupNorm32(nn.GroupNorm):
@@ -261,72 +261,7 @@ class UNetModel(nn.Module):
         return self.out(h)
 
 
-DEFAULT_CHANNEL_MULT = {64: (1, 2, 3, 4), 32: (1, 2, 2, 2), 16: (1, 2, 2)}
-
-
-def _parse_ints(name, text):
-    """Comma-separated integers ("16,8") as a tuple; the empty string gives ()."""
-    try:
-        return tuple(int(v) for v in text.split(",")) if text else ()
-    except ValueError:
-        raise ConfigError(f"UNetConfig.{name} must be comma-separated integers, got {text!r}") from None
-
-
-@dataclass(frozen=True, kw_only=True)
-class UNetConfig(StrictConfig):
-    """The model flags of guided-diffusion's scripts (model_and_diffusion_defaults, unconditional) plus
-    in_channels. channel_mult "" means DEFAULT_CHANNEL_MULT[image_size] (guided-diffusion's 64x64 value; the
-    32x32 one of DDPM-IP / ADM-ES; ours for 16x16). attention_resolutions are resolutions ("16,8"), turned into
-    the downsample rates image_size // r that UNetModel takes. learn_sigma doubles the output channels.
-    StrictConfig: wrong types, and in from_dict unknown or missing keys, raise ConfigError (a ValueError)."""
-
-    image_size: int
-    num_channels: int
-    num_res_blocks: int
-    in_channels: int = 3
-    channel_mult: str = ""
-    attention_resolutions: str = "16,8"
-    num_heads: int = 4
-    num_head_channels: int = -1
-    num_heads_upsample: int = -1
-    use_scale_shift_norm: bool = True
-    resblock_updown: bool = False
-    use_new_attention_order: bool = False
-    dropout: float = 0.0
-    learn_sigma: bool = False
-    use_checkpoint: bool = False
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the images this model denoises."""
-        return self.in_channels, self.image_size, self.image_size
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not self.channel_mult and self.image_size not in DEFAULT_CHANNEL_MULT:
-            raise ConfigError(f"no default channel_mult for image_size {self.image_size}: set channel_mult")
-        if min(self.channel_mult_tuple) <= 0:
-            raise ConfigError(f"channel_mult must be positive, got {self.channel_mult!r}")
-        levels = {self.image_size >> level for level in range(len(self.channel_mult_tuple))}
-        if not set(_parse_ints("attention_resolutions", self.attention_resolutions)) <= levels:
-            raise ConfigError(f"attention_resolutions {self.attention_resolutions!r} must be among the "
-                              f"UNet's resolutions {sorted(levels)}")
-
-    @property
-    def channel_mult_tuple(self):
-        return _parse_ints("channel_mult", self.channel_mult) or DEFAULT_CHANNEL_MULT[self.image_size]
-
-    @property
-    def attention_rates(self):
-        """Downsample rates of attention_resolutions (guided-diffusion's create_model: image_size // r)."""
-        return tuple(self.image_size // r for r in _parse_ints("attention_resolutions", self.attention_resolutions))
-
-    @property
-    def out_channels(self):
-        return self.in_channels * (2 if self.learn_sigma else 1)
-
-
-def create_unet(cfg):
+def create_unet(cfg: UNetConfig):
     """UNetModel for a UNetConfig (guided-diffusion's create_model, unconditional)."""
     return UNetModel(
         image_size=cfg.image_size, in_channels=cfg.in_channels, model_channels=cfg.num_channels,
@@ -344,14 +279,16 @@ def count_parameters(model):
 
 # Paper settings: the official README's flags (DESIGN.md), the rest guided-diffusion's defaults. (DDPM-IP's own
 # CIFAR-10 command adds num_head_channels 32, resblock_updown and use_new_attention_order; not the README's.)
-# "tiny" is the CPU default profile: 16x16 single-channel images (MNIST subset / digits).
+# "tiny": a 16x16 single-channel UNet for tests and examples (params.yaml's CPU default is its own, smaller one).
+_GD = dict(in_channels=3, channel_mult="", num_head_channels=-1, learn_sigma=True)  # guided-diffusion's, learn_sigma
 NAMED_CONFIGS = {
-    "cifar10": UNetConfig(image_size=32, num_channels=128, num_res_blocks=3, learn_sigma=True, dropout=0.3),
-    "lsun_tower": UNetConfig(image_size=64, num_channels=192, num_head_channels=64, num_res_blocks=3,
+    "cifar10": UNetConfig(image_size=32, num_channels=128, num_res_blocks=3, attention_resolutions="16,8",
+                          dropout=0.3, **_GD),
+    "lsun_tower": UNetConfig(**{**_GD, "num_head_channels": 64}, image_size=64, num_channels=192, num_res_blocks=3,
                              attention_resolutions="32,16,8", resblock_updown=True, use_new_attention_order=True,
-                             learn_sigma=True, dropout=0.1, use_scale_shift_norm=True),
+                             dropout=0.1, use_scale_shift_norm=True),
     "ffhq": UNetConfig(image_size=64, num_channels=128, num_res_blocks=3, attention_resolutions="32,16,8",
-                       resblock_updown=True, use_new_attention_order=True, learn_sigma=True, dropout=0.1),
+                       resblock_updown=True, use_new_attention_order=True, dropout=0.1, **_GD),
     "tiny": UNetConfig(image_size=16, in_channels=1, num_channels=32, num_res_blocks=1, channel_mult="1,2,2",
                        attention_resolutions="8", num_head_channels=32, learn_sigma=True, dropout=0.1),
 }
