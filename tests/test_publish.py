@@ -89,6 +89,7 @@ def test_pages_index_and_figures_are_small_and_deterministic(tmp_path):
 
 def test_publish_writes_the_scoreboard_into_the_readme_between_its_markers(tmp_path):
     executed_notebook(tmp_path / layout.report_notebook("summary"), "Summary")
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())  # publish reads its T' (sample grids)
     start, end = publish.MARKERS
     (tmp_path / "README.md").write_text(f"# Title\n\n{start}\nold\n{end}\n\nRest.\n")
     publish.publish(tmp_path)
