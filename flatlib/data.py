@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
-from flatlib.config import ConfigError, StrictConfig
+from flatlib.config import ConfigError, StrictConfig, ranged
 from flatlib.errors import CorruptFileError, MissingInputError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -184,23 +184,31 @@ def load_cifar10(root: str | Path = "data", train: bool = True) -> ArrayImageDat
     return ArrayImageDataset(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)))
 
 
+#: images in each data set of a known size (a CIFAR-10 training batch holds 10,000)
+SIZES = {"mnist5k": 5000, "digits": 1797}
+CIFAR10_BATCH_IMAGES = 10000
+
+
 def check_dataset(name: str, root: str | Path = "data", image_size: int | None = None,
-                  path: str | Path | None = None) -> None:
-    """Check, without reading the images, that :func:`load_dataset` finds what it needs: raises
-    :class:`DatasetMissingError` naming the path to fill, or ``ConfigError``."""
+                  path: str | Path | None = None) -> int:
+    """Check, without reading the images, that :func:`load_dataset` finds what it needs, and return how many
+    images it holds (an image folder's files are counted); raises :class:`DatasetMissingError` naming the
+    path to fill, or ``ConfigError``."""
     if name in PACKAGED:
         _require_package(name)
-    elif name == "cifar10":
+        return SIZES[name]
+    if name == "cifar10":
         if image_size not in (None, 32):
             raise ConfigError(f"cifar10 is 32x32; got data.image_size={image_size}")
-        _cifar10_batches(root)
-    elif name == "image_folder":
+        return CIFAR10_BATCH_IMAGES * len(_cifar10_batches(root))
+    if name == "image_folder":
         if path is None or image_size is None:
             raise ConfigError("image_folder needs data.path and data.image_size")
-        if next(_image_files(Path(root) / path), None) is None:
+        count = sum(1 for _ in _image_files(Path(root) / path))
+        if not count:
             raise _no_images(Path(root) / path)
-    else:
-        raise ConfigError(f"unknown data set {name!r}; choose mnist5k, digits, cifar10 or image_folder")
+        return count
+    raise ConfigError(f"unknown data set {name!r}; choose mnist5k, digits, cifar10 or image_folder")
 
 
 def load_dataset(name: str, root: str | Path = "data", image_size: int | None = None,
@@ -221,11 +229,11 @@ class DataConfig(StrictConfig):
     """params.yaml ``data``: which data set (:func:`load_dataset`) and how it is fed."""
     name: str = "mnist5k"
     root: str = "data"
-    image_size: int = 16
+    image_size: int = ranged(16, ge=1)
     path: str | None = None  # image_folder only: folder under root
     hflip: bool = False
-    num_workers: int = 0
-    holdout: int = 0         # images held out of training (the plateau criterion's set), spread evenly
+    num_workers: int = ranged(0, ge=0)
+    holdout: int = ranged(0, ge=0)        # images held out of training (the plateau criterion's set), spread evenly
 
 
 def holdout_indices(num_items: int, holdout: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from flatlib.config import StrictConfig
+from flatlib.config import StrictConfig, ranged
 from flatlib.progress import track
 
 
@@ -313,7 +313,7 @@ class GaussianDiffusion:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DiffusionConfig(StrictConfig):
     """params.yaml ``diffusion``: create_diffusion arguments; learn_sigma comes from ``model.learn_sigma``."""
-    steps: int = 1000
+    steps: int = ranged(1000, ge=1)
     noise_schedule: str = "cosine"
     rescale_learned_sigmas: bool = True
 

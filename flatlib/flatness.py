@@ -33,29 +33,29 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from flatlib.config import StrictConfig
+from flatlib.config import StrictConfig, ranged
 from flatlib.progress import progress_bar, track
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FlatnessConfig(StrictConfig):
     """params.yaml ``flatness``: the fixed loss set and every measure's settings."""
-    num_triples: int = 256                # fixed (x0, t, eps) set shared by every measure and model
-    t_min: int = 0
-    t_max: int = 1000                     # official README: t_range 1000
+    num_triples: int = ranged(256, ge=1)               # fixed (x0, t, eps) set shared by every measure and model
+    t_min: int = ranged(0, ge=0)         # t in [t_min, t_max), t_max <= diffusion.steps (flatlib.params)
+    t_max: int = ranged(1000, ge=1)                   # official README: t_range 1000
     hybrid_loss: bool = False             # reproduction choice: L_simple (eps MSE)
-    sigmas: list = dataclasses.field(default_factory=lambda: [0.005, 0.01])
-    draws: int = 20                       # LPF Monte Carlo draws (Bisla et al.: 100)
+    sigmas: list = ranged(default_factory=lambda: [0.005, 0.01], ge=0)
+    draws: int = ranged(20, ge=1)                      # LPF Monte Carlo draws (Bisla et al.: 100)
     filter_relative: bool = False
-    curve_span: float = 1.0               # 1-D curves over alpha in [-span, span], filter-normalised d
-    curve_points: int = 21
-    curve_directions: int = 1
+    curve_span: float = ranged(1.0, gt=0)              # 1-D curves over alpha in [-span, span], filter-normalised d
+    curve_points: int = ranged(21, ge=2)
+    curve_directions: int = ranged(1, ge=1)
     surface_weights: list = dataclasses.field(default_factory=lambda: ["raw"])  # 2-D surfaces: ADM vs SAM
     surface_variants: list = dataclasses.field(default_factory=lambda: ["adm", "sam"])
-    surface_points: int = 11
-    hessian_iters: int = 20
-    hessian_samples: int = 10
-    batch_size: int = 256
+    surface_points: int = ranged(11, ge=2)
+    hessian_iters: int = ranged(20, ge=1)
+    hessian_samples: int = ranged(10, ge=1)
+    batch_size: int = ranged(256, ge=1)
 
 
 @contextmanager

@@ -37,7 +37,7 @@ import yaml
 from flatlib import atomic, layout
 from flatlib.checkpoints import training_state_path, weights_path
 from flatlib.cli import cli_parser
-from flatlib.config import ConfigError, StrictConfig, _nearest
+from flatlib.config import ConfigError, StrictConfig, _nearest, ranged
 from flatlib.data import DataConfig
 from flatlib.diffusion import DiffusionConfig
 from flatlib.errors import MissingInputError, RunFolderError, add_debug_flag, cli_errors
@@ -168,7 +168,7 @@ class ImportConfig(StrictConfig):
     swa: str | None = None
     flags: str | dict | None = None
     published: str | None = None
-    step: int | None = None
+    step: int | None = ranged(None, ge=0)
     reference: str | None = None
     reference_weights: str | None = None
 

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from flatlib.checkpoints import read_checkpoint
-from flatlib.config import StrictConfig
+from flatlib.config import StrictConfig, ranged
 from flatlib.data import uint8_to_float
 from flatlib.errors import CorruptFileError, MissingInputError
 from flatlib.progress import progress_bar
@@ -61,9 +61,9 @@ _CACHE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(n
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FeatureNetConfig(StrictConfig):
     """params.yaml ``featurenet``: the CPU-profile FID feature extractor (flatlib.metrics.FeatureNet)."""
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
+    epochs: int = ranged(5, ge=1)
+    batch_size: int = ranged(128, ge=1)
+    lr: float = ranged(1e-3, gt=0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -71,10 +71,10 @@ class FIDConfig(StrictConfig):
     """params.yaml ``fid``: extractor and reference set of FID/KID/precision-recall."""
     extractor: str = "featurenet"         # "inception" for the paper profiles
     inception_weights: str | None = None  # path of torch-fidelity's Inception weights file (placed by hand)
-    reference_size: int = 5000            # training images in the reference set (paper: all of CIFAR-10)
+    reference_size: int = ranged(5000, ge=2)           # training images in the reference set (paper: all of CIFAR-10)
     kid: bool = True
     prc: bool = True
-    batch_size: int = 256
+    batch_size: int = ranged(256, ge=1)
 
 class FeatureNet(nn.Module):
     """Small classifier: three conv3x3-GroupNorm-ReLU blocks (width, 2*width, feature_dim channels; 2x

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from flatlib.config import ConfigError, StrictConfig, apply_overrides, load_yaml
+from flatlib.config import ConfigError, StrictConfig, ranged, apply_overrides, load_yaml
 from flatlib.data import DataConfig
 from flatlib.diffusion import DiffusionConfig
 from flatlib.exposure import ExposureConfig
@@ -33,7 +33,7 @@ from flatlib.unet import UNetConfig
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LaunchConfig(StrictConfig):
     """params.yaml ``launch``: how the DVC training stages start (torchrun + DDP)."""
-    nproc_per_node: int = 1               # training processes (GPUs) per run; the global batch is split
+    nproc_per_node: int = ranged(1, ge=1)              # training processes (GPUs) per run; the global batch is split
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -42,9 +42,9 @@ class RhoSweepConfig(StrictConfig):
     SAM variant's run at their last step, per training seed of ``seeds``: the training seeds, or none (no
     sweep, e.g. where adm or sam is imported). DVC's foreach over the sweep's stages reads that list."""
     seeds: list
-    rhos: list = dataclasses.field(default_factory=lambda: [0.02, 0.5])  # 0 and optim.rho reuse adm/sam
-    sigma: float = 0.01
-    respacing: int = 20
+    rhos: list = ranged(default_factory=lambda: [0.02, 0.5], gt=0)  # > 0: rho 0 is the adm run, optim.rho sam's
+    sigma: float = ranged(0.01, ge=0)
+    respacing: int = ranged(20, ge=1)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -53,8 +53,8 @@ class Params(StrictConfig):
     fixed (x0, t, eps) set, perturbation directions); ``seeds`` are the training seeds, one run per variant
     each, paired across variants (same initial weights and data order). ``imports`` maps a variant to the
     weights it is evaluated from instead of being trained (:class:`flatlib.gd_import.ImportConfig`)."""
-    seed: int
-    seeds: list
+    seed: int = ranged(ge=0)
+    seeds: list = ranged(ge=0)        # integers, distinct: checked below
     launch: LaunchConfig = LaunchConfig()
     data: DataConfig
     model: UNetConfig
@@ -79,8 +79,7 @@ class Params(StrictConfig):
                 isinstance(s, int) and s >= 0 for s in self.seeds):
             raise ConfigError(f"seeds {self.seeds}: need a list of distinct integers >= 0 (training seeds)")
         for variant in self.variants:  # a variant may only override optim keys, with valid values
-            if self.run_config(variant).optim.lr <= 0:
-                raise ConfigError(f"optim.lr must be > 0 (variant {variant!r})")
+            self.run_config(variant)
         object.__setattr__(self, "imports", {variant: ImportConfig.from_dict(entry or {}, f"imports.{variant}")
                                              for variant, entry in self.imports.items()})
         self._check_across_sections()
@@ -111,6 +110,10 @@ class Params(StrictConfig):
             bad = [t for t in values if not isinstance(t, int) or not 1 <= t <= steps]
             if bad:
                 raise ConfigError(f"{key} {bad}: every T' must be an integer in [1, diffusion.steps = {steps}]")
+        flat = self.flatness
+        if not flat.t_min < flat.t_max <= steps:
+            raise ConfigError(f"flatness.t_min {flat.t_min} and t_max {flat.t_max}: need t_min < t_max <= "
+                              f"diffusion.steps = {steps} (t is drawn from [t_min, t_max))")
         if self.quant.respacing not in self.sample.respacings:
             raise ConfigError(f"quant.respacing {self.quant.respacing} must be one of sample.respacings "
                               f"{self.sample.respacings}: the full-precision FID is taken from those samples")
@@ -120,13 +123,9 @@ class Params(StrictConfig):
         if self.data.image_size != self.model.image_size:
             raise ConfigError(f"data.image_size {self.data.image_size} != model.image_size {self.model.image_size}")
         train, swa = self.train, self.swa
-        if swa.window < 1 or swa.steps < 1:
-            raise ConfigError(f"swa.window ({swa.window}) and swa.steps ({swa.steps}) must be >= 1")
         if not 0 < swa.start_step < train.steps or swa.start_step % train.save_every:
             raise ConfigError(f"swa.start_step {swa.start_step} must be a saved step (a multiple of train.save_every "
                               f"{train.save_every}) below train.steps {train.steps}")
-        if not all(isinstance(r, (int, float)) and r > 0 for r in self.rho_sweep.rhos):
-            raise ConfigError(f"rho_sweep.rhos {self.rho_sweep.rhos} must be > 0 (rho 0 is the adm run)")
         missing = sorted(set(self.flatness.surface_variants) - set(self.variants))
         if missing:
             raise ConfigError(f"flatness.surface_variants {missing} are not variants {sorted(self.variants)}")

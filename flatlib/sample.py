@@ -21,7 +21,7 @@ from flatlib import atomic
 from flatlib.checkpoints import load_model
 from flatlib.cli import cli_parser
 from flatlib.layout import WEIGHT_KINDS
-from flatlib.config import (SAMPLE_COMPILE_MODES, ConfigError, StrictConfig, check_compile_mode, compiled,
+from flatlib.config import (SAMPLE_COMPILE_MODES, StrictConfig, check_compile_mode, compiled, ranged,
                             resolve_device)
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
@@ -32,21 +32,19 @@ from flatlib.quant import quantize_model
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SampleConfig(StrictConfig):
     """params.yaml ``sample``: the Table 1 samples of every (variant, weights) row."""
-    num: int                              # samples per set, row and T' (paper: 50,000)
-    sets: int = 1                         # disjoint sample sets, image seeds [k num, (k+1) num), shared by
+    num: int = ranged(ge=2)                          # samples per set, row and T' (paper: 50,000)
+    sets: int = ranged(1, ge=1)                        # disjoint sample sets, image seeds [k num, (k+1) num), shared by
                                           # every model (paired); FID is reported as mean +- interval over them
-    respacings: list = dataclasses.field(default_factory=lambda: [20, 100])
+    respacings: list = ranged(default_factory=lambda: [20, 100], ge=1)
     weights: list = dataclasses.field(default_factory=lambda: ["raw", "ema", "swa"])
-    batch_size: int = 256
-    eps_scale: float = 1.0                # ADM-ES lambda; the paper samples with 1 (off)
+    batch_size: int = ranged(256, ge=1)
+    eps_scale: float = ranged(1.0, gt=0)               # ADM-ES lambda; the paper samples with 1 (off)
     device: str = "auto"
     compile: str = "off"                  # torch.compile mode of the forward (flatlib.config.compiled)
 
     def __post_init__(self):
         super().__post_init__()
         check_compile_mode("sample.compile", self.compile, SAMPLE_COMPILE_MODES)
-        if self.num < 1 or self.sets < 1:
-            raise ConfigError(f"sample.num ({self.num}) and sample.sets ({self.sets}) must be >= 1")
 
     @property
     def seeds(self) -> list[int]:

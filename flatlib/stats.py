@@ -22,7 +22,7 @@ import math
 import numpy as np
 from scipy import stats as _scipy_stats
 
-from flatlib.config import ConfigError, StrictConfig
+from flatlib.config import StrictConfig, ranged
 
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
 
@@ -30,12 +30,7 @@ VERDICTS = ("reproduced", "contradicted", "inconclusive")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class VerdictConfig(StrictConfig):
     """params.yaml ``verdict``: the confidence level of every interval and verdict."""
-    confidence: float = 0.95
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not 0.5 <= self.confidence < 1:
-            raise ConfigError(f"verdict.confidence must be in [0.5, 1), got {self.confidence}")
+    confidence: float = ranged(0.95, ge=0.5, lt=1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -57,7 +57,7 @@ from flatlib.checkpoints import (configured_step, read_checkpoint, read_run_conf
                                  weights_path)
 from flatlib.cli import cli_parser
 from flatlib.config import (TRAIN_COMPILE_MODES, ConfigError, StrictConfig, apply_overrides, check_compile_mode,
-                            compiled, load_yaml, resolve_device)
+                            compiled, load_yaml, ranged, resolve_device)
 from flatlib.data import (BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config,
                           evaluation_subset, random_hflip)
 from flatlib.diffusion import DiffusionConfig, create_timestep_sampler
@@ -76,65 +76,58 @@ PRECISIONS = ("fp32", "bf16")
 class OptimConfig(StrictConfig):
     """params.yaml ``optim`` (a variant overrides some keys): the optimizer and the perturbation methods."""
     optimizer: str = "adam"           # "adam" (ADM) or "adam-sam" (SAM around Adam, official --optimizer)
-    lr: float = 1e-4
-    weight_decay: float = 0.0         # AdamW with 0 = Adam, as in the lineage
-    rho: float = 0.1                  # SAM radius (official README: 0.1)
+    lr: float = ranged(1e-4, gt=0)
+    weight_decay: float = ranged(0.0, ge=0)  # AdamW with 0 = Adam, as in the lineage
+    rho: float = ranged(0.1, ge=0)    # SAM radius (official README: 0.1)
     adaptive: bool = False            # ASAM; reproduction choice: plain SAM
     sam_sync_first_backward: bool = False  # DDP: all-reduce the ascent gradient too (SAM paper: per replica)
-    grad_clip: float = 0.0            # 0 = off; applied after SAM's second backward
-    ip_gamma: float = 0.0             # Input Perturbation gamma (DDPM-IP: 0.15 CIFAR-10, 0.1 elsewhere)
+    grad_clip: float = ranged(0.0, ge=0)  # 0 = off; applied after SAM's second backward
+    ip_gamma: float = ranged(0.0, ge=0)            # Input Perturbation gamma (DDPM-IP: 0.15 CIFAR-10, 0.1 elsewhere)
 
     def __post_init__(self):
         super().__post_init__()
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optim.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name in ("lr", "rho", "grad_clip", "ip_gamma", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"optim.{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig(StrictConfig):
     """params.yaml ``train``: the loop."""
-    steps: int
-    batch_size: int                   # global batch, split over DDP ranks
-    ema_rate: float = 0.9999
+    steps: int = ranged(ge=1)
+    batch_size: int = ranged(ge=1)    # global batch, split over DDP ranks
+    ema_rate: float = ranged(0.9999, ge=0, lt=1)
     ema_warmup: bool = False          # reproduction choice for short runs (see flatlib.averaging)
     timestep_sampler: str = "uniform"  # or "loss-second-moment"
     precision: str = "fp32"           # "bf16" autocast on GPU (never an fp16 scaler: SAM would do nothing)
     channels_last: bool = False
     compile: str = "off"              # torch.compile mode of forward/backward (flatlib.config.compiled)
-    log_every: int = 100
-    save_every: int = 10000
+    log_every: int = ranged(100, ge=1)
+    save_every: int = ranged(10000, ge=1)
     device: str = "auto"              # "auto": cuda:LOCAL_RANK when available, else cpu
-    plateau_triples: int = 256        # fixed (x0, t, eps) set (held-out images when data.holdout) whose
+    plateau_triples: int = ranged(256, ge=0)       # fixed (x0, t, eps) set (held-out images when data.holdout) whose
                                       # L_simple is logged as eval_mse; 0 = off
-    plateau_window: float = 0.25      # the last fraction of training the plateau criterion looks at
-    plateau_tol: float = 0.02         # converged: |relative change of eval_mse over that window| < tol
+    plateau_window: float = ranged(0.25, gt=0, le=1)     # the last fraction of training the plateau criterion looks at
+    plateau_tol: float = ranged(0.02, gt=0)        # converged: |relative change of eval_mse over that window| < tol
 
     def __post_init__(self):
         super().__post_init__()
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
         check_compile_mode("train.compile", self.compile, TRAIN_COMPILE_MODES)
-        if min(self.steps, self.batch_size, self.log_every, self.save_every) <= 0:
-            raise ConfigError("train.steps, batch_size, log_every and save_every must be positive")
-        if not 0 < self.plateau_window <= 1 or self.plateau_tol <= 0 or self.plateau_triples < 0:
-            raise ConfigError("train.plateau_window must be in (0, 1], plateau_tol > 0, plateau_triples >= 0")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SWAConfig(StrictConfig):
     """params.yaml ``swa``: the separate SWA phase (official README: window 100, lr_min 1e-6)."""
-    start_step: int                   # resume the run's checkpoint at this step (paper: 180000 of 200000)
-    steps: int                        # length of the SWA phase
-    window: int = 100
-    lr_min: float = 1e-6
+    start_step: int = ranged(ge=1)    # resume the run's checkpoint at this step (paper: 180000 of 200000)
+    steps: int = ranged(ge=1)         # length of the SWA phase
+    window: int = ranged(100, ge=1)
+    lr_min: float = ranged(1e-6, ge=0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunConfig(StrictConfig):
-    seed: int
+    seed: int = ranged(ge=0)
     data: DataConfig
     model: UNetConfig
     diffusion: DiffusionConfig

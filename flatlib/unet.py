@@ -26,14 +26,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from flatlib.config import ConfigError, StrictConfig
+from flatlib.config import ConfigError, StrictConfig, ranged
+
+
+GROUPS = 32  # groups of every GroupNorm: widths are multiples of it
 
 
 class GroupNorm32(nn.GroupNorm):
     """GroupNorm with 32 groups, computed in float32 and cast back (stable under reduced precision)."""
 
     def __init__(self, channels):
-        super().__init__(32, channels)
+        super().__init__(GROUPS, channels)
 
     def forward(self, x):
         return super().forward(x.float()).type(x.dtype)
@@ -268,19 +271,19 @@ class UNetConfig(StrictConfig):
     the downsample rates image_size // r that UNetModel takes. learn_sigma doubles the output channels.
     StrictConfig: wrong types, and in from_dict unknown or missing keys, raise ConfigError (a ValueError)."""
 
-    image_size: int
-    num_channels: int
-    num_res_blocks: int
-    in_channels: int = 3
+    image_size: int = ranged(ge=1)
+    num_channels: int = ranged(ge=1)       # a multiple of 32 (GroupNorm32): checked below
+    num_res_blocks: int = ranged(ge=1)
+    in_channels: int = ranged(3, ge=1)
     channel_mult: str = ""
     attention_resolutions: str = "16,8"
-    num_heads: int = 4
-    num_head_channels: int = -1
-    num_heads_upsample: int = -1
+    num_heads: int = ranged(4, ge=1)
+    num_head_channels: int = ranged(-1, ge=1, also=(-1,))   # -1: num_heads heads
+    num_heads_upsample: int = ranged(-1, ge=1, also=(-1,))  # -1: num_heads
     use_scale_shift_norm: bool = True
     resblock_updown: bool = False
     use_new_attention_order: bool = False
-    dropout: float = 0.0
+    dropout: float = ranged(0.0, ge=0, lt=1)
     learn_sigma: bool = False
     use_checkpoint: bool = False
 
@@ -295,6 +298,15 @@ class UNetConfig(StrictConfig):
             raise ConfigError(f"no default channel_mult for image_size {self.image_size}: set channel_mult")
         if min(self.channel_mult_tuple) <= 0:
             raise ConfigError(f"channel_mult must be positive, got {self.channel_mult!r}")
+        if self.num_channels % GROUPS:
+            raise ConfigError(f"num_channels {self.num_channels} must be a multiple of {GROUPS} (GroupNorm32)")
+        downsamples = len(self.channel_mult_tuple) - 1
+        if self.image_size % 2 ** downsamples:
+            raise ConfigError(f"image_size {self.image_size} must be divisible by 2^{downsamples} (one halving per "
+                              f"level of channel_mult {self.channel_mult_tuple} but the last)")
+        if self.num_head_channels > 0 and self.num_channels % self.num_head_channels:
+            raise ConfigError(f"num_head_channels {self.num_head_channels} must divide num_channels "
+                              f"{self.num_channels}")
         levels = {self.image_size >> level for level in range(len(self.channel_mult_tuple))}
         if not set(_parse_ints("attention_resolutions", self.attention_resolutions)) <= levels:
             raise ConfigError(f"attention_resolutions {self.attention_resolutions!r} must be among the "
