@@ -1,7 +1,7 @@
 """The DVC train and swa stages: a variant's run folder of one training seed, trained here or imported.
 
-    torchrun --standalone --nproc_per_node 1 -m flatlib.runs train --variant sam --seed 0   # runs/sam/seed0
-    torchrun --standalone --nproc_per_node 1 -m flatlib.runs swa --variant sam --seed 0     # runs/sam_swa/seed0
+    python -m flatlib.runs train --variant sam --seed 0   # runs/sam/seed0
+    python -m flatlib.runs swa --variant sam --seed 0     # runs/sam_swa/seed0
 
 A variant of params.yaml ``variants`` is trained by flatlib.train with ``--restart-if-changed`` (the swa stage:
 its SWA phase from the train phase's checkpoint). A variant that params.yaml ``imports`` names trains nothing:
@@ -9,12 +9,20 @@ the train stage imports its raw and EMA weights, the swa stage its SWA weights, 
 (strict load, SHA-256 and flags in ``import.json``); without SWA weights its SWA folder holds only an
 ``import.json`` without weights, and its swa rows are not evaluated (``Params.weights_of``). A folder that holds
 anything else (another import, a trained run) is replaced, as ``--restart-if-changed`` replaces a changed run.
-Under torchrun, rank 0 alone imports. Folders are the ones flatlib.layout names.
+Folders are the ones flatlib.layout names.
+
+Launch (issue 22): with ``launch.nproc_per_node`` 1 the stage trains in this process, without torchrun; with N > 1
+it runs torchrun's launcher in-process (:func:`launch_ranks`): N ranks run this same command (DDP), and the
+launcher ends with the exit status of the ranks, silently (they printed their own line). Ctrl-C reaches the
+launcher alone (torchrun starts each rank in a session of its own), which passes it once to every rank: each
+finishes its step, saves, prints ``flatlib.train: error: stopped by SIGINT ...`` (rank 0) and the stage exits 130.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 
 from flatlib import atomic, layout
 from flatlib.cli import cli_parser
@@ -66,17 +74,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def launch_ranks(argv: list[str], nproc: int) -> None:
+    """Run ``python -m flatlib.runs ARGV`` as ``nproc`` DDP ranks through torchrun's launcher, in this process,
+    and exit with their status: 0, the status of the first failed rank (2 for an expected failure, which that
+    rank printed), or 128 + the signal that stopped the launcher (the ranks got it too, saved and said so).
+    torchrun's own traceback and log lines are not shown: each rank reports for itself."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(["--standalone", "--nproc_per_node", str(nproc), "-m", "flatlib.runs", *argv]))
+    except SignalException as err:
+        raise SystemExit(128 + int(err.sigval)) from None
+    except ChildFailedError as err:
+        first = min(err.failures.values(), key=lambda failure: failure.timestamp)
+        raise SystemExit(first.exitcode if first.exitcode > 0 else 128 - first.exitcode) from None
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     with cli_errors("runs", args.debug):
         params = load_params(args.params)
         if args.variant not in params.variants or args.seed not in params.seeds:
             raise ConfigError(f"--variant {args.variant} --seed {args.seed}: choose a variant of "
                               f"{sorted(params.variants)} and a seed of {params.seeds} (params.yaml)")
-        if args.variant not in params.imports:
+        if args.variant in params.imports:
+            if int(os.environ.get("RANK", 0)) == 0:
+                import_phase(params, args.variant, args.seed, args.phase)
+        elif params.launch.nproc_per_node > 1 and "RANK" not in os.environ:
+            launch_ranks(argv, params.launch.nproc_per_node)
+        else:
             train_main(train_arguments(args.variant, args.seed, args.phase, args.params, args.progress))
-        elif int(os.environ.get("RANK", 0)) == 0:
-            import_phase(params, args.variant, args.seed, args.phase)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def load(path):
 
 @pytest.mark.parametrize("bad, message", [
     ({"optim": {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9}}, "unknown key in .*'momentum'"),
-    ({"train": {**TINY["train"], "steps": "many"}}, "TrainConfig.steps must be"),
+    ({"train": {**TINY["train"], "steps": "many"}}, "params.train.steps must be"),
     ({"variants": {"adm": {"rho": -0.1}}}, "optim.rho must be >= 0"),
     ({"optim": {"optimizer": "sgd"}}, "optim.optimizer must be one of"),
 ])
