@@ -11,8 +11,8 @@ and loads strictly into the UNet of its flags (:func:`import_problems`; their SH
 workspace is writable; the disk holds the checkpoints and samples the profile will write, and DVC's cache copy
 of them (:func:`disk_problems`); every named device exists, and ``launch.nproc_per_node`` fits the devices and
 the batch (:func:`launch_problems`). It prints one list of every problem, each
-with the path or key to fix, and exits with status 2; with none it prints a one-line summary (and writes
-``--out``).
+with the path or key to fix (one problem: one line), and exits with status 2; with none it prints a one-line
+summary (and writes ``--out``).
 """
 from __future__ import annotations
 
@@ -230,9 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     with cli_errors("preflight", args.debug):
         found = problems(load_yaml(args.params), args.workspace)
+        if len(found) == 1:
+            raise FlatlibError(f"{args.params}: {found[0]}")
         if found:
-            raise FlatlibError(f"{len(found)} problem{'s' * (len(found) > 1)} found before any work "
-                               f"({args.params}):\n" + "\n".join(f"  - {problem}" for problem in found))
+            raise FlatlibError(f"{len(found)} problems found before any work ({args.params}):\n"
+                               + "\n".join(f"  - {problem}" for problem in found))
         if args.out:
             digests = import_digests(Params.from_dict(load_yaml(args.params), "params"), args.workspace)
             atomic.write_json(args.out, {"checks": list(CHECKS), **({"imports": digests} if digests else {})},
