@@ -15,16 +15,18 @@ one seed share the first two across variants (paired).
 The objective is the hybrid loss of improved DDPM (flatlib.diffusion.training_losses). A run folder holds
 ``config.yaml`` (resolved), ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
 ``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state),
-``swa{step:06d}.pt`` in the SWA phase, ``log.csv``, ``metrics.json`` and ``code.json`` (the digest of the
-code that trained it). Rerunning the same command resumes from the newest ``opt*.pt`` and continues bitwise
-identically (CPU).
+``swa{step:06d}.pt`` in the SWA phase, ``checksums.json`` (their SHA-256), ``log.csv``, ``metrics.json``,
+``code.json`` (the digest of the code that trained it) and ``timings.json`` (wall time and speed: the one file
+that differs between two identical runs, kept out of DVC's hash by .dvcignore). Rerunning the same command
+resumes from the newest intact ``opt*.pt`` and continues bitwise identically (CPU).
 
 Reliability (issue 14): resume only continues a run of the same params and code (:func:`check_run_folder`;
 :func:`code_digest`); a rerun with nothing left to do writes nothing; a ``train.steps`` below the newest
 checkpoint is refused; the SWA phase checks its ``--init`` run (:func:`check_init_run`); a trainer holds
 its folder with an exclusive ``flock`` on ``RUN/.lock`` (:func:`hold_run_folder`); every file is written
-atomically, the training state ``opt*.pt`` last, and a newest checkpoint that fails to load is reported
-and skipped; SIGINT/SIGTERM stop the run after the current step with a checkpoint (:class:`StopSignal`).
+atomically, the training state ``opt*.pt`` last, and a newest checkpoint that fails to load or to match its
+recorded SHA-256 is reported and skipped; SIGINT/SIGTERM stop the run after the current step with a checkpoint
+(:class:`StopSignal`). Issue 22: a resume cuts ``log.csv`` back to its step (:meth:`RunningLog.cut_back`).
 
 SAM's two passes reuse the same batch, timesteps, noise, IP noise and dropout masks (the global RNG state is
 restored before the second forward); under DDP the first backward runs under ``no_sync`` (per-replica ascent)
