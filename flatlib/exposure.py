@@ -43,8 +43,8 @@ AGGREGATES = {"mean": torch.mean, "sum": torch.sum, "max": torch.max,
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ExposureConfig(StrictConfig):
     """params.yaml ``exposure``: chains per model, T' and how the per-step gap is reduced to one number."""
-    num: int = ranged(64, ge=1)                        # chains and real images
-    respacing: int = ranged(20, ge=2)      # T' (at least 2: the aggregate drops the last step)
+    num: int = ranged(64, ge=1)           # chains and real images
+    respacing: int = ranged(20, ge=2)     # T' (at least 2: the aggregate drops the last step)
     aggregate: str = "mean_before_last"   # reproduction choice: mean gap over sampling steps but t = 0
 
     def __post_init__(self):

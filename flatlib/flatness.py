@@ -40,14 +40,14 @@ from flatlib.progress import progress_bar, track
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FlatnessConfig(StrictConfig):
     """params.yaml ``flatness``: the fixed loss set and every measure's settings."""
-    num_triples: int = ranged(256, ge=1)               # fixed (x0, t, eps) set shared by every measure and model
-    t_min: int = ranged(0, ge=0)         # t in [t_min, t_max), t_max <= diffusion.steps (flatlib.params)
-    t_max: int = ranged(1000, ge=1)                   # official README: t_range 1000
+    num_triples: int = ranged(256, ge=1)  # fixed (x0, t, eps) set shared by every measure and model
+    t_min: int = ranged(0, ge=0)          # t in [t_min, t_max), t_max <= diffusion.steps (flatlib.params)
+    t_max: int = ranged(1000, ge=1)       # official README: t_range 1000
     hybrid_loss: bool = False             # reproduction choice: L_simple (eps MSE)
     sigmas: list = ranged(default_factory=lambda: [0.005, 0.01], ge=0)
-    draws: int = ranged(20, ge=1)                      # LPF Monte Carlo draws (Bisla et al.: 100)
+    draws: int = ranged(20, ge=1)         # LPF Monte Carlo draws (Bisla et al.: 100)
     filter_relative: bool = False
-    curve_span: float = ranged(1.0, gt=0)              # 1-D curves over alpha in [-span, span], filter-normalised d
+    curve_span: float = ranged(1.0, gt=0)  # 1-D curves over alpha in [-span, span], filter-normalised d
     curve_points: int = ranged(21, ge=2)
     curve_directions: int = ranged(1, ge=1)
     surface_weights: list = dataclasses.field(default_factory=lambda: ["raw"])  # 2-D surfaces: ADM vs SAM

@@ -168,7 +168,7 @@ class ImportConfig(StrictConfig):
     swa: str | None = None
     flags: str | dict | None = None
     published: str | None = None
-    step: int | None = ranged(None, ge=0)
+    step: int | None = ranged(None, ge=1)
     reference: str | None = None
     reference_weights: str | None = None
 

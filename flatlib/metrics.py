@@ -72,7 +72,7 @@ class FIDConfig(StrictConfig):
     """params.yaml ``fid``: extractor and reference set of FID/KID/precision-recall."""
     extractor: str = "featurenet"         # "inception" for the paper profiles
     inception_weights: str | None = None  # path of torch-fidelity's Inception weights file (placed by hand)
-    reference_size: int = ranged(5000, ge=2)           # training images in the reference set (paper: all of CIFAR-10)
+    reference_size: int = ranged(5000, ge=2)  # training images in the reference set (paper: all of CIFAR-10)
     kid: bool = True
     prc: bool = True
     batch_size: int = ranged(256, ge=1)

@@ -33,7 +33,7 @@ from flatlib.unet import UNetConfig
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LaunchConfig(StrictConfig):
     """params.yaml ``launch``: how the DVC training stages start (torchrun + DDP)."""
-    nproc_per_node: int = ranged(1, ge=1)              # training processes (GPUs) per run; the global batch is split
+    nproc_per_node: int = ranged(1, ge=1)  # training processes (GPUs) per run; the global batch is split
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -54,7 +54,7 @@ class Params(StrictConfig):
     each, paired across variants (same initial weights and data order). ``imports`` maps a variant to the
     weights it is evaluated from instead of being trained (:class:`flatlib.gd_import.ImportConfig`)."""
     seed: int = ranged(ge=0)
-    seeds: list = ranged(ge=0)        # integers, distinct: checked below
+    seeds: list = ranged(ge=0)            # integers, distinct: checked below
     launch: LaunchConfig = LaunchConfig()
     data: DataConfig
     model: UNetConfig
@@ -123,6 +123,10 @@ class Params(StrictConfig):
         if self.data.image_size != self.model.image_size:
             raise ConfigError(f"data.image_size {self.data.image_size} != model.image_size {self.model.image_size}")
         train, swa = self.train, self.swa
+        if self.sample.num < 2:
+            raise ConfigError(f"sample.num {self.sample.num} must be >= 2 (the FID of a set needs two samples)")
+        if swa.steps < 1:
+            raise ConfigError(f"swa.steps {swa.steps} must be >= 1 (the SWA phase of every trained variant)")
         if not 0 < swa.start_step < train.steps or swa.start_step % train.save_every:
             raise ConfigError(f"swa.start_step {swa.start_step} must be a saved step (a multiple of train.save_every "
                               f"{train.save_every}) below train.steps {train.steps}")

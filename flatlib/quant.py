@@ -30,7 +30,7 @@ class QuantConfig(StrictConfig):
     bits: list = ranged(default_factory=lambda: [8, 4], ge=2, le=16)  # integers, checked below
     per_channel: bool = False             # reproduction choice: per-tensor scales
     layer_types: list = dataclasses.field(default_factory=lambda: ["conv", "linear"])
-    respacing: int = ranged(20, ge=1)                  # the paper's quantization result is at T' = 20
+    respacing: int = ranged(20, ge=1)     # the paper's quantization result is at T' = 20
 
     def __post_init__(self):
         super().__post_init__()

@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def launch_ranks(argv: list[str], nproc: int) -> None:
     """Run ``python -m flatlib.runs ARGV`` as ``nproc`` DDP ranks through torchrun's launcher, in this process,
-    and exit with their status: 0, the status of the first failed rank (2 for an expected failure, which that
-    rank printed), or 128 + the signal that stopped the launcher (the ranks got it too, saved and said so).
+    and exit with their status: 0, the status of the first failed rank (the lowest of those that failed in the
+    same second; 2 for an expected failure, which that rank printed), or 128 + the signal that stopped the launcher (the ranks got it too, saved and said so).
     torchrun's own traceback and log lines are not shown: each rank reports for itself."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -89,7 +89,7 @@ def launch_ranks(argv: list[str], nproc: int) -> None:
     except SignalException as err:
         raise SystemExit(128 + int(err.sigval)) from None
     except ChildFailedError as err:
-        first = min(err.failures.values(), key=lambda failure: failure.timestamp)
+        first = min(err.failures.values(), key=lambda failure: (failure.timestamp, failure.local_rank))
         raise SystemExit(first.exitcode if first.exitcode > 0 else 128 - first.exitcode) from None
 
 

@@ -32,13 +32,13 @@ from flatlib.quant import quantize_model
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SampleConfig(StrictConfig):
     """params.yaml ``sample``: the Table 1 samples of every (variant, weights) row."""
-    num: int = ranged(ge=2)                          # samples per set, row and T' (paper: 50,000)
-    sets: int = ranged(1, ge=1)                        # disjoint sample sets, image seeds [k num, (k+1) num), shared by
+    num: int = ranged(ge=1)               # samples per set, row and T' (paper: 50,000; params: >= 2, for FID)
+    sets: int = ranged(1, ge=1)           # disjoint sample sets, image seeds [k num, (k+1) num), shared by
                                           # every model (paired); FID is reported as mean +- interval over them
     respacings: list = ranged(default_factory=lambda: [20, 100], ge=1)
     weights: list = dataclasses.field(default_factory=lambda: ["raw", "ema", "swa"])
     batch_size: int = ranged(256, ge=1)
-    eps_scale: float = ranged(1.0, gt=0)               # ADM-ES lambda; the paper samples with 1 (off)
+    eps_scale: float = ranged(1.0, gt=0)  # ADM-ES lambda; the paper samples with 1 (off)
     device: str = "auto"
     compile: str = "off"                  # torch.compile mode of the forward (flatlib.config.compiled)
 

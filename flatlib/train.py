@@ -80,11 +80,11 @@ class OptimConfig(StrictConfig):
     optimizer: str = "adam"           # "adam" (ADM) or "adam-sam" (SAM around Adam, official --optimizer)
     lr: float = ranged(1e-4, gt=0)
     weight_decay: float = ranged(0.0, ge=0)  # AdamW with 0 = Adam, as in the lineage
-    rho: float = ranged(0.1, ge=0)    # SAM radius (official README: 0.1)
+    rho: float = ranged(0.1, ge=0)        # SAM radius (official README: 0.1)
     adaptive: bool = False            # ASAM; reproduction choice: plain SAM
     sam_sync_first_backward: bool = False  # DDP: all-reduce the ascent gradient too (SAM paper: per replica)
     grad_clip: float = ranged(0.0, ge=0)  # 0 = off; applied after SAM's second backward
-    ip_gamma: float = ranged(0.0, ge=0)            # Input Perturbation gamma (DDPM-IP: 0.15 CIFAR-10, 0.1 elsewhere)
+    ip_gamma: float = ranged(0.0, ge=0)   # Input Perturbation gamma (DDPM-IP: 0.15 CIFAR-10, 0.1 elsewhere)
 
     def __post_init__(self):
         super().__post_init__()
@@ -96,7 +96,7 @@ class OptimConfig(StrictConfig):
 class TrainConfig(StrictConfig):
     """params.yaml ``train``: the loop."""
     steps: int = ranged(ge=1)
-    batch_size: int = ranged(ge=1)    # global batch, split over DDP ranks
+    batch_size: int = ranged(ge=1)        # global batch, split over DDP ranks
     ema_rate: float = ranged(0.9999, ge=0, lt=1)
     ema_warmup: bool = False          # reproduction choice for short runs (see flatlib.averaging)
     timestep_sampler: str = "uniform"  # or "loss-second-moment"
@@ -106,10 +106,10 @@ class TrainConfig(StrictConfig):
     log_every: int = ranged(100, ge=1)
     save_every: int = ranged(10000, ge=1)
     device: str = "auto"              # "auto": cuda:LOCAL_RANK when available, else cpu
-    plateau_triples: int = ranged(256, ge=0)       # fixed (x0, t, eps) set (held-out images when data.holdout) whose
+    plateau_triples: int = ranged(256, ge=0)  # fixed (x0, t, eps) set (held-out images when data.holdout) whose
                                       # L_simple is logged as eval_mse; 0 = off
-    plateau_window: float = ranged(0.25, gt=0, le=1)     # the last fraction of training the plateau criterion looks at
-    plateau_tol: float = ranged(0.02, gt=0)        # converged: |relative change of eval_mse over that window| < tol
+    plateau_window: float = ranged(0.25, gt=0, le=1)  # the last fraction of training the plateau criterion looks at
+    plateau_tol: float = ranged(0.02, gt=0)  # converged: |relative change of eval_mse over that window| < tol
 
     def __post_init__(self):
         super().__post_init__()
@@ -121,8 +121,8 @@ class TrainConfig(StrictConfig):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SWAConfig(StrictConfig):
     """params.yaml ``swa``: the separate SWA phase (official README: window 100, lr_min 1e-6)."""
-    start_step: int = ranged(ge=1)    # resume the run's checkpoint at this step (paper: 180000 of 200000)
-    steps: int = ranged(ge=1)         # length of the SWA phase
+    start_step: int = ranged(ge=1)        # resume the run's checkpoint at this step (paper: 180000 of 200000)
+    steps: int = ranged(ge=0)             # length of the SWA phase (0 in an import's run config; params: >= 1)
     window: int = ranged(100, ge=1)
     lr_min: float = ranged(1e-6, ge=0)
 

@@ -32,6 +32,7 @@ def test_variant_merges_into_optim_once(params_file):
     ("quant.bits=[8, 1]", r"quant.bits must be a list of numbers in \[2, 16\], got \[8, 1\]"),
     ("quant.bits=[8.5]", r"quant.bits must be integers in \[2, 16\]"),
     ("swa.window=0", "swa.window must be >= 1, got 0"),
+    ("swa.steps=0", "swa.steps 0 must be >= 1"),
     ("swa.start_step=1700", "swa.start_step 1700 must be a saved step"),
     ("swa.start_step=2000", "swa.start_step 2000 must be a saved step"),
     ("rho_sweep.rhos=[0.0, 0.5]", r"rho_sweep.rhos must be a list of numbers > 0, got \[0.0, 0.5\]"),
