@@ -83,7 +83,9 @@ def launch_ranks(argv: list[str], nproc: int) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    for name in list(logging.root.manager.loggerDict):  # each module's logger sets its own level (LOGLEVEL)
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         run(parse_args(["--standalone", "--nproc_per_node", str(nproc), "-m", "flatlib.runs", *argv]))
     except SignalException as err:
