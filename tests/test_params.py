@@ -79,6 +79,11 @@ def test_out_of_range_values_fail_before_any_work(params_file, override, message
         load_params(params_file, overrides)
 
 
+def test_a_malformed_override_is_one_line(params_file):
+    with pytest.raises(ConfigError, match=r"^override 'train.steps=\[1,', line 1, column 4: expected the node content"):
+        load_params(params_file, ["train.steps=[1,"])
+
+
 def test_typo_names_the_key_and_the_nearest_valid_one(params_file):
     params_file.write_text(params_file.read_text().replace("  steps: 2000", "  stpes: 2000"))
     with pytest.raises(ConfigError, match=r"unknown key in params.train: 'stpes' \(did you mean 'steps'\?\)"):
