@@ -128,6 +128,7 @@ def quant_grid_file(variant: str, seed: int, weights: str, respacing: int, bits:
 # ------------------------------------------------------------------------------------------------ metrics
 METRICS = Path("metrics")
 FEATURENET_METRICS = METRICS / "featurenet.json"
+FID_FLOOR = METRICS / "fid_floor.json"       # the real-vs-real FID floor at the sample counts (stage fid_floor)
 RHO_SWEEP_METRICS = METRICS / "rho_sweep"
 #: metrics written once per variant and seed: metrics/{kind}/{variant}/seed{s}.json
 PER_VARIANT_METRICS = ("fid", "quant", "flatness", "exposure")
@@ -149,6 +150,8 @@ def rho_sweep_metrics(seed: int) -> Path:
 RESULTS = Path("results")
 SUMMARY = RESULTS / "summary.json"          # the headline numbers, flat (`dvc metrics show`, `dvc exp show`)
 PLOTS = RESULTS / "plots"                   # the data of dvc.yaml's plots (`dvc plots show`)
+CLAIM_PARTS = RESULTS / "claims.csv"        # every part of every claim: interval, relative effect, p, outcome
+CLAIM_SEEDS = RESULTS / "claims_per_seed.csv"  # per training seed, the compared values of every part
 PLOT_NAMES = ("training_loss", "fid", "loss_curve", "exposure_gap")
 
 
@@ -192,6 +195,8 @@ def stage_of(relpath: str | Path) -> str:
         return Path(relpath).stem
     if Path(relpath) == FEATURENET_METRICS:
         return "featurenet"
+    if Path(relpath) == FID_FLOOR:
+        return "fid_floor"
     if parts[:2] == RHO_SWEEP_METRICS.parts:
         return f"rho_sweep@{_seed_of(parts[2])}"
     if parts[0] == RUNS.name:

@@ -76,6 +76,8 @@ class FIDConfig(StrictConfig):
     kid: bool = True
     prc: bool = True
     batch_size: int = ranged(256, ge=1)
+    floor_draws: int = ranged(3, ge=1)    # reproduction choice: real-vs-real floor draws (flatlib.pipeline fid-floor)
+
 
 class FeatureNet(nn.Module):
     """Small classifier: three conv3x3-GroupNorm-ReLU blocks (width, 2*width, feature_dim channels; 2x

@@ -5,6 +5,7 @@ the artifacts of flatlib.layout that the notebooks read.
     python -m flatlib.pipeline featurenet                  # data/featurenet.pt (CPU-profile FID feature extractor)
     python -m flatlib.pipeline sample --variant sam --seed 0    # samples/V/seedS/{weights}_T{T'}.npz (+ .png grid)
     python -m flatlib.pipeline fid --variant sam --seed 0       # metrics/fid/V/seedS.json
+    python -m flatlib.pipeline fid-floor                        # metrics/fid_floor.json (real-vs-real floor)
     python -m flatlib.pipeline quant --variant sam --seed 0     # metrics/quant/V/seedS.json, samples/quant/V/seedS/
     python -m flatlib.pipeline flatness --variant sam --seed 0  # metrics/flatness/V/seedS.json
     python -m flatlib.pipeline exposure --variant sam --seed 0  # metrics/exposure/V/seedS.json
@@ -103,9 +104,13 @@ def fid_of(samples, cfg: FIDConfig, device) -> dict:
 
 
 def fid_of_sets(samples: torch.Tensor, params: Params, device) -> dict:
-    """Each metric of :func:`fid_of` as a list, one value per sample set of ``samples`` (sample.sets)."""
+    """Each metric of :func:`fid_of` as a list, one value per sample set of ``samples`` (sample.sets: the
+    within-seed noise of the verdicts' variance model), and as ``METRIC_all`` on all samples of the seed (the
+    seed's value: FID's small-sample bias shrinks with the count, Chong & Forsyth 2020)."""
     per_set = [fid_of(images, params.fid, device) for images in params.sample.split(samples)]
-    return {key: [scores[key] for scores in per_set] for key in per_set[0]}
+    whole = per_set[0] if len(per_set) == 1 else fid_of(samples, params.fid, device)
+    return {**{key: [scores[key] for scores in per_set] for key in per_set[0]},
+            **{f"{key}_all": value for key, value in whole.items()}}
 
 
 def stage_fid(params: Params, args) -> None:
@@ -120,6 +125,28 @@ def stage_fid(params: Params, args) -> None:
     _write_json(layout.variant_metrics("fid", args.variant, args.seed),
                 dict(extractor=params.fid.extractor, num_samples=params.sample.num, sets=params.sample.sets,
                      rows=rows))
+
+
+def stage_fid_floor(params: Params, args) -> None:
+    """The real-vs-real floor: FID/KID of ``fid.floor_draws`` seeded draws of real images against the reference, at
+    the count of one sample set (sample.num) and of all sets of a seed (sample.num * sample.sets): what a model
+    that reproduced the data exactly would score at that count. Drawn from the held-out images when they suffice,
+    else from the training images the reference is made of (then a lower bound: the draw overlaps the reference)."""
+    device, cfg = _device(params), params.sample
+    counts = {"set": cfg.num, "all": cfg.num * cfg.sets}
+    held = dataset_from_config(params.data, "holdout") if params.data.holdout >= counts["all"] else None
+    source = held if held is not None else dataset_from_config(params.data)
+    out = dict(extractor=params.fid.extractor, source="held-out images" if held is not None else
+               "training images (the reference's own: a lower bound)", counts=counts)
+    for name, count in counts.items():
+        draws = []
+        for draw in range(params.fid.floor_draws):
+            floats = evaluation_subset(source, count, params.seed + 1 + draw)
+            draws.append(fid_of(((floats + 1) * 127.5).round().clamp(0, 255).to(torch.uint8), params.fid, device))
+        out[name] = {key: [d[key] for d in draws] for key in draws[0]}
+        print(f"real-vs-real floor, {count} images ({out['source']}): FID " + ", ".join(
+            f"{x:.3f}" for x in out[name]["fid"]))
+    _write_json(layout.FID_FLOOR, out)
 
 
 def stage_quant(params: Params, args) -> None:
@@ -231,6 +258,7 @@ def stage_rho_sweep(params: Params, args) -> None:
 
 
 STAGES = {"reference": stage_reference, "featurenet": stage_featurenet, "sample": stage_sample, "fid": stage_fid,
+          "fid-floor": stage_fid_floor,
           "quant": stage_quant, "flatness": stage_flatness, "exposure": stage_exposure,
           "rho-train": stage_rho_train, "rho-sweep": stage_rho_sweep}
 PER_VARIANT = ("sample", "fid", "quant", "flatness", "exposure")

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 def launch_ranks(argv: list[str], nproc: int) -> None:
     """Run ``python -m flatlib.runs ARGV`` as ``nproc`` DDP ranks through torchrun's launcher, in this process,
     and exit with their status: 0, the status of the first failed rank (the lowest of those that failed in the
-    same second; 2 for an expected failure, which that rank printed), or 128 + the signal that stopped the launcher (the ranks got it too, saved and said so).
+    same second; 2 for an expected failure, which that rank printed), or 128 + the signal that stopped the
+    launcher (the ranks got it too, saved and said so).
     torchrun's own traceback and log lines are not shown: each rank reports for itself."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

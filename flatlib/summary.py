@@ -3,10 +3,14 @@ logs (runs/) it writes
 
 - ``results/summary.json``: the headline numbers as one flat JSON object (``dvc metrics show``, ``dvc exp show``):
   FID at each T' of ADM, +EMA, +SAM and +SAM+EMA, and for ADM and +SAM the MC sharpness (largest measured sigma),
-  the FID change under 8-bit weights and the exposure gap, each the mean over training seeds; then how many claims
-  flatlib.report.claims finds reproduced, contradicted, inconclusive and not evaluated;
+  the FID change under 8-bit weights and the exposure gap, each the mean over training seeds; then how many of the
+  paper's claims flatlib.report.claims finds reproduced, contradicted, weaker than the paper, inconclusive and not
+  evaluated, the same for the suite's added claims (``added_*``) and the number of fragile verdicts;
 - ``results/plots/*.csv``: the data of dvc.yaml's ``plots`` (``dvc plots show``), long format with a ``row``
-  column that the template colours by.
+  column that the template colours by;
+- ``results/claims.csv`` (one row per part of every claim: difference, interval, relative effect beside the
+  paper's, p, which variance decided the width, the claim's outcome) and ``results/claims_per_seed.csv`` (per
+  training seed the two compared values of every part and their difference).
 
 A row the profile does not measure (an import's missing weights, no SAM variant) is left out, never an error.
 
@@ -25,15 +29,16 @@ from flatlib.cli import cli_parser
 from flatlib.errors import MissingInputError, add_debug_flag, cli_errors
 from flatlib.layout import label
 from flatlib.report import claims, exposure_table, flatness_table, quant_table, table1
+from flatlib.report.claims import ADDED, PAPER, claim_parts, claim_seed_values, counts
 from flatlib.report.artifacts import (ArtifactMissing, exposure_entries, flatness_entries, load_params,
                                       load_training_log, mean_columns)
 from flatlib.report.paper import RESPACINGS
+from flatlib.stats import NOT_EVALUATED, OUTCOMES
 
 #: summary key suffix -> Table 1 row whose FID is a headline number
 FID_ROWS = {"adm": "ADM", "ema": "+EMA", "sam": "+SAM", "sam_ema": "+SAM+EMA"}
 #: summary key suffix -> row compared on flatness, quantization and exposure (the paper's ADM vs SAM)
 COMPARED_ROWS = {"adm": "ADM", "sam": "+SAM"}
-VERDICTS = ("reproduced", "contradicted", "inconclusive", "not evaluated")
 
 
 def _put(out: dict, key: str, df: pd.DataFrame, row: str, column: str | None) -> None:
@@ -44,7 +49,8 @@ def _put(out: dict, key: str, df: pd.DataFrame, row: str, column: str | None) ->
 
 def headline(workspace) -> dict[str, float | int]:
     """The flat summary: ``fid{T'}_{row}``, ``sharp_{row}`` (MC sharpness), ``dfid8_{row}`` (FID change under
-    8-bit weights), ``gap_{row}`` (exposure gap), means over training seeds, and one count per verdict."""
+    8-bit weights), ``gap_{row}`` (exposure gap), means over training seeds; one count per outcome of the paper's
+    claims, of the added claims (``added_``), and of the fragile verdicts."""
     out = {}
     fid = table1(workspace)
     for t in RESPACINGS:
@@ -57,9 +63,22 @@ def headline(workspace) -> dict[str, float | int]:
     for name, (df, column) in tables.items():
         for key, row in COMPARED_ROWS.items():
             _put(out, f"{name}_{key}", df, row, column)
-    counts = claims(workspace)["verdict"].value_counts()
-    out.update({v.replace(" ", "_"): int(counts.get(v, 0)) for v in VERDICTS})
+    verdicts = claims(workspace)
+    for family, prefix in ((PAPER, ""), (ADDED, "added_")):
+        out.update({prefix + word.replace(" ", "_"): n for word, n in counts(verdicts, family).items()})
+    out["fragile"] = int(verdicts["fragile"].sum())
     return out
+
+
+def scorecard(summary: dict) -> str:
+    """The README's scorecard line from results/summary.json: the paper's claims, then the added ones apart."""
+    def line(prefix: str) -> str:
+        return ", ".join(f"{summary[prefix + word.replace(' ', '_')]} {word}" for word in OUTCOMES + (NOT_EVALUATED,)
+                         if summary.get(prefix + word.replace(" ", "_")) or word in ("reproduced", "contradicted"))
+    paper = sum(summary[w.replace(" ", "_")] for w in OUTCOMES + (NOT_EVALUATED,))
+    added = sum(summary["added_" + w.replace(" ", "_")] for w in OUTCOMES + (NOT_EVALUATED,))
+    return (f"**The paper's {paper} claims: {line('')}.** Added claims (not the paper's; {added}): {line('added_')}. "
+            f"Fragile verdicts: {summary['fragile']}.")
 
 
 # ------------------------------------------------------------------------------------------------ plot data
@@ -116,6 +135,8 @@ def write(workspace) -> dict[str, float | int]:
     for name in layout.PLOT_NAMES:  # 6 significant digits: small files, short diffs
         data = PLOT_DATA[name](workspace)
         atomic.write_text(workspace / layout.plot_file(name), data.to_csv(index=False, float_format="%.6g"))
+    for path, table in ((layout.CLAIM_PARTS, claim_parts), (layout.CLAIM_SEEDS, claim_seed_values)):
+        atomic.write_text(workspace / path, table(workspace).to_csv(index=False, float_format="%.6g"))
     return summary
 
 

@@ -82,7 +82,8 @@ def test_stage_outputs_follow_the_layout(stages):
                              f"quant@{v}-{s}": [layout.quant_dir(v, s), layout.variant_metrics("quant", v, s)],
                              f"flatness@{v}-{s}": [layout.variant_metrics("flatness", v, s)],
                              f"exposure@{v}-{s}": [layout.variant_metrics("exposure", v, s)]})
-    expected["summary"] = [layout.SUMMARY, layout.PLOTS]
+    expected["summary"] = [layout.SUMMARY, layout.PLOTS, layout.CLAIM_PARTS, layout.CLAIM_SEEDS]
+    expected["fid_floor"] = [layout.FID_FLOOR]
     expected.update({f"notebooks@{n}": [layout.report_notebook(n)] for n in layout.NOTEBOOK_NAMES})
     expected["publish"] = [layout.DOCS]
     written = {name: sorted(s["outs"] + s["metrics"]) for name, s in stages.items()}

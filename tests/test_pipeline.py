@@ -49,6 +49,7 @@ def test_every_stage_ran_and_wrote_its_artifacts(workspace):
         assert set(fid["rows"]) == {"raw", "ema", "swa"}
         assert all(set(row) == {"T20", "T100"} for row in fid["rows"].values())
         assert all(len(t["fid"]) == params.sample.sets for row in fid["rows"].values() for t in row.values())
+        assert all(isinstance(t["fid_all"], float) for row in fid["rows"].values() for t in row.values())
         plateau = json.loads((workspace / layout.run_dir(variant, seed) / layout.RUN_METRICS).read_text())["plateau"]
         assert set(plateau) >= {"rel_change", "converged"}  # recorded (4 smoke steps converge nothing)
     for kind in layout.PER_VARIANT_METRICS:
@@ -56,6 +57,10 @@ def test_every_stage_ran_and_wrote_its_artifacts(workspace):
     assert {"fid20_adm", "sharp_sam", "gap_sam", "dfid8_sam", "reproduced"} <= set(
         json.loads((workspace / layout.SUMMARY).read_text()))
     assert all((workspace / layout.plot_file(name)).is_file() for name in layout.PLOT_NAMES)
+    floor = json.loads((workspace / layout.FID_FLOOR).read_text())
+    assert floor["counts"] == {"set": params.sample.num, "all": params.sample.num * params.sample.sets}
+    assert len(floor["all"]["fid"]) == params.fid.floor_draws
+    assert (workspace / layout.CLAIM_PARTS).is_file() and (workspace / layout.CLAIM_SEEDS).is_file()
     notebooks = sorted(p.stem for p in (workspace / "reports").glob("*.ipynb"))
     assert notebooks == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert (workspace / layout.run_dir("sam", seed, "swa") / layout.weights_file("swa", 4, 0.999)).is_file()

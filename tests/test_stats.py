@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from flatlib.config import ConfigError
-from flatlib.stats import VerdictConfig, combine, estimate, replicates, verdict
+from flatlib.stats import VerdictConfig, estimate, replicates
 
 
 def test_interval_is_students_t_over_seeds():
@@ -25,28 +25,8 @@ def test_sample_sets_are_averaged_within_a_seed():
     assert single.n == 1 and math.isnan(single.half_width)
 
 
-@pytest.mark.parametrize("differences, expected", [
-    ([-3.0, -2.5, -3.2], "reproduced"),      # a clear win in the paper's direction (A lower than B)
-    ([2.0, 2.6, 2.2], "contradicted"),       # a clear loss
-    ([-1.0, 0.8, -0.2], "inconclusive"),     # the interval contains zero: inside the noise
-    ([-1.0], "inconclusive"),                # one seed: no interval, no verdict
-])
-def test_verdict_rule(differences, expected):
-    assert verdict(estimate(differences)) == expected
-
-
-def test_a_single_seed_never_decides_even_with_many_sample_sets():
-    assert verdict(estimate([[-3.0, -3.1, -2.9, -3.05]])) == "inconclusive"
-
-
-def test_compound_claims():
-    assert combine(["reproduced", "reproduced"]) == "reproduced"
-    assert combine(["reproduced", "inconclusive"]) == "inconclusive"
-    assert combine(["reproduced", "contradicted", "inconclusive"]) == "contradicted"
-    with pytest.raises(ValueError):
-        combine([])
-
-
 def test_confidence_is_checked():
     with pytest.raises(ConfigError, match="verdict.confidence"):
         VerdictConfig(confidence=1.0)
+    with pytest.raises(ConfigError, match="verdict.multiplicity"):
+        VerdictConfig(multiplicity="bonferroni")

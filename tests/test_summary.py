@@ -3,6 +3,7 @@ a profile whose rows are partly absent (DDPM-IP imports), and a missing measurem
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -10,9 +11,11 @@ from flatlib import layout, summary
 from flatlib.profiles import apply_profile
 from tests.test_report import ROOT, make_workspace, write_json
 
+OUTCOME_KEYS = ("reproduced", "contradicted", "weaker_than_the_paper", "inconclusive", "not_evaluated")
+COUNT_KEYS = set(OUTCOME_KEYS) | {f"added_{k}" for k in OUTCOME_KEYS} | {"fragile"}
 HEADLINE_KEYS = ({f"fid{t}_{r}" for t in (20, 100) for r in ("adm", "ema", "sam", "sam_ema")}
                  | {f"{m}_{r}" for m in ("sharp", "dfid8", "gap") for r in ("adm", "sam")}
-                 | {"reproduced", "contradicted", "inconclusive", "not_evaluated"})
+                 | COUNT_KEYS)
 
 
 def plot(ws, name: str) -> pd.DataFrame:
@@ -29,7 +32,14 @@ def test_headline_numbers_are_means_over_seeds_and_the_verdict_counts(tmp_path):
                 "sharp_adm": 0.004, "sharp_sam": 0.001,  # the largest sigma (0.01), not 0.005 (half of it)
                 "dfid8_adm": 5.0, "dfid8_sam": 0.0, "gap_adm": 5.0, "gap_sam": 1.0}
     assert {k: out[k] for k in expected} == pytest.approx(expected, abs=1e-9)
-    assert (out["reproduced"], out["contradicted"], out["inconclusive"], out["not_evaluated"]) == (19, 0, 0, 0)
+    assert [out[k] for k in OUTCOME_KEYS] == [17, 0, 0, 0, 0]  # the paper's claims
+    assert [out[f"added_{k}"] for k in OUTCOME_KEYS] == [3, 0, 0, 0, 0] and out["fragile"] == 0
+    parts = pd.read_csv(ws / layout.CLAIM_PARTS)
+    assert {"claim", "part", "relative", "relative low", "relative high", "paper relative", "p", "outcome"} <= set(parts)
+    sam = parts.set_index(["claim", "part"]).loc[("sam_T20", "T'=20: +SAM vs ADM")]
+    assert sam["difference"] == pytest.approx(-20.0) and sam["paper relative"] == pytest.approx(9.01 / 34.47 - 1)
+    per_seed = pd.read_csv(ws / layout.CLAIM_SEEDS)
+    assert len(per_seed[per_seed["claim"] == "sam_T20"]) == 3 and np.allclose(per_seed["A - B"], per_seed["A"] - per_seed["B"], rtol=1e-5)
 
 
 def test_plot_data_has_one_row_label_per_line(tmp_path):
@@ -64,8 +74,9 @@ def test_absent_rows_are_left_out_never_an_error(tmp_path):
                 del rows[weights]
             write_json(path, data)
     out = summary.write(ws)
-    assert set(out) == {"fid20_ema", "fid100_ema", "reproduced", "contradicted", "inconclusive", "not_evaluated"}
-    assert out["inconclusive"] == 4 and out["not_evaluated"] == 15  # what two imports can test, on one seed
+    assert set(out) == {"fid20_ema", "fid100_ema"} | COUNT_KEYS
+    assert out["inconclusive"] == 1 and out["not_evaluated"] == 16  # what two imports can test, on one seed: ip_ema
+    assert out["added_inconclusive"] == 3 and out["added_not_evaluated"] == 0
     assert plot(ws, "training_loss").empty  # nothing trained here
     assert set(plot(ws, "fid")["row"]) == {"+EMA", "+IP+EMA"}
 

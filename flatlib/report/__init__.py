@@ -14,7 +14,7 @@ Modules
     display     how results are shown: HTML tables (inline styles) with a plain-text twin, the verdict table
     figures     ``plot_*``: each saves ``reports/figures/NAME.png`` with deterministic bytes and returns the Figure
     claims      ``claims(workspace, group)``: every paper claim with its paired difference, interval and
-                three-valued verdict (flatlib.stats); profile notes and the params.yaml reproduction choices
+                four-valued outcome (flatlib.stats), the forest plot's data; profile notes and the params.yaml reproduction choices
                 behind each notebook
 
 The names below are what the notebooks use. Shown text is what CI compares (nbval compares text/plain,
@@ -23,7 +23,7 @@ training seeds). Nothing printed holds a timing or an absolute path.
 """
 from flatlib.report.claims import (claims, print_extractor_note, print_profile_note, show_choices,  # noqa: F401
                                    show_verdicts)
-from flatlib.report.figures import (plot_exposure_gap, plot_fid_vs_paper, plot_hessian,  # noqa: F401
+from flatlib.report.figures import (plot_claims_forest, plot_exposure_gap, plot_fid_vs_paper, plot_hessian,  # noqa: F401
                                     plot_loss_curves, plot_loss_surfaces, plot_noise_norms, plot_quant_fid,
                                     plot_quant_samples,
                                     plot_rho_sweep, plot_samples, plot_training_loss)

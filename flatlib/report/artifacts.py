@@ -152,6 +152,16 @@ def _per_seed(workspace, kind: str, variant: str) -> list[dict]:
     return [_json(workspace, layout.variant_metrics(kind, variant, s)) for s in seeds(workspace)]
 
 
+#: what a FID-like metric is, by feature extractor (fid.extractor): "FID" and "KID" only with Inception features
+METRIC_NAMES = {("fid", "inception"): "FID", ("kid_mean", "inception"): "KID",
+                ("fid", "featurenet"): "FD, FeatureNet features", ("kid_mean", "featurenet"): "KD, FeatureNet features"}
+
+
+def metric_label(workspace, metric: str = "fid") -> str:
+    """The honest name of ``metric`` ("fid" or "kid_mean") for the workspace's fid.extractor."""
+    return METRIC_NAMES[(metric, load_params(workspace).fid.extractor)]
+
+
 def load_fid(workspace) -> dict:
     """metrics/fid/V/seedS.json of every variant and seed as {extractor, num_samples, sets, rows: {"variant/
     weights": {"T20": {metric: array[seed, sample set]}}}} (fid, kid_mean, precision, recall, ...)."""
@@ -167,12 +177,48 @@ def load_fid(workspace) -> dict:
     return merged
 
 
+def seed_values(scores: dict, metric: str = "fid") -> tuple[np.ndarray, np.ndarray]:
+    """(per seed, per seed and sample set) of a FID-like metric of one row: the per-seed value is the metric on ALL
+    samples of the seed (``METRIC_all``, flatlib.pipeline), or the mean over sample sets for a run that predates it.
+    A KeyError when ``metric`` was not measured."""
+    sets = np.asarray(scores[metric], dtype=float)
+    whole = scores.get(f"{metric}_all")
+    return (np.asarray(whole, dtype=float) if whole is not None else sets.mean(axis=1)), sets
+
+
+def table_values(scores: dict, metric: str = "fid") -> np.ndarray:
+    """What a table's "mean ± interval" of a FID-like metric is computed from: the per-seed values (on all samples
+    of a seed) with several training seeds, the sample sets of the single seed otherwise (flatlib.stats.estimate)."""
+    whole, sets = seed_values(scores, metric)
+    return whole if len(whole) > 1 else sets
+
+
+def load_fid_floor(workspace) -> dict | None:
+    """metrics/fid_floor.json (the real-vs-real floor, flatlib.pipeline fid-floor), or None for a run that predates
+    it."""
+    path = workspace_path(workspace, layout.FID_FLOOR)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def floor_text(workspace) -> str:
+    """The real-vs-real floor in one sentence (printed beside every FID table)."""
+    floor, name = load_fid_floor(workspace), metric_label(workspace)
+    if floor is None:
+        return "Real-vs-real floor: not measured in this run (metrics/fid_floor.json, stage fid_floor)."
+    parts = [f"{floor['counts'][k]} images {np.mean(floor[k]['fid']):.3f} (draws {min(floor[k]['fid']):.3f}-"
+             f"{max(floor[k]['fid']):.3f})" for k in ("all", "set")]
+    return (f"Real-vs-real floor of the {name} ({floor['source']}): " + "; ".join(parts)
+            + ". A row's value near its floor is indistinguishable from real data at this count.")
+
+
 def load_quant(workspace, variant: str) -> dict:
-    """metrics/quant/V/seedS.json of every seed as {respacing, rows: {weights: {"32"|"8"|"4": {"fid":
-    array[seed, sample set], "weight_rel_error": array[seed]}}}}."""
+    """metrics/quant/V/seedS.json of every seed as {respacing, rows: {weights: {"32"|"8"|"4": {"fid", "kid_mean":
+    array[seed, sample set], "fid_all", "kid_mean_all": array[seed] (where measured), "weight_rel_error":
+    array[seed]}}}}."""
     per_seed = _per_seed(workspace, "quant", variant)
-    rows_ = {w: {b: {k: np.asarray([d["rows"][w][b][k] for d in per_seed], dtype=float) for k in ("fid", "weight_rel_error")}
-                 for b in by_bits} for w, by_bits in per_seed[0]["rows"].items()}
+    keys = ("fid", "kid_mean", "fid_all", "kid_mean_all", "weight_rel_error")
+    rows_ = {w: {b: {k: np.asarray([d["rows"][w][b][k] for d in per_seed], dtype=float) for k in keys if k in scores}
+                 for b, scores in by_bits.items()} for w, by_bits in per_seed[0]["rows"].items()}
     return dict(respacing=per_seed[0]["respacing"], rows=rows_)
 
 

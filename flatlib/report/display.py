@@ -15,16 +15,17 @@ import math
 import pandas as pd
 
 from flatlib.report.artifacts import fmt, format_table
+from flatlib.stats import base_outcome
 
 #: the mark and background colour of each verdict (flatlib.stats.verdict, and "not evaluated")
-VERDICT_MARKS = {"reproduced": "✔ reproduced", "contradicted": "✘ contradicted", "inconclusive": "? inconclusive",
-                 "not evaluated": "– not evaluated"}
-VERDICT_COLORS = {"reproduced": "#e3f4e1", "contradicted": "#fbe3e1", "inconclusive": "#fdf5d9",
-                  "not evaluated": "#eeeeee"}
+VERDICT_MARKS = {"reproduced": "✔", "contradicted": "✘", "weaker than the paper": "≪", "inconclusive": "?",
+                 "not evaluated": "–"}
+VERDICT_COLORS = {"reproduced": "#e3f4e1", "contradicted": "#fbe3e1", "weaker than the paper": "#e6ecf7",
+                  "inconclusive": "#fdf5d9", "not evaluated": "#eeeeee"}
 #: columns holding the paper's numbers (shaded, italic) and long text (wrapped, left; every other cell: a number,
 #: right-aligned, never wrapped)
 PAPER_PREFIX = "paper"
-TEXT_COLUMNS = ("claim", "measured", "paper", "rule", "runs", "note in params.yaml", "value")
+TEXT_COLUMNS = ("claim", "measured", "paper", "rule", "runs", "note in params.yaml", "value", "source", "effect")
 TABLE = {"border-collapse": "collapse", "font-size": "12px", "margin-bottom": "0.3em"}
 CAPTION = {"caption-side": "top", "text-align": "left", "font-weight": "bold", "padding": "4px 0"}
 HEADER = {"white-space": "nowrap", "padding": "2px 8px", "text-align": "center", "border-bottom": "2px solid #888"}
@@ -127,23 +128,39 @@ def empty_view(note: str, title: str | None = None) -> Shown:
 
 
 def verdict_mark(verdict: str) -> str:
-    return VERDICT_MARKS.get(verdict, verdict)
+    """"✔ reproduced, 40x smaller": the mark of the outcome word, then the outcome text."""
+    return f"{VERDICT_MARKS.get(base_outcome(verdict), '')} {verdict}".strip()
 
 
 def verdict_view(df: pd.DataFrame) -> Shown:
-    """The claims (``flatlib.report.claims``) as one table: verdict with its mark, claim, the test (rule),
-    the measured evidence (means, paired difference and interval), the paper's evidence, seeds and runs; each
-    row tinted by its verdict. Its text is one block per claim."""
+    """The claims (``flatlib.report.claims``) as one table: outcome with its mark (and "fragile"), claim, source,
+    the decisive relative effect beside the paper's, p and adjusted p, the KID outcome, the test, the measured
+    parts, the paper's evidence and its provenance, seeds and runs; each row tinted by its outcome. Its text is one
+    block per claim."""
+    def p_text(p):
+        return f"{p:.3g}" if isinstance(p, float) and math.isfinite(p) else "-"
+
+    def outcome(r):
+        return verdict_mark(r["verdict"]) + (" (fragile)" if r["fragile"] else "")
+
+    def kid(r):
+        return f"{r['KID']}" + (" (differs from FID)" if r["FID vs KID"] == "differ" else "") if r["KID"] else "-"
+
     blocks = []
     for cid, r in df.iterrows():
-        blocks.append("\n".join((f"{verdict_mark(r['verdict'])}: {r['claim']}  ({cid})",
-                                 f"    paper:    {r['paper']}", f"    measured: {r['measured']}",
+        blocks.append("\n".join((f"{outcome(r)}: {r['claim']}  ({cid}; {r['source']})",
+                                 f"    effect:   {r['effect']} (paper {r['paper effect']}); p {p_text(r['p'])}, "
+                                 f"adjusted {p_text(r['p adjusted'])}; plain t: {r['plain t']}; KID: {kid(r)}",
+                                 f"    paper:    {r['paper']} [{r['provenance']}]",
+                                 f"    measured: {r['measured']}",
                                  f"    claim:    {r['rule']}",
                                  f"    runs:     {r['seeds']} training seed{'s' if r['seeds'] != 1 else ''}; "
                                  f"{r['runs']}")))
-    cells = pd.DataFrame({"verdict": df["verdict"].map(verdict_mark), "claim": df["claim"], "rule": df["rule"],
-                          "measured": df["measured"], "paper": df["paper"], "seeds": df["seeds"].astype(str),
-                          "runs": df["runs"]}, index=df.index.rename(None))
-    tints = [{"background-color": VERDICT_COLORS.get(v, "#ffffff")} for v in df["verdict"]]
-    return Shown(_html_table(cells, None, tints, {"verdict": VERDICT_CELL}), "\n".join(blocks))
-
+    cells = pd.DataFrame({"outcome": [outcome(r) for _, r in df.iterrows()], "claim": df["claim"],
+                          "source": df["source"], "effect": df["effect"], "paper effect": df["paper effect"],
+                          "p": df["p"].map(p_text), "p adjusted": df["p adjusted"].map(p_text),
+                          "plain t": df["plain t"], "KID": [kid(r) for _, r in df.iterrows()], "rule": df["rule"],
+                          "measured": df["measured"], "paper": df["paper"] + " [" + df["provenance"] + "]",
+                          "seeds": df["seeds"].astype(str), "runs": df["runs"]}, index=df.index.rename(None))
+    tints = [{"background-color": VERDICT_COLORS.get(base_outcome(v), "#ffffff")} for v in df["verdict"]]
+    return Shown(_html_table(cells, None, tints, {"outcome": VERDICT_CELL}), "\n".join(blocks))

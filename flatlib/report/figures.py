@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import matplotlib
+import matplotlib.lines
 import matplotlib.style
 import matplotlib.ticker
 import numpy as np
@@ -16,10 +17,12 @@ from matplotlib.figure import Figure
 from flatlib import layout
 from flatlib.layout import label
 from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entries, flatness_entries, fmt,
-                                      load_params, load_quant, load_training_log, mean_columns, quant_grid_path,
+                                      load_fid_floor, load_params, load_quant, load_training_log,
+                                      mean_columns, metric_label, quant_grid_path,
                                       rows,
                                       sample_grid_path, seeds, variants, weights_kinds, workspace_path)
 from flatlib.stats import estimate
+from flatlib.unet import count_parameters, create_unet
 from flatlib.report.paper import PAPER_TABLE1
 from flatlib.report.tables import exposure_table, flatness_table, quant_table, rho_table, table1
 
@@ -176,7 +179,7 @@ def plot_fid_vs_paper(workspace) -> Figure | None:
     """Per T', the measured FID of every Table 1 row (mean ± interval over training seeds) beside the paper's
     FID of the same row (its own axis: different features, data and sample counts). At a small profile the
     ORDER of the rows is what can be compared with the paper."""
-    table = table1(workspace)
+    table, floor = table1(workspace), load_fid_floor(workspace)
     ts = [int(c.split("=")[1]) for c in mean_columns(table, "measured T'=")]
     names = list(table.index)
     variant_of = {label(v, w): (v, w) for v, w in rows(workspace)}
@@ -192,15 +195,20 @@ def plot_fid_vs_paper(workspace) -> Figure | None:
             measured.errorbar([table.loc[name, f"measured T'={t}"]], [y[i]], capsize=3,
                               xerr=[half_width] if np.isfinite(half_width) else None, **style)
             paper.plot([table.loc[name, f"paper T'={t}"]], [y[i]], fillstyle="none", **style)
+        if floor is not None:
+            measured.axvline(np.mean(floor["all"]["fid"]), color="black", ls="--", lw=0.9,
+                             label=f"real-vs-real floor ({floor['counts']['all']} images)")
+            measured.legend(loc="lower right", fontsize=6)
         measured.set_title(f"measured, T'={t}")
-        measured.set_xlabel("FID (mean ± interval; lower is better)")
+        measured.set_xlabel(f"{metric_label(workspace)} (mean ± interval; lower is better)")
         paper.set_title(f"paper ({table.attrs['dataset']}), T'={t}")
         paper.set_xlabel("FID (Inception, 50k samples)")
         paper.set_facecolor("#f4f4f4")
     axes[0][0].set_yticks(y, names)
     axes[0][0].set_ylabel("Table 1 row")
     axes[0][0].invert_yaxis()
-    fig.suptitle("Table 1: FID per row, measured (filled) beside the paper (hollow); same markers per row")
+    fig.suptitle(f"Table 1: {metric_label(workspace)} per row, measured (filled) beside the paper's FID (hollow); "
+                 "same markers per row")
     fig.tight_layout()
     return save_figure(fig, workspace, "fid_vs_paper")
 
@@ -406,7 +414,7 @@ def plot_quant_fid(workspace) -> Figure | None:
     for ax, column in zip(axes[0], widths):
         _bars_beside_paper(ax, table, column, paper if column == "dFID 8-bit" else [np.nan] * len(table),
                            f"{column} (quantized - 32-bit; mean ± interval)", "paper dFID 8-bit, CIFAR-10 (◆)")
-    fig.suptitle(f"FID change under post-training weight quantization (T'={table.attrs['respacing']}; lower = more "
+    fig.suptitle(f"{metric_label(workspace)} change under post-training weight quantization (T'={table.attrs['respacing']}; lower = more "
                  "robust)")
     fig.tight_layout()
     return save_figure(fig, workspace, "quant_fid")
@@ -451,15 +459,62 @@ def plot_rho_sweep(workspace) -> Figure | None:
     rhos = table.index.to_numpy(dtype=float)
     x = np.arange(len(rhos))
     fig, axes = _subplots(1, 2, figsize=(10, 3.8))
+    floor, per_param = load_fid_floor(workspace), 1 / np.sqrt(count_parameters(create_unet(load_params(workspace).model)))
     for ax, column, ylabel in zip(axes, ("FID", "MC sharpness"),
-                                  (f"FID at T'={table.attrs.get('respacing')} (lower is better)",
+                                  (f"{metric_label(workspace)} at T'={table.attrs.get('respacing')} (lower is better)",
                                    rf"MC sharpness, $\sigma$={table.attrs.get('sigma')} (lower is flatter)")):
         ax.errorbar(x, table[column], yerr=table[column + HALF_WIDTH].fillna(0), marker="o", color="tab:purple",
                     capsize=3)
-        ax.set_xticks(x, [f"{r:g}" + (" (ADM)" if r == 0 else "") for r in rhos])
-        ax.set_xlabel(r"SAM radius $\rho$")
+        if column == "FID" and floor is not None:
+            ax.axhline(np.mean(floor["set"]["fid"]), color="black", ls="--", lw=0.9,
+                       label=f"real-vs-real floor ({floor['counts']['set']} images)")
+            ax.legend(fontsize=6)
+        ax.set_xticks(x, [f"{r:g}" + (" (ADM)" if r == 0 else f"\n{r * per_param:.2g}/param") for r in rhos])
+        ax.set_xlabel(r"SAM radius $\rho$ (below: $\rho$ / sqrt(number of parameters); the paper's 0.1 in 52.5M "
+                      "parameters: 1.4e-05)")
         ax.set_ylabel(ylabel)
         ax.set_title(rf"{column} vs $\rho$")
     fig.suptitle(r"$\rho$ sweep: full-length runs, mean ± interval over training seeds")
     fig.tight_layout()
     return save_figure(fig, workspace, "rho_sweep")
+
+
+#: the forest plot's colour per outcome word (flatlib.stats.OUTCOMES)
+OUTCOME_COLORS = {"reproduced": "#2a9d3f", "contradicted": "#c8332b", "weaker than the paper": "#3b6fb6",
+                  "inconclusive": "#9a9a9a"}
+
+
+@styled
+def plot_claims_forest(workspace) -> Figure | None:
+    """Forest plot of every part of every evaluated claim: the relative paired difference (A - B) / B with its
+    interval from the verdicts' variance model (flatlib.stats), a zero line, the paper's relative effect (◆) where
+    the paper gives one, coloured by the claim's outcome; the paper's claims first, added ones after."""
+    from flatlib.report.claims import claim_parts
+    from flatlib.stats import base_outcome
+    parts = claim_parts(workspace)
+    if parts.empty:
+        return None
+    parts = parts.sort_values("family", kind="stable", key=lambda f: f != "paper").reset_index(drop=True)
+    fig, ax = _subplots(figsize=(8.0, 0.22 * len(parts) + 1.4))
+    y = np.arange(len(parts))[::-1]
+    for yi, (_, r) in zip(y, parts.iterrows()):
+        color = OUTCOME_COLORS[base_outcome(r["outcome"])]
+        ax.errorbar(100 * r["relative"], yi, xerr=[[100 * (r["relative"] - r["relative low"])],
+                                                   [100 * (r["relative high"] - r["relative"])]],
+                    fmt="o", color=color, ms=3.5, capsize=2, lw=1.1)
+        if np.isfinite(r["paper relative"]):
+            ax.plot(100 * r["paper relative"], yi, "D", mfc="none", mec="black", ms=5)
+        if r["threshold"]:
+            ax.plot(100 * r["threshold"], yi, "|", color="black", ms=9)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, [f"{r['claim']}: {r['part']}"[:60] + (" [added]" if r["family"] != "paper" else "")
+                      for _, r in parts.iterrows()], fontsize=6.5)
+    ax.set_xlabel("relative paired difference (A - B) / B, % (mean ± interval over training seeds)")
+    handles = [matplotlib.lines.Line2D([], [], marker="o", ls="", color=c, label=o) for o, c in OUTCOME_COLORS.items()]
+    handles.append(matplotlib.lines.Line2D([], [], marker="D", ls="", mfc="none", mec="black",
+                                           label="paper's relative effect"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    ax.set_title("Every claim: measured effect beside the paper's\n(left of 0 = the paper's direction; a claim about "
+                 "a threshold (|) holds right of it)", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, workspace, "claims_forest")

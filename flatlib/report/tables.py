@@ -11,6 +11,7 @@ from flatlib import layout
 from flatlib.layout import label
 from flatlib.report.artifacts import (HALF_WIDTH, exposure_entries, flatness_entries, load_fid, load_params,
                                       load_quant, load_rho_sweep, mean_rise, paper_dataset, round_value, rows,
+                                      table_values,
                                       variants, with_kinds, workspace_path)
 from flatlib.report.display import empty_view, show, table_view
 from flatlib.stats import Estimate, estimate
@@ -51,7 +52,7 @@ def interval_note(workspace) -> str:
 
 def table1(workspace, dataset: str | None = None) -> pd.DataFrame:
     """Table 1 reproduced: per row and T', the paper's FID beside the measured one (mean ± interval over
-    training seeds, sample sets averaged within a seed), and both ranks (1 = best, measured on the means).
+    training seeds of the FID on all samples of a seed; artifacts.table_values), and both ranks (1 = best, measured on the means).
 
     Measured FIDs use the workspace's extractor and sample count (``load_fid``); only the ranks are
     comparable with the paper unless the run used Inception features on 50,000 samples.
@@ -64,7 +65,7 @@ def table1(workspace, dataset: str | None = None) -> pd.DataFrame:
     for t in respacings:
         for record, r in zip(records, index):
             record[f"paper T'={t}"] = paper_fid(label(*r), t, dataset)
-            _put(record, kinds, f"measured T'={t}", fid[f"{r[0]}/{r[1]}"][f"T{t}"]["fid"], "fid", confidence)
+            _put(record, kinds, f"measured T'={t}", table_values(fid[f"{r[0]}/{r[1]}"][f"T{t}"]), "fid", confidence)
         paper_ranks = _ranks([rec[f"paper T'={t}"] for rec in records])
         measured_ranks = _ranks([round_value(rec[f"measured T'={t}"], "fid") for rec in records])
         for record, a, b in zip(records, paper_ranks, measured_ranks):
@@ -107,9 +108,10 @@ def quant_table(workspace) -> pd.DataFrame:
             bits = sorted((int(b) for b in by_bits), reverse=True)
             rec = {"method": label(variant, weights)}
             for b in bits:
-                _put(rec, kinds, f"FID {b}-bit", by_bits[str(b)]["fid"], "fid", confidence)
+                _put(rec, kinds, f"FID {b}-bit", table_values(by_bits[str(b)]), "fid", confidence)
             for b in bits[1:]:
-                _put(rec, kinds, f"dFID {b}-bit", by_bits[str(b)]["fid"] - by_bits["32"]["fid"], "fid", confidence)
+                _put(rec, kinds, f"dFID {b}-bit", table_values(by_bits[str(b)]) - table_values(by_bits["32"]), "fid",
+                     confidence)
                 _put(rec, kinds, f"weight err {b}-bit", by_bits[str(b)]["weight_rel_error"], "weight_error",
                      confidence)
             paper = PAPER_QUANT_8BIT.get(rec["method"], {})
