@@ -249,7 +249,7 @@ def test_identical_retrain_keeps_the_folder_hash(tmp_path):
     weights leaves the run folder's DVC hash, and so every downstream stage, unchanged."""
     from dvc.repo import Repo
 
-    repo = Repo.init(str(tmp_path), no_scm=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
     (tmp_path / ".dvcignore").write_text(open(os.path.join(REPO, ".dvcignore")).read())
     repo = Repo(str(tmp_path))
     out = tmp_path / "runs" / "adm" / "seed0"
