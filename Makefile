@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test bench refresh-notebooks
+.PHONY: setup browser repro test bench refresh-notebooks
 
 # setup: the venv with the pinned packages, flatlib installed editable, and the venv registered as the Jupyter
 # kernel "Python (flatlib)" (name flatlib, in the user's kernels), so a JupyterLab installed elsewhere finds it
@@ -24,7 +24,15 @@ repro: setup
 
 SMOKE  ?= .smoke
 
-test: setup
+# browser: Debian's chromium for the page tests (tests/test_pages.py renders docs/ at 1400 and 390 px), installed with
+# apt-get as root or with passwordless sudo; where neither works the page tests skip and say why
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); $$SUDO apt-get update -q && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+	  echo "Chromium could not be installed: tests/test_pages.py will skip"
+
+test: setup browser
 	FLATLIB_SMOKE_DIR=$(SMOKE) $(BIN)/python -m pytest
 	cd $(SMOKE)/expected && PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/python -m pytest --nbval --nbval-current-env \
 		-p no:cacheprovider --rootdir . *.ipynb

@@ -10,7 +10,7 @@ convolutions, forward and backward; SAM counts both passes), achieved TFLOP/s an
 dense peak for the precision (:data:`PEAK_TFLOPS`; on a CPU MFU is not defined and is left empty). The
 first call's excess over the median is reported as compile time (warm-up for eager); compiled code is
 shared within a process, so SAM's row reuses the graphs Adam's compiled. A training step
-is :meth:`flatlib.train.Trainer.training_step` (noise, forward, loss, backward, optimizer, EMA); a sampling
+is :meth:`flatlib.training.train.Trainer.training_step` (noise, forward, loss, backward, optimizer, EMA); a sampling
 step is one ancestral ``p_sample`` of a batch.
 """
 import argparse
@@ -25,10 +25,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from flatlib.cli import cli_parser
-from flatlib.config import TRAIN_COMPILE_MODES, compiled, load_yaml
-from flatlib.diffusion import StackedRandomGenerator
-from flatlib.train import Trainer, resolve_config
-from flatlib.unet import NAMED_CONFIGS
+from flatlib.config import load_yaml
+from flatlib.model.device import compiled
+from flatlib.model.diffusion import StackedRandomGenerator, diffusion_from_config
+from flatlib.schema import TRAIN_COMPILE_MODES, Params
+from flatlib.training.trainer import Trainer
+from flatlib.model.unet import NAMED_CONFIGS
 
 #: Dense peak TFLOP/s by (device-name key, precision): NVIDIA datasheets; "fp32" is the TF32 tensor-core
 #: peak when TF32 matmuls are allowed, else the plain FP32 peak (key "fp32-notf32").
@@ -80,7 +82,7 @@ def training_workload(params: dict, variant: str, mode: str):
     """(one training step, its device, its batch, the Trainer) of ``params`` with ``train.compile = mode``."""
     params = copy.deepcopy(params)
     params["train"]["compile"] = mode
-    trainer = Trainer(resolve_config(params, variant), out_dir="/nonexistent-benchmark-run")
+    trainer = Trainer(Params.from_dict(params, "params").run_config(variant), out_dir="/nonexistent-benchmark-run")
     model = params["model"]
     x0 = torch.randn(trainer.local_batch, model["in_channels"], model["image_size"], model["image_size"],
                      device=trainer.device)
@@ -92,7 +94,7 @@ def training_workload(params: dict, variant: str, mode: str):
 
 def sampling_workload(trainer: Trainer, mode: str, respacing: int):
     """One ancestral step (the middle one of a T' = ``respacing`` chain) of the trainer's model."""
-    diffusion = trainer.cfg.diffusion.build(trainer.cfg.model.learn_sigma, respacing)
+    diffusion = diffusion_from_config(trainer.cfg.diffusion, trainer.cfg.model.learn_sigma, respacing)
     batch, device = trainer.local_batch, trainer.device
     rng = StackedRandomGenerator(device, range(batch))
     x = rng.randn((batch, *trainer.cfg.model.image_shape), device=device)
@@ -146,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = cli_parser("python benchmarks/bench.py", __doc__)
     parser.add_argument("--params", default="params.yaml", help="parameter file (its model and train sections)")
     parser.add_argument("--configs", nargs="+", default=["default"],
-                        help="'default' (params.yaml model) or names of flatlib.unet.NAMED_CONFIGS")
+                        help="'default' (params.yaml model) or names of flatlib.model.unet.NAMED_CONFIGS")
     parser.add_argument("--batch-size", type=int, help="override train.batch_size (also the sampling batch)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="override train.precision")
     parser.add_argument("--channels-last", action="store_true", help="train.channels_last: true")
@@ -172,6 +174,7 @@ def main(argv=None) -> list[dict]:
         params = copy.deepcopy(base)
         if name != "default":
             params["model"] = NAMED_CONFIGS[name].to_dict()
+            params["data"]["image_size"] = params["model"]["image_size"]  # the checks across sections
         overrides = dict(batch_size=args.batch_size, precision=args.precision, device=args.device,
                          channels_last=args.channels_last or None)
         params["train"].update({k: v for k, v in overrides.items() if v is not None})

@@ -23,15 +23,16 @@ import torch
 
 from flatlib.cli import cli_parser
 from flatlib.config import load_yaml
-from flatlib.diffusion import StackedRandomGenerator
-from flatlib.sample import generate
-from flatlib.train import Trainer, resolve_config
+from flatlib.model.diffusion import StackedRandomGenerator, diffusion_from_config
+from flatlib.measure.sample import generate
+from flatlib.schema import Params
+from flatlib.training.trainer import Trainer
 
 
 def trainer_for(params: dict, variant: str, **train) -> Trainer:
     params = copy.deepcopy(params)
     params["train"].update(device="cuda", **train)
-    return Trainer(resolve_config(params, variant), out_dir="/nonexistent-gpu-check-run")
+    return Trainer(Params.from_dict(params, "params").run_config(variant), out_dir="/nonexistent-gpu-check-run")
 
 
 def batch(trainer: Trainer) -> torch.Tensor:
@@ -73,7 +74,7 @@ def check_host_syncs(params: dict) -> dict:
         x0 = batch(trainer)
         sites[f"train_step_{variant}"] = sync_sites(lambda: trainer.training_step(x0))
     model = trainer.model.eval()
-    diffusion = trainer.cfg.diffusion.build(trainer.cfg.model.learn_sigma, 20)
+    diffusion = diffusion_from_config(trainer.cfg.diffusion, trainer.cfg.model.learn_sigma, 20)
     rng = StackedRandomGenerator("cuda", range(8))
     x = rng.randn((8, *x0.shape[1:]), device="cuda")
     t = torch.full((8,), 10, device="cuda")
@@ -105,7 +106,7 @@ def check_bf16(params: dict) -> dict:
 
 def check_seeds(params: dict) -> dict:
     trainer = trainer_for(params, "adm")
-    diffusion = trainer.cfg.diffusion.build(trainer.cfg.model.learn_sigma, 20)
+    diffusion = diffusion_from_config(trainer.cfg.diffusion, trainer.cfg.model.learn_sigma, 20)
     shape = (trainer.cfg.model.in_channels, trainer.cfg.model.image_size, trainer.cfg.model.image_size)
     big, small = (generate(trainer.model, diffusion, list(range(16)), shape, bs, "cuda", progress=False)
                   for bs in (16, 5))

@@ -1,20 +1,20 @@
 """Wall time of every dvc.yaml stage (a benchmark, not a test): runs each stage's command in dvc.yaml
 order, without DVC (for machines that have no dvc, such as a bare GPU box), and prints one JSON line per
-stage and a total. ``foreach`` stages are expanded and ``${...}`` is filled from params.yaml as DVC does.
+stage and a total. ``foreach`` and ``matrix`` stages are expanded and ``${...}`` is filled from params.yaml as DVC does.
 
     python benchmarks/stage_times.py                          # every stage
     python benchmarks/stage_times.py --skip notebooks --out stage_times.json
 """
 import argparse
+import itertools
 import json
 import re
 import subprocess
 import sys
 import time
 
-import yaml
-
 from flatlib.cli import cli_parser
+from flatlib.config import load_yaml
 
 
 def lookup(params: dict, dotted: str):
@@ -28,7 +28,13 @@ def expand(dvc: dict, params: dict) -> list[tuple[str, str]]:
     """(name, command) per stage instance, ``name@key`` for foreach stages, in dvc.yaml order."""
     out = []
     for name, stage in dvc["stages"].items():
-        if "foreach" in stage:
+        if "matrix" in stage:
+            axes = {key: lookup(params, v[2:-1]) if isinstance(v, str) else v for key, v in stage["matrix"].items()}
+            for values in itertools.product(*axes.values()):
+                item = dict(zip(axes, values))
+                key = "-".join(map(str, values))
+                out.append((f"{name}@{key}", fill(stage["cmd"], params, **{f"item.{k}": v for k, v in item.items()})))
+        elif "foreach" in stage:
             items = stage["foreach"]
             items = lookup(params, items[2:-1]) if isinstance(items, str) else items
             pairs = items.items() if isinstance(items, dict) else ((item, item) for item in items)
@@ -52,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    params = yaml.safe_load(open(args.params))
-    stages = [(n, c) for n, c in expand(yaml.safe_load(open("dvc.yaml")), params) if n.split("@")[0] not in args.skip]
+    params = load_yaml(args.params)
+    stages = [(n, c) for n, c in expand(load_yaml("dvc.yaml"), params) if n.split("@")[0] not in args.skip]
     timings, start = {}, time.perf_counter()
     for name, cmd in stages:
         tick = time.perf_counter()

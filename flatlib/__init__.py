@@ -1,8 +1,10 @@
 """flatlib: a thin library reproducing "Understanding Flatness in Generative Models" (arXiv 2503.11078).
 
-One module per concern: ``unet`` (ADM UNet), ``diffusion`` (Gaussian diffusion, respacing, samplers),
-``data``, ``sam``, ``averaging`` (EMA/SWA), ``train``, ``sample``, ``metrics`` (FID), ``quant``,
-``flatness`` and ``exposure``. Import the submodule you need; importing the package stays cheap.
+Layers, from the bottom (an import only points down): ``schema`` (params.yaml, torch-free), ``vocabulary``,
+``layout`` and small utilities; ``model`` (UNet, diffusion); ``training`` (data, optimizers, SAM, EMA/SWA, the
+loop, run folders); ``measure`` (sampling, FID, quantization, flatness, exposure, stats); ``gd`` (published
+checkpoints); ``report``; ``stages`` (the DVC stages' commands). Import the module you need; importing the
+package stays cheap.
 """
 import os
 

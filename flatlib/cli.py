@@ -41,7 +41,7 @@ def examples(doc: str) -> list[list[str]]:
 
 
 def cli_parser(prog: str, doc: str) -> argparse.ArgumentParser:
-    """The parser of the command line ``prog`` (as typed: ``python -m flatlib.train``) documented by ``doc``."""
+    """The parser of the command line ``prog`` (as typed: ``python -m flatlib.training.train``) documented by ``doc``."""
     lines = example_lines(doc)
     return argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], formatter_class=HelpFormatter,
                                    epilog="examples:\n" + "\n".join(lines) if lines else None)

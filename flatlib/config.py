@@ -1,6 +1,7 @@
-"""Typed, strict configuration read from params.yaml.
+"""Typed, strict configuration: the base of every params section (flatlib.schema) and the one YAML reader and
+writer of the package. Imports no torch.
 
-Every section of params.yaml maps onto a frozen dataclass below. Unknown keys, missing required keys,
+Every section of params.yaml maps onto a frozen dataclass (:class:`StrictConfig`). Unknown keys, missing required keys,
 wrong types and values out of a field's declared range (:func:`ranged`) raise ``ConfigError`` before any work
 starts (nanoGPT's rule: a typo must not be silently ignored). ``--set section.key=value`` overrides are parsed
 as YAML scalars. A parameter file that is not one (a folder, not UTF-8, malformed YAML, a duplicate key) is a
@@ -13,12 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
+import io
 import types
 import typing
 from pathlib import Path
 
-import torch
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
@@ -163,38 +163,6 @@ class StrictConfig:
         return dataclasses.asdict(self)
 
 
-def resolve_device(name: str) -> torch.device:
-    """A ``device`` param: "auto" is cuda:LOCAL_RANK (0 outside torchrun) when a GPU is present, else cpu."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-#: ``train.compile`` / ``sample.compile`` (issue 13): "off" runs eagerly; any other value is a torch.compile
-#: (inductor) mode for the UNet's forward with static shapes, so training compiles forward and backward once
-#: per Trainer (SAM's two passes call the same compiled module) and sampling once per model and batch shape
-#: (the timestep reaches the model as a tensor: the steps of a chain never recompile). The diffusion
-#: arithmetic, optimizer and EMA stay eager. "max-autotune" and "reduce-overhead" use CUDA graphs on a GPU.
-TRAIN_COMPILE_MODES = ("off", "default", "max-autotune")
-SAMPLE_COMPILE_MODES = TRAIN_COMPILE_MODES + ("reduce-overhead",)
-
-
-def check_compile_mode(key: str, mode: str, modes: tuple[str, ...]) -> None:
-    """Raise a ConfigError naming ``key`` unless ``mode`` is one of ``modes``."""
-    if mode not in modes:
-        raise ConfigError(f"{key} must be one of {modes}, got {mode!r}")
-
-
-def compiled(module: torch.nn.Module, mode: str) -> torch.nn.Module:
-    """``module`` itself when ``mode`` is "off", else its static-shape ``torch.compile`` in that mode (the
-    wrapper shares the parameters; save and load through ``module``, whose state_dict keys are unprefixed)."""
-    if mode == "off":
-        return module
-    return torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
-
-
 def parse_yaml(text, source: str = "YAML") -> typing.Any:
     """YAML 1.2 through ruamel's pure-Python safe loader (plain dicts, lists and scalars; no Python objects).
     Malformed YAML and duplicate keys raise one-line :class:`ConfigError` naming ``source``, line and column."""
@@ -206,6 +174,16 @@ def parse_yaml(text, source: str = "YAML") -> typing.Any:
         problem = " ".join(str(err.problem or err.context or type(err).__name__).split())
         raise ConfigError(f"{where}: {problem}" + (f" ({err.context})" if err.context and err.problem else "")
                           ) from None
+
+
+
+def dump_yaml(data) -> str:
+    """``data`` (plain dicts, lists and scalars) as block-style YAML 1.2 text, keys in their order."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    stream = io.StringIO()
+    yaml.dump(data, stream)
+    return stream.getvalue()
 
 
 def load_yaml(path: str | Path) -> dict:

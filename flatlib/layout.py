@@ -1,12 +1,12 @@
-"""Where every artifact of the pipeline lives, and what the paper calls each row: the one place that spells a
-path or a label (the stages, the report, the tests and, checked by a test, dvc.yaml all follow it).
+"""Where every artifact of the pipeline lives: the one place that spells a
+path (the stages, the report, the tests and, checked by a test, dvc.yaml all follow it).
 
 Paths are relative to the workspace (the repository root a ``dvc repro`` runs in). This module imports no
 torch, so the report and the tests read it cheaply.
 
 Every training run and every measurement of it exists once per training seed (``seeds`` in params.yaml):
 
-    data/preflight.json                             the checks python -m flatlib.preflight passed
+    data/preflight.json                             the checks python -m flatlib.stages.preflight passed
     data/reference.npz, data/featurenet.pt          FID reference images, CPU-profile feature extractor
     runs/{variant}/seed{s}/, runs/{variant}_swa/seed{s}/   training run and its SWA phase (checkpoints, log.csv)
     runs/rho_sweep/seed{s}/rho_{rho}/               the rho sweep's extra SAM runs
@@ -14,30 +14,17 @@ Every training run and every measurement of it exists once per training seed (``
     samples/quant/{variant}/seed{s}/{weights}_T{T'}_{b}bit.png   quantized-sampling grids
     metrics/{fid,quant,flatness,exposure}/{variant}/seed{s}.json, metrics/rho_sweep/seed{s}.json
     metrics/featurenet.json
-    results/summary.json, results/plots/{plot}.csv  headline numbers and plot data (python -m flatlib.summary)
+    results/summary.json, results/plots/{plot}.csv  headline numbers and plot data (python -m flatlib.stages.summary)
     reports/{notebook}.ipynb, reports/tables/, reports/figures/
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-# ------------------------------------------------------------------------------------------ paper labels
-#: A Table 1 row is a (variant, weights) pair of the pipeline; the paper's label, in the paper's order.
-PAPER_ROWS = {("adm", "raw"): "ADM", ("adm", "ema"): "+EMA", ("adm", "swa"): "+SWA",
-              ("ip", "raw"): "+IP", ("ip", "ema"): "+IP+EMA", ("ip", "swa"): "+IP+SWA",
-              ("sam", "raw"): "+SAM", ("sam", "ema"): "+SAM+EMA", ("sam", "swa"): "+SAM+SWA"}
-#: the rows of the flatness comparison "explicit (SAM) vs indirect (EMA, SWA, IP) flatness"
-FLATNESS_ROWS = ("ADM", "+EMA", "+SWA", "+IP", "+SAM")
-WEIGHT_KINDS = ("raw", "ema", "swa")
-
-
-def label(variant: str, weights: str) -> str:
-    """The paper's name of a row ("+SAM+EMA"), or ``variant/weights`` for a row the paper does not have."""
-    return PAPER_ROWS.get((variant, weights), f"{variant}/{weights}")
-
+from flatlib.vocabulary import WEIGHT_KINDS
 
 # ------------------------------------------------------------------------------------------------ inputs
-PREFLIGHT = Path("data/preflight.json")     # the checks passed (python -m flatlib.preflight --out)
+PREFLIGHT = Path("data/preflight.json")     # the checks passed (python -m flatlib.stages.preflight --out)
 REFERENCE = Path("data/reference.npz")
 FEATURENET = Path("data/featurenet.pt")
 FIDELITY_CACHE = Path(".fidelity_cache")
@@ -97,6 +84,7 @@ def training_state_file(step: int) -> str:
 TRAINING_STATE_GLOB = "opt[0-9]*.pt"
 SWA_WEIGHTS_GLOB = "swa[0-9]*.pt"
 CODE_RECORD = "code.json"      # digest of the code that trained the run
+IMPORT_RECORD = "import.json"  # an imported run's flags, files and SHA-256 (flatlib.gd.importer)
 LOCK_FILE = ".lock"            # held (flock) while a trainer writes the folder
 
 

@@ -1,13 +1,26 @@
-"""The package's own source files a module is made of: its flatlib import closure, found by parsing import
-statements (module level and inside functions), so nothing is imported to find it. Training records a digest
-of its closure in every run folder (flatlib.train.code_digest); tests/test_dvc.py checks each dvc.yaml stage's
-code deps against the closure of the module it runs."""
+"""The package's own source files that things depend on, found without importing anything.
+
+:data:`TRAINING_CODE` is the code that computes the trained weights: every run folder records its digest
+(flatlib.training.train.code_digest) and it is exactly the code deps of dvc.yaml's training stages (train, swa,
+rho_train; tests/test_dvc.py). :func:`import_closure` is a module's flatlib import closure, found by parsing
+import statements (module level and inside functions): tests/test_dvc.py checks every other stage's code deps
+against the closure of the module it runs."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the folder that holds the flatlib package
+
+#: The modules whose code changes the trained weights: the model and diffusion (and where they run), the data
+#: pipeline, the optimizers, EMA/SWA and the training loop. Not the command line and run-folder handling
+#: (flatlib/training/train.py), checkpoint names and loading (checkpoints.py: the bytes a resume reads are the ones
+#: a save wrote), the schema (params.yaml's values are DVC params deps), layout, progress, the report, flatness
+#: (its loss set computes the logged eval_mse, never a gradient) or evaluation code. tests/test_digest.py edits each
+#: kind of module in a copy of the package and checks which change the digest.
+TRAINING_CODE = ("flatlib/model/device.py", "flatlib/model/diffusion.py", "flatlib/model/unet.py",
+                 "flatlib/training/averaging.py", "flatlib/training/data.py", "flatlib/training/optimizers.py",
+                 "flatlib/training/sam.py", "flatlib/training/trainer.py")
 
 
 def module_file(name: str, root: Path = ROOT) -> Path | None:

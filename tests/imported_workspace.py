@@ -7,9 +7,9 @@ import numpy as np
 import torch
 import yaml
 
-from flatlib.gd_flags import parse_flags
+from flatlib.gd.flags import parse_flags
 from flatlib.profiles import apply_profile
-from flatlib.unet import create_unet
+from flatlib.model.unet import create_unet
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the smoke profile's UNet at 32x32 with 3 channels, as guided-diffusion flags (attention at rate 2)
@@ -33,7 +33,7 @@ def save_gd_weights(path: Path, seed: int, flags: str = FLAGS) -> Path:
 
 def write_cifar10_batches(root: Path, per_batch: int = 100, seed: int = 0) -> None:
     """Stand-in CIFAR-10 python batches (data_batch_1..5 under root/cifar-10-batches-py): random 32x32 RGB
-    images with labels 0..9, in the official pickle layout (flatlib.data.load_cifar10 reads them)."""
+    images with labels 0..9, in the official pickle layout (flatlib.training.data.load_cifar10 reads them)."""
     import pickle
 
     rng = np.random.default_rng(seed)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from flatlib.averaging import EMA, SWA, swa_learning_rate
+from flatlib.training.averaging import EMA, SWA, swa_learning_rate
 
 
 def constant_model(value):

@@ -15,7 +15,7 @@ from flatlib.cli import examples
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_FILES = sorted(path.relative_to(ROOT).as_posix() for folder in ("flatlib", "benchmarks")
-                   for path in (ROOT / folder).glob("*.py") if 'if __name__ == "__main__":' in path.read_text())
+                   for path in (ROOT / folder).rglob("*.py") if 'if __name__ == "__main__":' in path.read_text())
 
 
 def prog_of(file: str) -> str:
@@ -56,7 +56,7 @@ def example_problems(words: list[str]) -> list[str]:
 
 
 def test_every_cli_is_found():
-    assert {"flatlib/train.py", "flatlib/pipeline.py", "flatlib/runs.py", "benchmarks/bench.py"} <= set(CLI_FILES)
+    assert {"flatlib/training/train.py", "flatlib/stages/pipeline.py", "flatlib/stages/runs.py", "benchmarks/bench.py"} <= set(CLI_FILES)
 
 
 @pytest.mark.parametrize("file", CLI_FILES)
@@ -83,10 +83,10 @@ def test_every_docstring_example_parses_and_names_existing_files(file):
 
 
 def test_the_example_check_catches_bad_examples():
-    assert example_problems("python -m flatlib.train --params paper/cifar10.yaml --variant adm --out x".split()) \
+    assert example_problems("python -m flatlib.training.train --params paper/cifar10.yaml --variant adm --out x".split()) \
         == ["paper/cifar10.yaml does not exist"]
-    assert example_problems("python -m flatlib.pipeline sample --variant V --seed S".split()) == \
-        ["python -m flatlib.pipeline refuses ['sample', '--variant', 'V', '--seed', 'S']"]
+    assert example_problems("python -m flatlib.stages.pipeline sample --variant V --seed S".split()) == \
+        ["python -m flatlib.stages.pipeline refuses ['sample', '--variant', 'V', '--seed', 'S']"]
     assert example_problems("python benchmarks/nothing.py".split()) == \
         ["benchmarks/nothing.py is not a command line of the repository"]
 
@@ -96,7 +96,7 @@ def test_examples_join_continued_lines_and_drop_comments():
     assert examples(doc) == [["python", "-m", "flatlib.x", "--a", "1", "--b", "two words"]]
 
 
-@pytest.mark.parametrize("command", [["-m", "flatlib.train"], ["benchmarks/stage_times.py"]])
+@pytest.mark.parametrize("command", [["-m", "flatlib.training.train"], ["benchmarks/stage_times.py"]])
 def test_help_runs_as_typed(command):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, env=env, capture_output=True, text=True)

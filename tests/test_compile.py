@@ -6,12 +6,15 @@ import pytest
 import torch
 import yaml
 
-from flatlib import sample, train
-from flatlib.checkpoints import load_model
+from flatlib.measure import sample
+from flatlib.training import train
+from flatlib.training.trainer import Trainer
+from flatlib.training.checkpoints import load_model
 from flatlib.config import ConfigError
-from flatlib.sample import SampleConfig
-from flatlib.unet import UNetConfig, create_unet
-from tests.test_train import TINY, load, run, write_params
+from flatlib.model.diffusion import diffusion_from_config
+from flatlib.model.unet import create_unet
+from flatlib.schema import SampleConfig, UNetConfig
+from tests.test_train import TINY, resolve, load, run, write_params
 
 COMPILED = {**TINY, "train": {**TINY["train"], "compile": "default"}}
 
@@ -27,14 +30,14 @@ def tiny_trainer(tmp_path, variant, compile_mode):
     params = copy.deepcopy(TINY)
     params["model"]["dropout"] = 0.0
     params["train"]["compile"] = compile_mode
-    return train.Trainer(train.resolve_config(params, variant), tmp_path / compile_mode)
+    return Trainer(resolve(params, variant), tmp_path / compile_mode)
 
 
 def test_invalid_compile_value_is_rejected():
     with pytest.raises(ConfigError, match="train.compile must be one of"):
-        train.resolve_config({**copy.deepcopy(TINY), "train": {**TINY["train"], "compile": "fast"}}, "adm")
+        resolve({**copy.deepcopy(TINY), "train": {**TINY["train"], "compile": "fast"}}, "adm")
     with pytest.raises(ConfigError, match="sample.compile must be one of"):
-        SampleConfig(num=1, compile="on")
+        SampleConfig(num=1, sets=1, respacings=[20], compile="on")
 
 
 def test_unet_has_no_graph_breaks():
@@ -82,7 +85,7 @@ def test_compiled_samples_keep_per_image_seeds_and_do_not_recompile(tmp_path):
     torch.manual_seed(0)
     with torch.no_grad():  # give the zero-initialised output layer weights so samples are not trivial
         model.out[-1].weight.normal_(0, 0.1)
-    diffusion = cfg.diffusion.build(cfg.model.learn_sigma, 5)
+    diffusion = diffusion_from_config(cfg.diffusion, cfg.model.learn_sigma, 5)
     shape, seeds = cfg.model.image_shape, list(range(6))
     eager = sample.generate(model, diffusion, seeds, shape, batch_size=3, progress=False)
     sample.generate(model, diffusion, seeds[:3], shape, batch_size=3, progress=False, compile="default")

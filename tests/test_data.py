@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from flatlib import data
+from flatlib.training import data
 
 
 def write_cifar_batches(folder, per_batch=4):

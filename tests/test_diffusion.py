@@ -1,4 +1,4 @@
-"""Tests for flatlib.diffusion: golden numbers, hand-derived formulas and invariants."""
+"""Tests for flatlib.model.diffusion: golden numbers, hand-derived formulas and invariants."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from flatlib.diffusion import (
+from flatlib.model.diffusion import (
     LossSecondMomentResampler, StackedRandomGenerator, UniformSampler,
     create_diffusion, create_timestep_sampler, discretized_gaussian_log_likelihood, extract,
     get_named_beta_schedule, normal_kl, samples_to_uint8, space_timesteps)
@@ -415,7 +415,7 @@ def test_loss_second_moment_all_gather_single_rank(tmp_path):
 
 
 def test_schedule_tables_are_copied_to_the_device_once():
-    from flatlib.diffusion import _device_table
+    from flatlib.model.diffusion import _device_table
     a, b = create_diffusion(), create_diffusion(timestep_respacing="20")
     cpu = torch.device("cpu")
     assert _device_table(a.betas, cpu) is _device_table(a.betas, cpu)

@@ -1,5 +1,6 @@
-"""dvc.yaml against the code and the layout: every stage's code deps are exactly the import closure of the
-module it runs, and every path a stage writes is the one flatlib.layout spells."""
+"""dvc.yaml against the code and the layout: the training stages' code deps are exactly the training code
+(flatlib.sources.TRAINING_CODE), every other stage's exactly the import closure of the module it runs, and every
+path a stage writes is the one flatlib.layout spells."""
 import re
 from pathlib import Path
 
@@ -7,8 +8,8 @@ import pytest
 import yaml
 
 from flatlib import layout
-from flatlib.params import load_params
-from flatlib.sources import import_closure
+from flatlib.schema import load_params
+from flatlib.sources import TRAINING_CODE, import_closure
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +21,7 @@ def expand_stages(root: Path = ROOT) -> dict[str, dict]:
 
     with Repo(str(root)) as repo:
         return {stage.addressing: dict(cmd=stage.cmd, deps=[d.def_path for d in stage.deps],
+                                       always_changed=stage.always_changed,
                                        outs=[o.def_path for o in stage.outs if not o.metric],
                                        metrics=[o.def_path for o in stage.outs if o.metric])
                 for stage in repo.index.stages}
@@ -50,22 +52,47 @@ def stages():
     return expand_stages()
 
 
-def missing_and_extra(stage: dict, root: Path = ROOT) -> tuple[set, set]:
-    wanted, listed = import_closure(module_of(stage["cmd"]), root), code_deps(stage.get("deps"), root)
+#: the stages that write run folders: their code is what computes the weights, not the module they run
+TRAINING_STAGES = ("train", "swa", "rho_train")
+
+
+def wanted_code(name: str, stage: dict, root: Path = ROOT) -> set[str]:
+    """The code deps a stage must list: the training code (training stages), nothing (a stage that always runs:
+    its deps would be inert), else the import closure of the module it runs."""
+    if name.split("@")[0] in TRAINING_STAGES:
+        return set(TRAINING_CODE)
+    if stage.get("always_changed"):
+        return set()
+    return import_closure(module_of(stage["cmd"]), root)
+
+
+def missing_and_extra(name: str, stage: dict, root: Path = ROOT) -> tuple[set, set]:
+    wanted, listed = wanted_code(name, stage, root), code_deps(stage.get("deps"), root)
     return wanted - listed, listed - wanted
 
 
 def test_every_stage_lists_exactly_the_code_it_imports(stages):
-    problems = {name: dict(zip(("missing", "never imported"), missing_and_extra(stage)))
+    problems = {name: dict(zip(("missing", "not wanted"), missing_and_extra(name, stage)))
                 for name, stage in stages.items()}
-    problems = {name: p for name, p in problems.items() if p["missing"] or p["never imported"]}
-    assert not problems, f"dvc.yaml code deps differ from the import closures: {problems}"
+    problems = {name: p for name, p in problems.items() if p["missing"] or p["not wanted"]}
+    assert not problems, f"dvc.yaml code deps differ from the training code or the import closures: {problems}"
 
 
 def test_the_dependency_check_catches_a_deleted_dependency(stages):
     stage = dict(stages["rho_sweep@0"])
-    stage["deps"] = [d for d in stage["deps"] if d != "flatlib/flatness.py"]
-    assert missing_and_extra(stage) == ({"flatlib/flatness.py"}, set())
+    stage["deps"] = [d for d in stage["deps"] if d != "flatlib/measure/flatness.py"]
+    assert missing_and_extra("rho_sweep@0", stage) == ({"flatlib/measure/flatness.py"}, set())
+
+
+def test_the_training_stages_list_exactly_the_training_code(stages):
+    """train, swa and rho_train rerun when the code that computes the weights changes, and only then: not for
+    the command line, the layout, the report or evaluation code (tests/test_digest.py: the same set)."""
+    for name, stage in stages.items():
+        if name.split("@")[0] in TRAINING_STAGES:
+            assert code_deps(stage["deps"]) == set(TRAINING_CODE), name
+    stage = dict(stages["train@adm-0"])
+    assert missing_and_extra("train@adm-0", dict(stage, deps=stage["deps"] + ["flatlib/cli.py"])) == (
+        set(), {"flatlib/cli.py"})
 
 
 def test_stage_outputs_follow_the_layout(stages):

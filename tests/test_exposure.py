@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from flatlib.diffusion import create_diffusion
-from flatlib.exposure import predicted_noise_norms
+from flatlib.model.diffusion import create_diffusion
+from flatlib.measure.exposure import predicted_noise_norms
 
 DATA_STD = 0.5
 

@@ -4,9 +4,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from flatlib import flatness
-from flatlib.diffusion import create_diffusion
-from flatlib.flatness import (DiffusionLossSet, filter_normalized_direction, hessian_top_eigenvalue,
+from flatlib.measure import flatness
+from flatlib.model.diffusion import create_diffusion
+from flatlib.model.loss_set import DiffusionLossSet
+from flatlib.measure.flatness import (filter_normalized_direction, hessian_top_eigenvalue,
                               hessian_trace, loss_curve_1d, loss_surface_2d, lpf)
 
 

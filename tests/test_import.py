@@ -1,4 +1,4 @@
-"""Importing guided-diffusion / DDPM-IP / ADM-ES checkpoints: flatlib.gd_flags, flatlib.gd_weights, flatlib.gd_import.
+"""Importing guided-diffusion / DDPM-IP / ADM-ES checkpoints: flatlib.gd.flags, flatlib.gd.weights, flatlib.gd.importer.
 
 Fixtures in guided-diffusion's layout: tests/data/gd_unet_*.pt.xz, state_dicts and outputs made by guided-diffusion
 itself for both attention orders (see tests/test_unet.py), and state_dicts of flatlib's own UNet, whose keys and
@@ -15,21 +15,20 @@ import pytest
 import torch
 
 from flatlib import layout
-from flatlib.checkpoints import is_swa_phase, load_model
+from flatlib.training.checkpoints import is_swa_phase, load_model
 from flatlib.config import ConfigError
-from flatlib.data import DataConfig
 from flatlib.errors import CorruptFileError, MissingInputError, RunFolderError
-from flatlib.gd_flags import parse_flags
-from flatlib.diffusion import DiffusionConfig
-from flatlib.gd_import import (DDPM_IP_README, PUBLISHED, CheckpointSource, ImportConfig, default_swa_out,
-                               differences_from, import_checkpoint, main)
-from flatlib.gd_weights import (SHAPELESS_FLAGS, WeightsMismatchError, check_reference, check_state_dict,
+from flatlib.gd.flags import parse_flags
+from flatlib.gd.importer import (DDPM_IP_README, PUBLISHED, CheckpointSource, check_evaluated_on, default_swa_out,
+                                 differences_from, import_checkpoint, import_source, main)
+from flatlib.gd.weights import (SHAPELESS_FLAGS, WeightsMismatchError, check_reference, check_state_dict,
                                 model_from_state_dict, read_reference, read_state_dict, relative_error)
-from flatlib.metrics import sha256_file
-from flatlib.unet import UNetConfig, count_parameters, create_unet
+from flatlib.measure.metrics import sha256_file
+from flatlib.model.unet import count_parameters, create_unet
+from flatlib.schema import DataConfig, DiffusionConfig, ImportConfig, UNetConfig
 
 DATA = Path(__file__).parent / "data"
-CIFAR10 = DataConfig(name="cifar10", image_size=32)
+CIFAR10 = DataConfig(name="cifar10", image_size=32, holdout=0)
 # DDPM-IP's CIFAR-10 flags (its README) at width 32 instead of 128
 TINY_CIFAR10_FLAGS = PUBLISHED["cifar10/ADM-IP.pt"].flags.replace("--num_channels 128", "--num_channels 32")
 # the flags of tests/data/gd_unet_updown_neworder (attention rates 1, 2 at 16x16 are resolutions 16, 8)
@@ -39,7 +38,7 @@ UPDOWN_NEWORDER_FLAGS = ("--image_size 16 --num_channels 32 --num_res_blocks 1 -
 # tests/data/gd_unet_legacy_conv has 1 input channel, which no guided-diffusion flag gives: a UNetConfig
 LEGACY_CONV_CONFIG = UNetConfig(image_size=16, in_channels=1, num_channels=32, num_res_blocks=1, channel_mult="1,2",
                                 attention_resolutions="16,8", num_heads=2, num_heads_upsample=4,
-                                use_scale_shift_norm=False, dropout=0.3)
+                                num_head_channels=-1, use_scale_shift_norm=False, dropout=0.3, learn_sigma=False)
 
 
 def gd_fixture(name):
@@ -165,7 +164,7 @@ def test_a_wrong_flag_fails_naming_it(cifar_files, tmp_path, change, named):
     wrong = parse_flags(TINY_CIFAR10_FLAGS).given | parse_flags(change).given
     with pytest.raises(WeightsMismatchError) as error:
         import_checkpoint(CheckpointSource(parse_flags(wrong), {"ema": cifar_files["ema"]}), tmp_path / "run",
-                          DataConfig(name="cifar10", image_size=wrong["image_size"]))
+                          DataConfig(name="cifar10", image_size=wrong["image_size"], holdout=0))
     first_line = str(error.value).splitlines()[0]
     assert str(cifar_files["ema"]) in first_line and f"most likely flag: {named}" in first_line
     assert not (tmp_path / "run").exists()  # checked before anything is written
@@ -205,7 +204,7 @@ def test_guided_diffusion_fixture_imports_and_load_model_matches(tmp_path):
     torch.save(fx["state_dict"], tmp_path / "ema_0.9999_000007.pt")
     torch.save(dict(x=fx["x"], t=fx["t"], out=fx["out"]), tmp_path / "reference.pt")
     src = source(UPDOWN_NEWORDER_FLAGS, {"ema": tmp_path / "ema_0.9999_000007.pt"}, reference=tmp_path / "reference.pt")
-    data = DataConfig(name="image_folder", path="images", image_size=16)
+    data = DataConfig(name="image_folder", path="images", image_size=16, holdout=0)
     record = import_checkpoint(src, tmp_path / "run", data)[tmp_path / "run"]
     assert record["reference"]["relative_error"] < 1e-5 and record["unverified_flags"] == []
     model, run, step = load_model(tmp_path / "run", "ema")
@@ -229,7 +228,7 @@ def test_load_model_reads_every_kind_of_an_import(cifar_files, tmp_path):
         entry = records[folder]["weights"][kind]
         assert entry["sha256"] == sha256_file(files[kind]) == sha256_file(folder / entry["file"])  # byte copies
         assert json.loads((folder / "import.json").read_text()) == records[folder]
-        assert not (folder / layout.CODE_RECORD).exists()  # flatlib.train resumes nothing from an import
+        assert not (folder / layout.CODE_RECORD).exists()  # flatlib.training.train resumes nothing from an import
     assert not is_swa_phase(out) and is_swa_phase(swa_out)
     assert run.data == CIFAR10 and run.diffusion.noise_schedule == "cosine" and run.model.learn_sigma
 
@@ -271,20 +270,20 @@ def test_step_comes_from_the_names_or_is_given(cifar_files, tmp_path):
 def test_an_import_entry_splits_its_files_by_folder_and_checks_its_data_set(cifar_files):
     entry = ImportConfig(**{kind: str(cifar_files[kind]) for kind in ("raw", "ema", "swa")},
                          flags=TINY_CIFAR10_FLAGS, reference=str(cifar_files["reference"]))
-    train, swa = entry.source(["raw", "ema"]), entry.source(["swa"])
+    train, swa = import_source(entry, ["raw", "ema"]), import_source(entry, ["swa"])
     assert set(train.files) == {"raw", "ema"} and train.reference == cifar_files["reference"]
     assert set(swa.files) == {"swa"} and swa.reference is None  # the reference was computed with the EMA weights
-    entry.check_evaluated_on(CIFAR10)
+    check_evaluated_on(entry, CIFAR10)
     with pytest.raises(ConfigError, match="'digits' is not an RGB data set"):
-        entry.check_evaluated_on(DataConfig(name="digits", image_size=32))
+        check_evaluated_on(entry, DataConfig(name="digits", image_size=32, holdout=0))
     published = ImportConfig(ema="ADM-IP.pt", published="lsun_tower/ADM-IP.pt")
     with pytest.raises(ConfigError, match="lsun_tower/ADM-IP.pt was trained on image_folder"):
-        published.check_evaluated_on(DataConfig(name="cifar10", image_size=64))
+        check_evaluated_on(published, DataConfig(name="cifar10", image_size=64, holdout=0))
 
 
 def test_flags_and_sections_that_build_the_same_unet_do_not_differ():
     flags = parse_flags(PUBLISHED["cifar10/ADM-IP.pt"].flags)
-    same = UNetConfig(image_size=32, num_channels=128, num_res_blocks=3, channel_mult="", attention_resolutions="8,16",
+    same = UNetConfig(image_size=32, num_channels=128, num_res_blocks=3, in_channels=3, channel_mult="", attention_resolutions="8,16",
                       num_heads=8, num_head_channels=32, resblock_updown=True, use_new_attention_order=True,
                       dropout=0.3, learn_sigma=True, use_checkpoint=True)  # num_heads: unused beside num_head_channels
     cosine = DiffusionConfig(steps=1000, noise_schedule="cosine", rescale_learned_sigmas=True)
@@ -298,7 +297,7 @@ def test_cli_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     text = capsys.readouterr().out
-    assert exit_info.value.code == 0 and text.startswith("usage: python -m flatlib.gd_import")
+    assert exit_info.value.code == 0 and text.startswith("usage: python -m flatlib.gd.importer")
     for option in ("--ema", "--swa", "--flags", "--published", "--out", "--swa-out", "--step", "--data",
                    "--seed", "--reference", "--reference-weights", "--tolerance", "--debug"):
         assert option in text
@@ -316,7 +315,7 @@ def test_cli_import_and_its_errors(cifar_files, tmp_path, capsys):
         main(["--ema", str(tmp_path / "ADM-IP.pt"), "--published", "cifar10/ADM-IP.pt", "--step", "1",
               "--out", str(tmp_path / "published")])
     stderr = capsys.readouterr().err
-    assert exit_info.value.code == 2 and stderr.startswith("flatlib.gd_import: error: ")
+    assert exit_info.value.code == 2 and stderr.startswith("flatlib.gd.importer: error: ")
     assert str(tmp_path / "ADM-IP.pt") in stderr and PUBLISHED["cifar10/ADM-IP.pt"].url in stderr
     with pytest.raises(ConfigError, match="--data name=... "):  # --debug: the error itself, with its traceback
         main(["--ema", str(cifar_files["ema"]), "--flags", TINY_CIFAR10_FLAGS, "--out", str(tmp_path / "x"),

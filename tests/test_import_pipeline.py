@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from flatlib import layout
-from flatlib.gd_import import IMPORT_RECORD
-from flatlib.metrics import sha256_file
+from flatlib.layout import IMPORT_RECORD
+from flatlib.measure.metrics import sha256_file
 from flatlib.report.display import verdict_mark
 from tests.imported_workspace import FLAGS, save_gd_weights, write_cifar10_batches, write_imported_params
 from tests.workspace import ROOT, copy_repository, run

@@ -8,8 +8,8 @@ import torch
 import torch_fidelity
 from PIL import Image
 
-from flatlib import metrics
-from flatlib.data import ArrayImageDataset, uint8_to_float
+from flatlib.measure import metrics
+from flatlib.training.data import ArrayImageDataset, uint8_to_float
 
 
 def make_patterns(n, seed, size=16):

@@ -1,4 +1,4 @@
-"""flatlib.params: one typed parse of params.yaml, the variant merge, and the checks across sections that
+"""flatlib.schema: one typed parse of params.yaml, the variant merge, and the checks across sections that
 fail in seconds instead of after hours of training."""
 import shutil
 from pathlib import Path
@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from flatlib.config import ConfigError
-from flatlib.params import load_params, params_comments
+from flatlib.gd.importer import check_imports, import_flags
+from flatlib.schema import check_swa_phase, load_params, params_comments
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,9 +33,6 @@ def test_variant_merges_into_optim_once(params_file):
     ("quant.bits=[8, 1]", r"quant.bits must be a list of numbers in \[2, 16\], got \[8, 1\]"),
     ("quant.bits=[8.5]", r"quant.bits must be integers in \[2, 16\]"),
     ("swa.window=0", "swa.window must be >= 1, got 0"),
-    ("swa.steps=0", "swa.steps 0 must be >= 1"),
-    ("swa.start_step=1700", "swa.start_step 1700 must be a saved step"),
-    ("swa.start_step=2000", "swa.start_step 2000 must be a saved step"),
     ("rho_sweep.rhos=[0.0, 0.5]", r"rho_sweep.rhos must be a list of numbers > 0, got \[0.0, 0.5\]"),
     ("seeds=[0, 0]", "seeds .* distinct integers"),
     ("seeds=[]", "seeds .* distinct integers"),
@@ -82,6 +80,15 @@ def test_out_of_range_values_fail_before_any_work(params_file, override, message
 def test_a_malformed_override_is_one_line(params_file):
     with pytest.raises(ConfigError, match=r"^override 'train.steps=\[1,', line 1, column 4: expected the node content"):
         load_params(params_file, ["train.steps=[1,"])
+@pytest.mark.parametrize("override, message", [
+    ("swa.steps=0", "swa.steps 0 must be >= 1"),
+    ("swa.start_step=1700", "swa.start_step 1700 must be a saved step"),
+    ("swa.start_step=2000", "swa.start_step 2000 must be a saved step"),
+])
+def test_the_swa_phase_must_start_from_a_saved_step_of_the_run(params_file, override, message):
+    params = load_params(params_file, [override])  # a train phase of any length trains on its own
+    with pytest.raises(ConfigError, match=message):
+        check_swa_phase(params.train, params.swa)  # where an SWA phase runs or is planned (train_run, preflight)
 
 
 def test_typo_names_the_key_and_the_nearest_valid_one(params_file):
@@ -114,7 +121,7 @@ def ddpmip_file(tmp_path) -> Path:
 def test_imported_variants_measure_the_weights_they_have(ddpmip_file):
     params = load_params(ddpmip_file)
     assert params.imports["adm"].files == {"ema": "data/ddpm_ip/cifar10/ADM-baseline.pt"}
-    assert params.imports["ip"].gd_flags["input_pertub"] == 0.15 and params.weights_of("ip") == ["ema"]
+    assert import_flags(params.imports["ip"])["input_pertub"] == 0.15 and params.weights_of("ip") == ["ema"]
     mixed = load_params(ddpmip_file, ["sample.weights=[raw, ema, swa]", "variants={adm: {}, ip: {}, sam: {}}"])
     assert mixed.weights_of("adm") == ["ema"] and mixed.weights_of("sam") == ["raw", "ema", "swa"]
 
@@ -126,7 +133,7 @@ def test_imported_variants_measure_the_weights_they_have(ddpmip_file):
     (["variants={adm: {}, ip: {ip_gamma: 0.15}}"], r"variants.ip sets \['ip_gamma'\], but ip is imported"),
     (["imports={adm: {ema: a.pt}}"], "give the guided-diffusion flags that built the weights: either flags"),
     (["imports={adm: {ema: a.pt, published: cifar10/ADM-IPP.pt}}"], r"did you mean 'cifar10/ADM-IP.pt'"),
-    (["imports={adm: {published: cifar10/ADM-IP.pt}}"], "give one weights file per kind"),
+    (["imports={adm: {published: cifar10/ADM-IP.pt}}"], "give the weights: a file for at least one of"),
     (["imports={adm: {ema: a.pt, flags: --image_size 32 --num_chanels 128}}"], "unknown guided-diffusion flag"),
     (["imports={adm: {ema: a.pt, published: cifar10/ADM-IP.pt}}"], r"imports.adm: no step in the file names"),
     (["model.num_channels=64"], r"imports.adm: the flags build another UNet(.|\n)*model.num_channels: 128 in the "
@@ -145,8 +152,10 @@ def test_imported_variants_measure_the_weights_they_have(ddpmip_file):
                               r"\(imported, or no such variant\): adm, sam;"),
 ])
 def test_an_import_that_does_not_fit_the_profile_fails_before_any_work(ddpmip_file, overrides, message):
+    """flatlib.schema checks what needs no flags; flatlib.gd.importer.check_imports (preflight, the train stage)
+    the flags, files and step."""
     with pytest.raises(ConfigError, match=message):
-        load_params(ddpmip_file, overrides)
+        check_imports(load_params(ddpmip_file, overrides))
 
 
 def test_rho_sweep_runs_on_the_training_seeds_or_none(params_file):

@@ -6,10 +6,13 @@ changing one parameter invalidates only the stages that read it, and that an exp
 -S``) reruns only those in a temporary clone and compares with the baseline. The Makefile's test target afterwards
 validates the stored notebook outputs (tests/nbval/*.ipynb) with nbval inside this workspace.
 """
+import itertools
 import json
 import os
 import re
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,12 +20,14 @@ import yaml
 
 from flatlib import layout
 from flatlib.config import ConfigError
-from flatlib.params import load_params
+from flatlib.schema import load_params
 from flatlib.profiles import apply_profile
+from tests.test_pages import needs_chromium, probe_all, too_wide, unmatched
 from tests.workspace import ROOT, copy_repository
 from tests.workspace import run as run_in
 
 SMOKE = Path(os.environ.get("FLATLIB_SMOKE_DIR", ROOT / ".smoke")).resolve()
+PARALLEL = SMOKE.with_name(SMOKE.name + "-parallel")  # the same pipeline run by flatlib.stages.parallel
 
 
 def run(cmd, cwd=SMOKE):
@@ -69,6 +74,55 @@ def test_every_stage_ran_and_wrote_its_artifacts(workspace):
 def test_second_repro_has_nothing_to_do(workspace):
     # preflight runs on every repro (always_changed) and writes the same bytes, so nothing after it reruns
     assert json.loads(run(["dvc", "status", "--json"])) == {"preflight": ["always changed"]}
+
+
+def test_two_jobs_at_once_give_the_serial_results_and_a_final_repro_reruns_nothing(workspace):
+    """flatlib.stages.parallel --jobs 2 (two stages at a time, each `dvc repro --single-item` in one workspace): training
+    stages overlap, a plain `dvc repro` afterwards runs nothing but the always-changed preflight, and every metric
+    is bitwise the serial run's (the `workspace` fixture's)."""
+    copy_repository(PARALLEL)
+    apply_profile("smoke", PARALLEL / "params.yaml")
+    start = time.time()
+    log = run([sys.executable, "-m", "flatlib.stages.parallel", "--jobs", "2"], cwd=PARALLEL)
+    print(f"flatlib.stages.parallel --jobs 2: {time.time() - start:.0f} s\n{log}")
+    jobs = json.loads((PARALLEL / ".dvc/tmp/parallel/runs.json").read_text())
+    training = [job for job in jobs if job["stage"].split("@")[0] in ("train", "swa", "rho_train")]
+    assert any(a["start"] < b["end"] and b["start"] < a["end"] for a, b in itertools.combinations(training, 2))
+    assert set(re.findall(r"Running stage '([^']+)'", run(["dvc", "repro"], cwd=PARALLEL))) == {"preflight"}
+    assert json.loads(run(["dvc", "status", "--json"], cwd=PARALLEL)) == {"preflight": ["always changed"]}
+    measured = sorted(p.relative_to(PARALLEL) for folder in (layout.METRICS, layout.RESULTS)
+                      for p in (PARALLEL / folder).rglob("*") if p.is_file())
+    assert measured == sorted(p.relative_to(workspace) for folder in (layout.METRICS, layout.RESULTS)
+                              for p in (workspace / folder).rglob("*") if p.is_file())
+    assert [p for p in measured if (PARALLEL / p).read_bytes() != (workspace / p).read_bytes()] == []
+    # the SLURM code path (submitit), here with submitit's local executor: it runs only what is out of date
+    run([sys.executable, "-m", "flatlib.stages.parallel", "--executor", "submitit-local"], cwd=PARALLEL)
+    jobs = json.loads((PARALLEL / ".dvc/tmp/parallel/runs.json").read_text())
+    assert [(job["stage"], job["returncode"]) for job in jobs] == [("preflight", 0)]
+
+
+def test_editing_the_cli_or_the_report_retrains_nothing(workspace):
+    """Training stages depend on the training code only (flatlib.sources.TRAINING_CODE): a help text or a claim
+    edited leaves every run folder up to date; a trainer edit does not."""
+    edited = {workspace / "flatlib" / "cli.py": b"\n# a help text edited\n",
+              workspace / "flatlib" / "report" / "claims.py": b"\n# a claim edited\n"}
+    originals = {path: path.read_bytes() for path in edited}
+    training = ("train@", "swa@", "rho_train@")
+    try:
+        for path, extra in edited.items():
+            path.write_bytes(originals[path] + extra)
+        status = json.loads(run(["dvc", "status", "--json"]))
+        assert not [name for name in status if name.startswith(training)]
+        assert "summary" in status  # the report's readers do rerun
+        trainer = workspace / "flatlib" / "training" / "trainer.py"
+        originals[trainer] = trainer.read_bytes()
+        trainer.write_bytes(originals[trainer] + b"\n# the loop edited\n")
+        status = json.loads(run(["dvc", "status", "--json"]))
+        seeds = load_params(workspace / "params.yaml").seeds
+        assert {f"train@{v}-{s}" for v in ("adm", "ip", "sam") for s in seeds} <= set(status)
+    finally:
+        for path, data in originals.items():
+            path.write_bytes(data)
 
 
 def test_one_param_change_invalidates_only_its_readers(workspace):
@@ -131,3 +185,9 @@ def test_profile_with_unknown_key_is_rejected(tmp_path, monkeypatch):
     shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
     with pytest.raises(ConfigError, match="train.stpes"):
         apply_profile("typo", tmp_path / "params.yaml")
+
+
+@needs_chromium
+def test_the_published_pages_fit_a_laptop_and_a_phone(workspace):
+    probes = probe_all(sorted((workspace / layout.DOCS).glob("*.html")))
+    assert len(probes) == 2 * (len(layout.NOTEBOOK_NAMES) + 1) and not too_wide(probes) and not unmatched(probes)

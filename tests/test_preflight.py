@@ -13,9 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flatlib import preflight
+from flatlib.stages import preflight
 from flatlib.config import StrictConfig, field_range
-from flatlib.params import Params
+from flatlib.schema import Params
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -95,7 +95,7 @@ def test_any_out_of_range_value_is_one_line_and_exit_2(tmp_path, capsys, case):
         preflight.main(["--params", str(path), "--workspace", str(tmp_path)])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2, err
-    assert err.startswith("flatlib.preflight: error: ") and len(err.splitlines()) == 1, err
+    assert err.startswith("flatlib.stages.preflight: error: ") and len(err.splitlines()) == 1, err
     assert key in err, err
 
 
@@ -104,10 +104,10 @@ def test_a_bad_value_from_the_command_line_is_one_line(tmp_path):
     params["model"]["num_channels"] = 0  # was a traceback deep in torch
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
-    result = subprocess.run([sys.executable, "-m", "flatlib.preflight", "--params", str(path), "--workspace",
+    result = subprocess.run([sys.executable, "-m", "flatlib.stages.preflight", "--params", str(path), "--workspace",
                              str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and result.stderr == (
-        f"flatlib.preflight: error: {path}: params.model.num_channels must be >= 1, got 0\n")
+        f"flatlib.stages.preflight: error: {path}: params.model.num_channels must be >= 1, got 0\n")
 
 
 @pytest.mark.parametrize("override, message", [
@@ -154,5 +154,5 @@ def test_a_parameter_file_that_is_not_yaml_is_one_line(tmp_path, capsys, content
         preflight.main(["--params", str(path), "--workspace", str(tmp_path)])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
-    assert err.startswith(f"flatlib.preflight: error: {'parameter file ' if content is None else ''}{path}")
+    assert err.startswith(f"flatlib.stages.preflight: error: {'parameter file ' if content is None else ''}{path}")
     assert re.search(message, err), err

@@ -7,7 +7,8 @@ import re
 import torch
 from tqdm import tqdm
 
-from flatlib import progress, train
+from flatlib import progress
+from flatlib.training import train
 from flatlib.progress import INTERVAL_S, LogLines, add_progress_flag, duration, progress_bar, track
 from tests.test_train import load, write_params
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from flatlib.quant import quantize_model, quantize_tensor
+from flatlib.measure.quant import quantize_model, quantize_tensor
 
 
 def test_8bit_grid_of_known_tensor():

@@ -13,12 +13,12 @@ def test_readme_api_tour_runs():
 
 
 def test_readme_scorecard_is_the_pipelines():
-    """The README's scorecard line is flatlib.summary.scorecard of the committed results/summary.json."""
+    """The README's scorecard line is flatlib.stages.summary.scorecard of the committed results/summary.json."""
     import json
 
     import pytest
 
-    from flatlib.summary import scorecard
+    from flatlib.stages.summary import scorecard
     root = Path(__file__).resolve().parent.parent
     summary = json.loads((root / "results/summary.json").read_text())
     if "weaker_than_the_paper" not in summary:

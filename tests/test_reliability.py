@@ -25,12 +25,15 @@ import torch
 import yaml
 from PIL import Image
 
-from flatlib import atomic, metrics, preflight, train
-from flatlib.checkpoints import load_model
+from flatlib import atomic
+from flatlib.measure import metrics
+from flatlib.stages import preflight
+from flatlib.training import train
+from flatlib.training.checkpoints import load_model
 from flatlib.config import ConfigError
 from flatlib.errors import CorruptFileError, MissingInputError, cli_errors
 from tests.test_metrics import make_patterns, shift
-from tests.test_train import TINY, load, run, write_params
+from tests.test_train import TINY, resolve, load, run, write_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,12 +48,12 @@ def assert_same_weights(a, b):
 
 
 def expect_exit(capsys, *args, **overrides) -> str:
-    """Run flatlib.train expecting an expected failure: exit status 2 and one line on stderr."""
+    """Run flatlib.training.train expecting an expected failure: exit status 2 and one line on stderr."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         run(*args, **overrides)
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.startswith("flatlib.train: error: ") and "Traceback" not in err
+    assert exit_info.value.code == 2 and err.startswith("flatlib.training.train: error: ") and "Traceback" not in err
     return err
 
 
@@ -78,8 +81,8 @@ def test_code_change_is_refused_or_restarts(tmp_path, capsys, monkeypatch):
     run(tmp_path, "adm", out, train__steps=2, train__save_every=2)
     assert json.loads((out / "code.json").read_text()) == train.code_digest()
     files = train.code_digest()["files"]
-    assert "flatlib/sam.py" in files and "flatlib/pipeline.py" not in files  # what shapes training, only
-    edited = {"sha256": "0" * 64, "files": ["flatlib/train.py"]}
+    assert "flatlib/training/sam.py" in files and "flatlib/stages/pipeline.py" not in files  # what shapes training, only
+    edited = {"sha256": "0" * 64, "files": ["flatlib/training/train.py"]}
     monkeypatch.setattr(train, "code_digest", lambda: edited)  # as if a training source had been edited
     err = expect_exit(capsys, tmp_path, "adm", out, train__steps=2, train__save_every=2)
     assert "different code" in err and "--restart-if-changed" in err
@@ -153,7 +156,7 @@ def test_preflight_lists_every_problem_before_any_work(tmp_path, capsys, monkeyp
     with pytest.raises(SystemExit) as exit_info:
         preflight.main(["--params", str(path), "--workspace", str(tmp_path)])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.startswith("flatlib.preflight: error: 3 problems found before any work")
+    assert exit_info.value.code == 2 and err.startswith("flatlib.stages.preflight: error: 3 problems found before any work")
     assert not (tmp_path / "runs").exists()
 
 
@@ -177,7 +180,7 @@ def test_corrupt_image_is_one_error_naming_it(tmp_path, capsys):
     for i in range(7):
         Image.fromarray(np.full((12, 12, 3), 30 * i, np.uint8)).save(folder / f"{i}.png")
     (folder / "7.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
-    data = {"name": "image_folder", "root": str(tmp_path), "path": "images", "image_size": 8}
+    data = {"name": "image_folder", "root": str(tmp_path), "path": "images", "image_size": 8, "holdout": 0}
     params = {**copy.deepcopy(TINY), "data": data, "model": {**TINY["model"], "in_channels": 3}}
     err = expect_exit(capsys, tmp_path, "adm", tmp_path / "run", params=params)
     assert len(err.splitlines()) == 1 and str(folder / "7.png") in err
@@ -216,7 +219,7 @@ def test_sigterm_stops_with_a_checkpoint_and_rerun_resumes(tmp_path):
     params = write_params(tmp_path, train__steps=1000, train__log_every=1, train__save_every=1000)
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    process = subprocess.Popen([sys.executable, "-m", "flatlib.train", "--params", str(params), "--variant", "adm",
+    process = subprocess.Popen([sys.executable, "-m", "flatlib.training.train", "--params", str(params), "--variant", "adm",
                                 "--out", str(out), "--no-progress"], stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     while not (out / "log.csv").is_file() and process.poll() is None and time.monotonic() < deadline:
@@ -225,7 +228,7 @@ def test_sigterm_stops_with_a_checkpoint_and_rerun_resumes(tmp_path):
     sent = time.monotonic()
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM and time.monotonic() - sent < 10, err
-    assert err.startswith("flatlib.train: error: stopped by SIGTERM at step ") and "rerun" in err, err
+    assert err.startswith("flatlib.training.train: error: stopped by SIGTERM at step ") and "rerun" in err, err
     step = int(err.split("at step ")[1].split()[0])
     assert 1 <= step < 12 and (out / f"opt{step:06d}.pt").is_file() and not list(out.glob(".*.tmp"))
     resumed = run(tmp_path, "adm", out, train__steps=12, train__log_every=1, train__save_every=1000)
@@ -363,5 +366,5 @@ def test_ctrl_c_under_dvc_repro_is_the_trainer_line_and_exit_130(tmp_path):
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
-    assert "Traceback" not in err and err.splitlines()[-1].startswith("flatlib.train: error: stopped by SIGINT at "
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("flatlib.stages.runs: error: stopped by SIGINT at "
                                                                      "step "), err

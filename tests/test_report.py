@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -15,7 +16,7 @@ from flatlib.profiles import apply_profile
 from flatlib.report import artifacts, display, figures
 from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1
 from flatlib.report.claims import CLAIM_GROUPS
-from flatlib.stats import base_outcome
+from flatlib.measure.stats import base_outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS, WEIGHTS, RESPACINGS = ("adm", "ip", "sam"), ("raw", "ema", "swa"), (20, 100)
@@ -27,16 +28,17 @@ SEEDS = (0, 1, 2)
 JITTER = {0: -1.0, 1: 0.0, 2: 1.0}
 
 
-def write_params(root: Path, seeds=SEEDS) -> None:
-    """The repository's params.yaml with the smoke profile applied and ``seeds`` training seeds, 2 sample
-    sets (typed and checked like any workspace)."""
+def write_params(root: Path, seeds=SEEDS, respacings=RESPACINGS) -> None:
+    """The repository's params.yaml with the smoke profile applied, ``seeds`` training seeds and ``respacings``
+    (sample.respacings), 2 sample sets (typed and checked like any workspace)."""
     shutil.copy2(ROOT / "params.yaml", root / "params.yaml")
     apply_profile("smoke", root / "params.yaml")
-    text = (root / "params.yaml").read_text().replace("seeds: [0]", f"seeds: {list(seeds)}")
+    text = (root / "params.yaml").read_text().replace("seeds: [0]", f"seeds: {list(seeds)}").replace(
+        "respacings: [20, 100]", f"respacings: {list(respacings)}")
     (root / "params.yaml").write_text(text)
 
 
-def write_json(path: Path, payload) -> None:  # as flatlib.pipeline._write_json
+def write_json(path: Path, payload) -> None:  # as flatlib.stages.pipeline._write_json
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
 
@@ -48,7 +50,7 @@ def base_fid(variant, weights, respacing):
 
 
 def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, rho_sharpness=None,
-                   seeds=SEEDS, noise: float = 0.01, unconverged=()) -> Path:
+                   seeds=SEEDS, noise: float = 0.01, unconverged=(), respacings=RESPACINGS) -> Path:
     """A workspace whose artifacts make every claim reproduce (IP between ADM and SAM), unless the overrides say
     otherwise.
 
@@ -57,14 +59,14 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
     weights}; sharpness: {(variant, weights): MC sharpness}; gap: {variant: exposure gap}; rho_sharpness:
     {rho: MC sharpness}; unconverged: {(run, seed)} whose plateau criterion failed."""
     fid, quant8, sharpness, gap = fid or {}, quant8 or {}, sharpness or {}, gap or {}
-    write_params(root, seeds)
+    write_params(root, seeds, respacings)
     value = lambda v, w, t: fid.get((v, w, t), base_fid(v, w, t))  # noqa: E731
     sets = (-0.05, 0.05)
     for s in seeds:
         j = noise * JITTER[s]
         for v in VARIANTS:
             rows = {w: {f"T{t}": {"fid": [value(v, w, t) + 10 * j + d for d in sets], "kid_mean": [0.1, 0.1]}
-                        for t in RESPACINGS} for w in WEIGHTS}
+                        for t in respacings} for w in WEIGHTS}
             write_json(root / f"metrics/fid/{v}/seed{s}.json",
                        {"extractor": "featurenet", "num_samples": 16, "sets": 2, "rows": rows})
         alphas = [-1.0, -0.5, 0.0, 0.5, 1.0]
@@ -144,7 +146,7 @@ def verdict(ws, claim_id):
 def test_every_claim_reproduces_on_paper_like_numbers(tmp_path):
     df = report.claims(make_workspace(tmp_path))
     assert list(df.columns) == ["group", "claim", "source", "family", "paper", "provenance", "rule", "seeds", "runs",
-                                "measured", "effect", "paper effect", "p", "p adjusted", "verdict", "plain t",
+                                "measured", "effect", "decisive part", "paper effect", "p", "p adjusted", "verdict", "plain t",
                                 "fragile", "KID", "FID vs KID"]
     assert df["verdict"].map(lambda v: v.split(",")[0] == "reproduced").all(), df[df["verdict"] != "reproduced"]
     assert set(df["group"]) == set(CLAIM_GROUPS) and (df["seeds"] == 3).all()
@@ -215,7 +217,7 @@ def test_a_claim_on_an_unconverged_run_says_so(tmp_path, capsys):
     report.show_verdicts(df, ws)
     out = capsys.readouterr().out
     assert "Judged on runs that did not reach their loss plateau (see the runs column): sam_T20," in out
-    assert "runs:     3 training seeds; NOT converged: sam seed 1" in out
+    assert "runs:           NOT converged: sam seed 1\n" in out and "\n3 training seeds\n" in out  # seeds: caption
     assert "The paper's claims (17): 17 reproduced, 0 contradicted." in out
     assert "Added claims (not the paper's) (3): 3 reproduced, 0 contradicted." in out
     assert "Procedure: per training seed the paired difference A - B" in out
@@ -237,8 +239,23 @@ def test_the_real_vs_real_floor_is_printed_and_drawn_beside_fid(tmp_path, capsys
     assert ("Real-vs-real floor of the FD, FeatureNet features (held-out images): 32 images 0.600 (draws "
             "0.500-0.700); 16 images 1.100") in out
     fig = report.plot_fid_vs_paper(ws)
-    assert any("real-vs-real floor" in t.get_text() for ax in fig.axes if ax.get_legend()
-               for t in ax.get_legend().get_texts())
+    assert any("real-vs-real floor" in t.get_text() for legend in fig.legends for t in legend.get_texts())
+
+
+def test_sample_respacings_are_the_measured_t(tmp_path):
+    """T' comes from sample.respacings: with [20, 50] the table, the summary and the sample grids show T'=50
+    (the paper column there is empty) and the claims about the paper's T'=100 are not evaluated."""
+    from flatlib.stages import summary
+
+    ws = make_workspace(tmp_path, respacings=(20, 50))
+    table = report.table1(ws)
+    assert {"measured T'=20", "measured T'=50"} <= set(table) and "measured T'=100" not in table
+    assert table["paper T'=50"].isna().all() and table.loc["ADM", "paper T'=20"] == 34.47
+    assert report.respacings(ws) == (20, 50)
+    headline = summary.headline(ws)
+    assert {"fid20_adm", "fid50_adm"} <= set(headline) and not [k for k in headline if k.startswith("fid100")]
+    verdicts = report.claims(ws)["verdict"]
+    assert (verdicts == "not evaluated").any() and (verdicts == "reproduced").any()
 
 
 def test_table1_has_nine_rows_with_the_papers_numbers(tmp_path):
@@ -272,7 +289,7 @@ def test_other_tables_and_printed_text(tmp_path, capsys):
     report.show_verdicts(report.claims(ws), ws)
     report.show_choices(ws, "quantization")
     out = capsys.readouterr().out
-    assert "34.47" in out and "10.000 ± 0.248" in out
+    assert "34.47" in out and "10.00 ± 0.25" in out  # the half-width to 2 significant figures, the mean to its place
     assert "± = half-width of the 95% t-interval over 3 training seeds." in out
     assert "✔ reproduced, 1.1x smaller: +SAM improves FID over ADM at T'=20  (sam_T20; Table 1)" in out
     assert "[paper table (Table 1, project page)]" in out and "[secondary summary of the paper" in out
@@ -376,13 +393,15 @@ def test_tables_show_as_html_with_a_plain_text_twin(tmp_path):
     view = display.table_view(report.table1(ws), "T1", report.interval_note(ws))
     again = display.table_view(report.table1(ws), "T1", report.interval_note(ws))
     assert view.html == again.html and "<style" not in view.html  # inline styles: kept in untrusted notebooks
-    assert "10.000 ± 0.248" in view.html and "10.000 ± 0.248" in repr(view)
+    assert "10.00 ± 0.25" in view.html and "10.00 ± 0.25" in repr(view)
     assert "font-style: italic" in view.html and "white-space: nowrap" in view.html  # paper columns; no wrapping
     assert repr(view).startswith("T1\n") and repr(view).endswith("over 3 training seeds.")
     (tmp_path / "contra").mkdir()
     verdicts = report.claims(make_workspace(tmp_path / "contra", sharpness={("sam", "raw"): 0.01}))
     table = display.verdict_view(verdicts)
-    assert table.html.count("<tr>") == len(verdicts) + 1  # one row per claim under one header
+    assert table.html.count('<tr id="claim-') == len(verdicts)  # one row per claim, its anchor for the scoreboard
+    assert table.html.count('<tr class="section">') == len(set(verdicts["group"]))  # grouped by the paper's sections
+    assert table.html.count("<details>") == len(verdicts) and "3 training seeds" in table.html  # seeds: the caption
     assert "✔ reproduced" in table.html and "✘ contradicted" in table.html and display.VERDICT_COLORS["contradicted"] in table.html
     assert "✘ contradicted: SAM flattens more than ADM" in repr(table)
 
@@ -393,9 +412,10 @@ def test_a_returned_figure_shows_as_its_saved_png_under_ipython(tmp_path):
     shell = InteractiveShell.instance()
     figures._register_png_formatter()
     fig = report.plot_rho_sweep(make_workspace(tmp_path))
-    data, _ = shell.display_formatter.format(fig)
+    data, metadata = shell.display_formatter.format(fig)
     assert data["image/png"] == figures.figure_path(tmp_path, "rho_sweep").read_bytes()
-    assert data["text/plain"] == "<Figure size 1000x380 with 2 Axes>"  # what nbval compares
+    assert data["text/plain"] == fig.flatlib_caption and "against SAM's radius rho" in data["text/plain"]  # nbval
+    assert metadata["image/png"] == {"name": "rho_sweep", "alt": fig.flatlib_alt, "caption": fig.flatlib_caption}
     InteractiveShell.clear_instance()
 
 
@@ -406,3 +426,44 @@ def test_check_workspace_says_what_to_run(tmp_path):
     with pytest.raises(artifacts.ArtifactMissing, match=r"runs/adm/seed0/metrics.json and \d+ more .*make repro.*"
                                                         r"docs/summary.html"):
         report.check_workspace(ws, "summary")
+
+
+def test_the_display_formatter_rounds_to_the_interval():
+    assert artifacts.fmt_interval(0.01001, 0.0009842, "sharpness") == "0.01001 ± 0.00098"  # 2 significant figures
+    assert artifacts.fmt_interval(3.459, 2.330, "fid") == "3.5 ± 2.3"  # the mean to the half-width's place
+    assert artifacts.fmt_interval(-1.916e-05, 0.001513, "sharpness", sign=True) == "0.0000 ± 0.0015"  # no "-0"
+    assert artifacts.fmt_interval(0.2, 0.0996, "fid") == "0.20 ± 0.10"  # rounded up to the next decade
+    assert artifacts.fmt_interval(-0.05, 0.612, "fid", sign=True, percent=True) == "-5% ± 61%"
+    assert artifacts.fmt_interval(1.5, float("nan"), "fid") == "1.500"  # a single seed: the kind's precision
+    assert artifacts.fmt(9.0, "rank") == "9" and artifacts.fmt(2.5, "rank") == "2.5"
+    assert artifacts.fmt_interval(-2 / 3, 1e-17, "fid", percent=True) == "-66.667% ± 0.000%"  # negligible interval
+
+
+def test_no_display_rounding_moves_a_verdict(tmp_path, monkeypatch):
+    """Outcomes and p-values come from the unrounded numbers: display precision changes the text only."""
+    ws = make_workspace(tmp_path, sharpness={("sam", "raw"): 0.01})
+    before = report.claims(ws)
+    monkeypatch.setattr(artifacts, "INTERVAL_DIGITS", 1)
+    monkeypatch.setattr(artifacts, "DECIMALS", {k: 0 for k in artifacts.DECIMALS})
+    monkeypatch.setattr(artifacts, "SIGNIFICANT", {k: 1 for k in artifacts.SIGNIFICANT})
+    after = report.claims(ws)
+    assert set(before["verdict"].map(base_outcome)) >= {"reproduced", "contradicted"}
+    pd.testing.assert_series_equal(before["verdict"], after["verdict"])
+    pd.testing.assert_series_equal(before["p"], after["p"])
+    assert (before["effect"] != after["effect"]).any()  # the text did change
+
+
+def test_the_scoreboard_answers_counts_and_links_every_claim_to_its_evidence(tmp_path):
+    from flatlib.report.scoreboard import PAGES, scoreboard_view
+
+    ws = make_workspace(tmp_path, sharpness={("sam", "raw"): 0.01})
+    df = report.claims(ws)
+    board = scoreboard_view(df, ws)
+    assert board.text.startswith("Did the paper hold at smoke scale: digits 8x8? Partly: ")  # a 4-step workspace
+    assert "of the paper's 17 claims reproduce" in board.text and "are contradicted (Flatness " in board.text
+    for cid, r in df.iterrows():  # every claim links to the verdict row on its evidence page
+        assert f'href="{PAGES[r["group"]]}.html#{display.claim_anchor(cid)}"' in board.html
+        assert f"](docs/{PAGES[r['group']]}.html#{display.claim_anchor(cid)})" in board.markdown
+    sections = [line for line in board.markdown.splitlines() if line.startswith("| **")]
+    assert sections == [f"| **{display.SECTIONS[g]}** | | | |" for g in CLAIM_GROUPS]  # the paper's sections
+    assert board.markdown.count("*(added)*") == (df["family"] == "added").sum()

@@ -1,15 +1,17 @@
-"""Imported variants before the evaluation stages: flatlib.runs (the DVC train and swa stages) imports instead of
-training, and flatlib.preflight checks the imported files and records their SHA-256."""
+"""Imported variants before the evaluation stages: flatlib.stages.runs (the DVC train and swa stages) imports instead of
+training, and flatlib.stages.preflight checks the imported files and records their SHA-256."""
 import json
 import os
 
 import pytest
 
-from flatlib import layout, preflight, runs
-from flatlib.checkpoints import is_swa_phase, load_model
+from flatlib import layout
+from flatlib.schema import load_params
+from flatlib.stages import preflight, runs
+from flatlib.training.checkpoints import is_swa_phase, load_model
 from flatlib.config import load_yaml
-from flatlib.gd_import import IMPORT_RECORD
-from flatlib.metrics import sha256_file
+from flatlib.layout import IMPORT_RECORD
+from flatlib.measure.metrics import sha256_file
 from tests.imported_workspace import FLAGS, save_gd_weights, write_cifar10_batches, write_imported_params
 
 IMPORTS = {"adm": {"ema": "data/imported/ADM-baseline.pt", "flags": FLAGS, "step": 1},
@@ -30,7 +32,7 @@ def workspace(tmp_path, monkeypatch):
 
 def test_train_and_swa_stages_import_an_imported_variant(workspace):
     for variant in ("adm", "ip"):
-        for phase in runs.PHASES:
+        for phase in ("train", "swa"):
             runs.main([phase, "--variant", variant, "--seed", "0"])
     model, run, step = load_model(layout.run_dir("adm", 0), "ema")
     assert step == 1 and run.model.num_channels == 32 and run.seed == 0
@@ -58,13 +60,14 @@ def test_an_import_replaces_what_the_folder_held_and_a_rerun_writes_nothing(work
         "data/imported/ADM-baseline.pt")
 
 
-def test_a_trained_variant_trains(workspace, monkeypatch):
+def test_a_trained_variant_trains_through_a_typed_config(workspace, monkeypatch):
+    """No argv round trip: the stage calls train_run with the run config of Params.run_config."""
     called = []
-    monkeypatch.setattr(runs, "train_main", called.append)
+    monkeypatch.setattr(runs, "train_run", lambda *args, **kwargs: called.append((args, kwargs)))
     runs.main(["swa", "--variant", "sam", "--seed", "0"])
-    assert called == [["--params", "params.yaml", "--variant", "sam", "--seed", "0", "--phase", "swa", "--init",
-                       str(layout.run_dir("sam", 0)), "--out", str(layout.run_dir("sam", 0, "swa")),
-                       "--restart-if-changed"]]
+    params = load_params("params.yaml")
+    assert called == [((params.run_config("sam", 0), layout.run_dir("sam", 0, "swa"), "swa", layout.run_dir("sam", 0)),
+                       dict(restart=True, progress=True))]
     monkeypatch.setenv("RANK", "1")
     runs.main(["train", "--variant", "adm", "--seed", "0"])  # rank 1 of torchrun: rank 0 imports
     assert not layout.run_dir("adm", 0).exists()
@@ -73,7 +76,7 @@ def test_a_trained_variant_trains(workspace, monkeypatch):
 def test_unknown_variant_or_seed_is_one_line(workspace, capsys):
     with pytest.raises(SystemExit) as exit_info:
         runs.main(["train", "--variant", "adm", "--seed", "3"])
-    assert exit_info.value.code == 2 and "--seed 3: choose a variant of ['adm', 'ip', 'sam']" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--seed 3: choose a seed of [0]" in capsys.readouterr().err
 
 
 def test_preflight_checks_every_imported_file_and_records_its_digest(workspace, capsys):

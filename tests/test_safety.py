@@ -4,7 +4,7 @@ A scan of the package's syntax trees refuses: ``torch.load`` without ``weights_o
 ``yaml.load``/``unsafe_load``/``full_load`` (``safe_load`` only) and ruamel's ``YAML(typ="unsafe")``;
 ``pickle.load``/``loads`` (CIFAR-10 is read by an allow-list ``Unpickler`` subclass); ``np.load`` with
 ``allow_pickle=True``; ``eval``/``exec``; ``os.system``/``os.popen`` and any call with ``shell=True``.
-ruamel's default ``YAML()`` (round-trip, flatlib.profiles and flatlib.params) is safe: it builds plain
+ruamel's default ``YAML()`` (round-trip, flatlib.profiles and flatlib.schema) is safe: it builds plain
 mappings, sequences and scalars and never calls a Python object named by a tag (checked below).
 """
 import ast
@@ -17,8 +17,8 @@ import torch
 from ruamel.yaml import YAML
 
 import flatlib
-from flatlib import metrics
-from flatlib.checkpoints import load_model
+from flatlib.measure import metrics
+from flatlib.training.checkpoints import load_model
 from flatlib.errors import CorruptFileError
 from tests.test_train import run
 

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from flatlib.sam import SAM
+from flatlib.training.sam import SAM
 
 A = torch.tensor([[3.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
 

@@ -4,8 +4,9 @@ import json
 import numpy as np
 import torch
 
-from flatlib import sample
-from flatlib.checkpoints import load_model
+from flatlib.measure import sample
+from flatlib.model.diffusion import diffusion_from_config
+from flatlib.training.checkpoints import load_model
 from tests.test_train import run as train_run
 
 
@@ -17,7 +18,7 @@ def trained_run(tmp_path):
 
 def test_samples_do_not_depend_on_batch_size(tmp_path):
     model, run, _ = load_model(trained_run(tmp_path), "ema")
-    diffusion = run.diffusion.build(run.model.learn_sigma, 5)
+    diffusion = diffusion_from_config(run.diffusion, run.model.learn_sigma, 5)
     torch.manual_seed(0)
     with torch.no_grad():  # give the zero-initialised output layer weights so samples are not trivial
         model.out[-1].weight.normal_(0, 0.1)

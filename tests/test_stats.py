@@ -1,11 +1,12 @@
-"""flatlib.stats: intervals over training seeds and the three-valued verdict rule on constructed inputs."""
+"""flatlib.measure.stats: intervals over training seeds and the three-valued verdict rule on constructed inputs."""
 import math
 
 import numpy as np
 import pytest
 
 from flatlib.config import ConfigError
-from flatlib.stats import VerdictConfig, estimate, replicates
+from flatlib.measure.stats import estimate, replicates
+from flatlib.schema import VerdictConfig
 
 
 def test_interval_is_students_t_over_seeds():
@@ -27,6 +28,6 @@ def test_sample_sets_are_averaged_within_a_seed():
 
 def test_confidence_is_checked():
     with pytest.raises(ConfigError, match=r"VerdictConfig.confidence must be in \[0.5, 1\), got 1.0"):
-        VerdictConfig(confidence=1.0)
+        VerdictConfig(confidence=1.0, multiplicity="holm", barely=0.2)
     with pytest.raises(ConfigError, match="verdict.multiplicity"):
-        VerdictConfig(multiplicity="bonferroni")
+        VerdictConfig(multiplicity="bonferroni", barely=0.2)

@@ -1,4 +1,4 @@
-"""flatlib.summary on the hand-made workspaces of tests/test_report.py: the flat headline numbers, the plot data,
+"""flatlib.stages.summary on the hand-made workspaces of tests/test_report.py: the flat headline numbers, the plot data,
 a profile whose rows are partly absent (DDPM-IP imports), and a missing measurement."""
 import json
 import shutil
@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flatlib import layout, summary
+from flatlib import layout, vocabulary
+from flatlib.stages import summary
 from flatlib.profiles import apply_profile
 from tests.test_report import ROOT, make_workspace, write_json
 
@@ -45,7 +46,7 @@ def test_headline_numbers_are_means_over_seeds_and_the_verdict_counts(tmp_path):
 def test_plot_data_has_one_row_label_per_line(tmp_path):
     ws = make_workspace(tmp_path)
     summary.write(ws)
-    rows = [layout.label(v, w) for v, w in layout.PAPER_ROWS]
+    rows = [vocabulary.label(v, w) for v, w in vocabulary.PAPER_ROWS]
     fid = plot(ws, "fid")
     assert list(fid["row"].unique()) == rows and sorted(fid["T"].unique()) == [20, 100]
     assert fid.set_index(["row", "T"]).loc[("+SAM", 20), "fid"] == pytest.approx(10.0)
@@ -88,6 +89,6 @@ def test_a_missing_measurement_is_one_line_naming_its_stage(tmp_path, capsys):
         summary.main(["--workspace", str(ws)])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("flatlib.summary: error: metrics/flatness/sam/seed0.json is missing")
+    assert err.startswith("flatlib.stages.summary: error: metrics/flatness/sam/seed0.json is missing")
     assert "dvc repro flatness@sam-0" in err
     assert not (ws / layout.SUMMARY).exists()

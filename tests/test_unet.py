@@ -1,4 +1,4 @@
-"""Tests of flatlib.unet against openai/guided-diffusion.
+"""Tests of flatlib.model.unet against openai/guided-diffusion.
 
 The fixtures tests/data/gd_unet_*.pt.xz were made once, outside this repository, with guided-diffusion's own
 code (github.com/openai/guided-diffusion at commit 22e0df8183507e13a7813f8d38d51b072ca1e67c; none of it is
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from flatlib.unet import (GroupNorm32, NAMED_CONFIGS, UNetConfig, UNetModel, count_parameters, create_unet,
+from flatlib.model.unet import (AttentionBlock, GroupNorm32, NAMED_CONFIGS, UNetConfig, UNetModel, count_parameters, create_unet,
                           timestep_embedding)
 
 DATA = Path(__file__).parent / "data"
@@ -149,14 +150,15 @@ def test_groupnorm_computes_in_float32():
 
 
 def test_default_channel_mult_per_size():
-    make = lambda size, **kw: UNetConfig(image_size=size, num_channels=32, num_res_blocks=1,
-                                         attention_resolutions="8", **kw)
+    make = lambda size, **kw: UNetConfig(**{**dict(image_size=size, num_channels=32, num_res_blocks=1, in_channels=3,
+                                                   channel_mult="", attention_resolutions="8", num_head_channels=-1,
+                                                   dropout=0.0), **kw})
     assert make(64).channel_mult_tuple == (1, 2, 3, 4)
     assert make(32).channel_mult_tuple == (1, 2, 2, 2)
     assert make(16).channel_mult_tuple == (1, 2, 2)
-    assert make(128, channel_mult="1,1,2,3,4").channel_mult_tuple == (1, 1, 2, 3, 4)
+    assert make(128).channel_mult_tuple == (1, 1, 2, 3, 4)  # guided-diffusion's
     with pytest.raises(ValueError, match="no default channel_mult"):
-        make(128)
+        make(8, attention_resolutions="4")
     assert make(64).attention_rates == (8,)
     with pytest.raises(ValueError, match="among the UNet's resolutions"):
         make(64, channel_mult="1,2")  # 8x8 is never reached with two levels
@@ -166,15 +168,47 @@ def test_config_from_dict():
     cfg = NAMED_CONFIGS["lsun_tower"]
     assert UNetConfig.from_dict(dataclasses.asdict(cfg)) == cfg
     assert cfg.attention_rates == (2, 4, 8) and cfg.out_channels == 6
-    base = dict(image_size=32, num_channels=64, num_res_blocks=2)
+    base = dict(image_size=32, num_channels=64, num_res_blocks=2, in_channels=3, channel_mult="",
+                attention_resolutions="16,8", num_head_channels=-1, dropout=0.0)
     assert type(UNetConfig.from_dict({**base, "dropout": 0}).dropout) is float  # an int is a valid float
     with pytest.raises(ValueError, match=r"unknown keys in UNetConfig: 'bogus', 'class_cond'"):
         UNetConfig.from_dict({**base, "bogus": 1, "class_cond": False})
     with pytest.raises(ValueError, match=r"missing required keys \['num_res_blocks'\]"):
-        UNetConfig.from_dict({"image_size": 32, "num_channels": 64})
+        UNetConfig.from_dict({k: v for k, v in base.items() if k != "num_res_blocks"})
     for key, bad in [("num_channels", "64"), ("learn_sigma", 1), ("num_res_blocks", True), ("dropout", "0.1"),
                      ("attention_resolutions", 16)]:
         with pytest.raises(ValueError, match=f"UNetConfig.{key} must be"):
             UNetConfig.from_dict({**base, key: bad})
     with pytest.raises(ValueError, match="comma-separated integers"):
         UNetConfig.from_dict({**base, "channel_mult": "1,2,x"})
+
+
+@pytest.mark.parametrize("new_order", [False, True])
+def test_attention_is_bitwise_the_former_on_cpu_and_contiguous_off_it(monkeypatch, new_order):
+    """SDPA's fused GPU kernels need contiguous q/k/v (stride(-1) == 1, else the slow math path); the CPU keeps its
+    former transposed views, so every CPU result stays bitwise what it was (forward and gradients)."""
+    torch.manual_seed(0)
+    block = AttentionBlock(64, num_head_channels=32, use_new_attention_order=new_order)
+    torch.nn.init.normal_(block.proj_out.weight)  # zero-initialised: the attention would not reach the output
+    x = torch.randn(3, 64, 4, 4, requires_grad=True)
+
+    def former(x):  # the forward before issue 24
+        b, c = x.shape[:2]
+        qkv = block.qkv(block.norm(x.reshape(b, c, -1)))
+        shape, dim = ((b, 3, block.num_heads, c // block.num_heads, -1), 1) if new_order else (
+            (b, block.num_heads, 3, c // block.num_heads, -1), 2)
+        q, k, v = qkv.reshape(shape).unbind(dim)
+        a = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return (x.reshape(b, c, -1) + block.proj_out(a.transpose(-1, -2).reshape(b, c, -1))).reshape(x.shape)
+
+    now, before = block(x), former(x)
+    assert torch.equal(now, before)
+    assert torch.equal(torch.autograd.grad(now.sum(), x)[0], torch.autograd.grad(before.sum(), x)[0])
+
+    layouts = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda *qkv: layouts.append([t.is_contiguous() for t in qkv]) or sdpa(*qkv))
+    block(x)
+    block.to("meta")(x.detach().to("meta"))  # the device-independent layout off the CPU (meta tensors keep strides)
+    assert layouts == [[False] * 3, [True] * 3]

@@ -1,4 +1,4 @@
-"""flatlib.stats' verdict procedure on constructed data with known answers (issue 20): the pooled interval against a
+"""flatlib.measure.stats' verdict procedure on constructed data with known answers (issue 20): the pooled interval against a
 textbook block-design computation, the within-seed floor, Holm/BH against statsmodels, the four outcomes, a fragile
 verdict, and a compound claim whose one contradicted part does not survive the within-claim correction."""
 import math
@@ -8,9 +8,9 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from flatlib.stats import (Part, VerdictConfig, adjust, base_outcome, claim_test, decide, intervals)
+from flatlib.measure.stats import (Part, VerdictConfig, adjust, base_outcome, claim_test, decide, intervals)
 
-CFG = VerdictConfig(confidence=0.95, multiplicity="holm")
+CFG = VerdictConfig(confidence=0.95, multiplicity="holm", barely=0.2)
 
 
 def _part(name, diff, kind="k", b=10.0, sets=None, **kw):

@@ -2,8 +2,8 @@
 
 Every function takes the WORKSPACE (the repository root a ``dvc repro`` ran in; the notebooks pass
 ``workspace = ".."``) and reads only what the DVC stages wrote there (paths: :mod:`flatlib.layout`) and the
-typed params (:mod:`flatlib.params`). The notebooks stay short and call this package; nothing here trains,
-samples or measures. :mod:`flatlib.publish` renders the executed notebooks as the committed HTML report.
+typed params (:mod:`flatlib.schema`). The notebooks stay short and call this package; nothing here trains,
+samples or measures. :mod:`flatlib.stages.publish` renders the executed notebooks as the committed HTML report.
 
 Modules
     paper       the paper's numbers (Table 1, quantization, exposure gap)
@@ -13,8 +13,10 @@ Modules
                 ``reports/tables/NAME.csv``
     display     how results are shown: HTML tables (inline styles) with a plain-text twin, the verdict table
     figures     ``plot_*``: each saves ``reports/figures/NAME.png`` with deterministic bytes and returns the Figure
+    scoreboard  ``show_scoreboard``: the answer, the counts, the scale and one row per claim (the summary notebook
+                shows it first; flatlib.stages.publish copies it to docs/index.html and the README)
     claims      ``claims(workspace, group)``: every paper claim with its paired difference, interval and
-                four-valued outcome (flatlib.stats), the forest plot's data; profile notes and the params.yaml reproduction choices
+                four-valued outcome (flatlib.measure.stats), the forest plot's data; profile notes and the params.yaml reproduction choices
                 behind each notebook
 
 The names below are what the notebooks use. Shown text is what CI compares (nbval compares text/plain,
@@ -27,7 +29,7 @@ from flatlib.report.figures import (plot_claims_forest, plot_exposure_gap, plot_
                                     plot_loss_curves, plot_loss_surfaces, plot_noise_norms, plot_quant_fid,
                                     plot_quant_samples,
                                     plot_rho_sweep, plot_samples, plot_training_loss)
-from flatlib.report.artifacts import check_workspace, plateau_table  # noqa: F401
-from flatlib.report.paper import RESPACINGS  # noqa: F401
+from flatlib.report.artifacts import check_workspace, plateau_table, respacings  # noqa: F401
+from flatlib.report.scoreboard import show_scoreboard  # noqa: F401
 from flatlib.report.tables import (exposure_table, flatness_table, paper_table1, quant_table,  # noqa: F401
                                    interval_note, rank_agreement, rho_table, show_table, table1)

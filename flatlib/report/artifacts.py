@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flatlib import layout
-from flatlib.gd_import import IMPORT_RECORD
-from flatlib.params import Params, load_params as _parse_params
+from flatlib import layout, vocabulary
+from flatlib.schema import Params, load_params as _parse_params
 
 # --------------------------------------------------------------------------------------------- rounding
 #: Decimals printed (and compared) per quantity of fixed scale. FID is printed with 3 decimals: two runs
 #: whose FIDs agree within +-0.0005 print the same text, and a verdict compares the printed values.
 DECIMALS = {"fid": 3, "paper": 2, "kid": 4, "loss": 5, "weight_error": 5, "norm": 4, "corr": 4, "accuracy": 4,
-            "rank": 1, "int": 0, "rel": 4}
+            "rank": 1, "int": 0, "rel": 4, "percent": 1}
 #: Significant figures for quantities whose scale spans orders of magnitude between profiles.
 SIGNIFICANT = {"sharpness": 4, "hessian": 4, "gap": 4}
+#: Significant figures of an interval's half-width; the mean beside it is shown to the same decimal place.
+INTERVAL_DIGITS = 2
 
 
 def round_value(x, kind: str):
@@ -36,14 +37,35 @@ def round_value(x, kind: str):
     return x
 
 
+def _unsigned_zero(text: str) -> str:
+    """"-0.00" (a small negative mean rounded away) as "0.00"."""
+    return text.lstrip("+-") if float(text.rstrip("%")) == 0 else text
+
+
 def fmt(x, kind: str, sign: bool = False) -> str:
-    """The printed text of ``x`` (see :func:`round_value`)."""
+    """The printed text of ``x`` (see :func:`round_value`); a rank without decimals where it is a whole number."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
     plus = "+" if sign else ""
+    if kind == "rank":
+        return f"{float(x):g}"
     if kind in SIGNIFICANT:
         return f"{float(x):{plus}.{SIGNIFICANT[kind]}g}"
-    return f"{float(x):{plus}.{DECIMALS[kind]}f}"
+    return _unsigned_zero(f"{float(x):{plus}.{DECIMALS[kind]}f}")
+
+
+def _places(x: float, digits: int) -> int:
+    """The decimal places that show ``x`` to ``digits`` significant figures."""
+    rounded = float(f"{abs(x):.{digits}g}")
+    return max(0, digits - 1 - math.floor(math.log10(rounded))) if rounded else 0
+
+
+def interval_decimals(mean: float, half_width: float, kind: str) -> int:
+    """The decimal places that show ``half_width`` to INTERVAL_DIGITS significant figures (the mean beside it is
+    shown to the same place: digits beyond the interval's are noise), at most two more than the kind's own
+    precision (a negligible interval does not print a mean to 15 places)."""
+    own = _places(mean, SIGNIFICANT[kind]) if kind in SIGNIFICANT and mean else DECIMALS.get(kind, 4)
+    return min(_places(half_width, INTERVAL_DIGITS), own + 2)
 
 
 def with_kinds(df: pd.DataFrame, kinds: dict) -> pd.DataFrame:
@@ -80,11 +102,17 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def fmt_interval(mean, half_width, kind: str, sign: bool = False) -> str:
-    """"mean ± half-width" as printed (the half-width omitted where there is none: a single replicate)."""
-    if half_width is None or (isinstance(half_width, float) and not math.isfinite(half_width)):
-        return fmt(mean, kind, sign)
-    return f"{fmt(mean, kind, sign)} ± {fmt(half_width, kind)}"
+def fmt_interval(mean, half_width, kind: str, sign: bool = False, percent: bool = False) -> str:
+    """"mean ± half-width" as printed: the half-width to INTERVAL_DIGITS significant figures, the mean to the same
+    decimal place (``percent``: both times 100 with "%"); a missing or zero half-width (a single replicate) leaves
+    the mean at its kind's precision. Display only: no verdict reads this text (flatlib.measure.stats decides on the
+    unrounded values)."""
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    if half_width is None or not math.isfinite(half_width) or half_width == 0 or not math.isfinite(mean):
+        return fmt(mean * scale, "percent" if percent else kind, sign) + (unit if math.isfinite(mean) else "")
+    places = interval_decimals(mean * scale, half_width * scale, "percent" if percent else kind)
+    plus = "+" if sign else ""
+    return (_unsigned_zero(f"{mean * scale:{plus}.{places}f}{unit}") + f" ± {half_width * scale:.{places}f}{unit}")
 
 
 # ------------------------------------------------------------------------------------------- artifacts
@@ -128,7 +156,7 @@ def _json(workspace, relpath):
 
 
 def load_params(workspace) -> Params:
-    """The workspace's params.yaml as typed :class:`flatlib.params.Params` (what the stages read), parsed once per
+    """The workspace's params.yaml as typed :class:`flatlib.schema.Params` (what the stages read), parsed once per
     text of the file (the report reads it in nearly every function)."""
     path = workspace_path(workspace, "params.yaml")
     if not path.is_file():
@@ -139,7 +167,7 @@ def load_params(workspace) -> Params:
 
 @functools.lru_cache(maxsize=8)
 def _parsed(path: Path, text: str) -> Params:
-    """:func:`flatlib.params.load_params` of a file with this text (Params are frozen: shared safely)."""
+    """:func:`flatlib.schema.load_params` of a file with this text (Params are frozen: shared safely)."""
     return _parse_params(path)
 
 
@@ -179,7 +207,7 @@ def load_fid(workspace) -> dict:
 
 def seed_values(scores: dict, metric: str = "fid") -> tuple[np.ndarray, np.ndarray]:
     """(per seed, per seed and sample set) of a FID-like metric of one row: the per-seed value is the metric on ALL
-    samples of the seed (``METRIC_all``, flatlib.pipeline), or the mean over sample sets for a run that predates it.
+    samples of the seed (``METRIC_all``, flatlib.stages.pipeline), or the mean over sample sets for a run that predates it.
     A KeyError when ``metric`` was not measured."""
     sets = np.asarray(scores[metric], dtype=float)
     whole = scores.get(f"{metric}_all")
@@ -188,13 +216,13 @@ def seed_values(scores: dict, metric: str = "fid") -> tuple[np.ndarray, np.ndarr
 
 def table_values(scores: dict, metric: str = "fid") -> np.ndarray:
     """What a table's "mean ± interval" of a FID-like metric is computed from: the per-seed values (on all samples
-    of a seed) with several training seeds, the sample sets of the single seed otherwise (flatlib.stats.estimate)."""
+    of a seed) with several training seeds, the sample sets of the single seed otherwise (flatlib.measure.stats.estimate)."""
     whole, sets = seed_values(scores, metric)
     return whole if len(whole) > 1 else sets
 
 
 def load_fid_floor(workspace) -> dict | None:
-    """metrics/fid_floor.json (the real-vs-real floor, flatlib.pipeline fid-floor), or None for a run that predates
+    """metrics/fid_floor.json (the real-vs-real floor, flatlib.stages.pipeline fid-floor), or None for a run that predates
     it."""
     path = workspace_path(workspace, layout.FID_FLOOR)
     return json.loads(path.read_text()) if path.is_file() else None
@@ -239,8 +267,8 @@ def load_rho_sweep(workspace) -> list[dict]:
 
 
 def load_import_record(workspace, variant: str, seed: int, weights: str) -> dict:
-    """The import.json of the run folder that holds an imported variant's ``weights`` (flatlib.gd_import)."""
-    return _json(workspace, layout.weights_run_dir(variant, seed, weights) / IMPORT_RECORD)
+    """The import.json of the run folder that holds an imported variant's ``weights`` (flatlib.gd.importer)."""
+    return _json(workspace, layout.weights_run_dir(variant, seed, weights) / layout.IMPORT_RECORD)
 
 
 def load_featurenet(workspace) -> dict:
@@ -259,7 +287,7 @@ IMPORTED = "imported: not trained here"
 def plateau_table(workspace) -> pd.DataFrame:
     """The plateau criterion every training run recorded (metrics.json): one row per run (the Table 1
     variants and the rho sweep's runs, per seed) with its final held-out L_simple, its relative change over
-    the last window and whether it converged (flatlib.train.plateau); an imported variant's runs are marked
+    the last window and whether it converged (flatlib.training.trainer.plateau); an imported variant's runs are marked
     :data:`IMPORTED`."""
     params = load_params(workspace)
     runs = [(v, s, layout.run_dir(v, s)) for v in params.variants for s in params.seeds]
@@ -301,24 +329,24 @@ def rows(workspace) -> list[tuple[str, str]]:
     extras after."""
     params = load_params(workspace)
     wanted = [(v, w) for v in params.variants for w in params.weights_of(v)]
-    return [r for r in layout.PAPER_ROWS if r in wanted] + [r for r in wanted if r not in layout.PAPER_ROWS]
+    return [r for r in vocabulary.PAPER_ROWS if r in wanted] + [r for r in wanted if r not in vocabulary.PAPER_ROWS]
 
 
-def paper_dataset(workspace) -> str:
-    """The paper column to compare with: LSUN Tower / FFHQ for those image folders, else CIFAR-10."""
-    data = load_params(workspace).data
-    path = str(data.path or "").lower()
-    if data.name == "image_folder" and "lsun" in path:
-        return "LSUN Tower"
-    if data.name == "image_folder" and "ffhq" in path:
-        return "FFHQ"
-    return "CIFAR-10"
+def paper_dataset(workspace) -> str | None:
+    """The paper's data set whose column is shown beside the measured one: params.yaml ``paper_dataset``
+    (None: no paper column)."""
+    return load_params(workspace).paper_dataset
+
+
+def respacings(workspace) -> tuple[int, ...]:
+    """The T' every Table 1 row is sampled at (flatlib.vocabulary.measured_respacings)."""
+    return vocabulary.measured_respacings(load_params(workspace))
 
 
 def flatness_entries(workspace) -> dict[str, list[dict]]:
     """{label: [entry per seed]} over every (variant, weights) of the flatness artifacts, in Table 1 order."""
     data = {v: load_flatness(workspace, v) for v in variants(workspace)}
-    return {layout.label(v, w): [d[w] for d in data[v]] for v, w in rows(workspace) if w in data[v][0]}
+    return {vocabulary.label(v, w): [d[w] for d in data[v]] for v, w in rows(workspace) if w in data[v][0]}
 
 
 def exposure_entries(workspace) -> list[tuple[str, str, list[dict]]]:

@@ -1,27 +1,28 @@
 """Every claim of the paper as the paper states it (its source and the provenance of its number), its measured
-parts, and the outcome decided by flatlib.stats (pooled variance model, multiplicity over the family of the
+parts, and the outcome decided by flatlib.measure.stats (pooled variance model, multiplicity over the family of the
 paper's claims, four outcomes, the plain paired t-interval as sensitivity check, KID beside FID); the printed
 profile notes and the params.yaml reproduction choices behind each notebook."""
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 
 import numpy as np
 import pandas as pd
 
-from flatlib import layout
-from flatlib.layout import FLATNESS_ROWS, PAPER_ROWS, label
-from flatlib.params import params_comments
+from flatlib import layout, vocabulary
+from flatlib.vocabulary import FLATNESS_ROWS, IP_ROWS, NOT_EVALUATED, OUTCOMES, PAPER_RESPACINGS, ROW_OF, VARIANT_OF, label
+from flatlib.schema import params_comments
 from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
                                       load_featurenet, load_fid, load_import_record, load_params, plateau_table,
                                       floor_text, load_quant, metric_label, paper_dataset,
                                       seed_values, workspace_path)
-from flatlib.report.display import show, table_view, verdict_view
-from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, RESPACINGS, paper_fid
+from flatlib.report.display import SECTIONS, Shown, show, table_view, verdict_view
+from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, paper_fid
 from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, save_table, sigmas
-from flatlib.stats import NOT_EVALUATED, OUTCOMES, Part, base_outcome, decide, kind_of, rule_text
+from flatlib.measure.stats import Part, base_outcome, decide, kind_of, rule_text
 
 
 # ------------------------------------------------------------------------------------------------ claims
@@ -29,11 +30,9 @@ class NotEvaluable(Exception):
     """The measurement a claim needs was not configured (e.g. no 8-bit run); not a missing file."""
 
 
-VARIANT_OF = {label(*r): r[0] for r in PAPER_ROWS}
 #: stands for the rho sweep's extra runs among the rows a claim uses
 RHO_RUNS = "rho sweep runs"
-ROW_OF = {label(*r): r for r in PAPER_ROWS}
-#: the families of claims corrected for multiplicity apart (flatlib.stats.decide)
+#: the families of claims corrected for multiplicity apart (flatlib.measure.stats.decide)
 PAPER, ADDED = "paper", "added"
 
 
@@ -90,7 +89,7 @@ def _fid_part(ws, a: str, b: str, t: int, metric: str) -> Part:
 class Claim:
     """A claim as the paper states it: its source (paper table, figure or section; or "added: ..."), the paper's
     evidence and its provenance, the family it is corrected in, the comparison, and ``parts(workspace, metric)``
-    -> [flatlib.stats.Part] (``metric``: "fid" or "kid_mean" for the FID-based claims)."""
+    -> [flatlib.measure.stats.Part] (``metric``: "fid" or "kid_mean" for the FID-based claims)."""
     id: str
     group: str
     claim: str
@@ -216,9 +215,9 @@ def _ip_vs_adm(ws) -> list[tuple[str, str, str]]:
     """(weights, IP row, ADM row) for each weights kind this profile measures for both the ip and the adm
     variant (raw: +IP vs ADM, ema: +IP+EMA vs +EMA, swa: +IP+SWA vs +SWA)."""
     why = unmeasured_rows(ws)
-    kinds = [w for w in layout.WEIGHT_KINDS if label("ip", w) not in why and label("adm", w) not in why]
+    kinds = [w for w in vocabulary.WEIGHT_KINDS if label("ip", w) not in why and label("adm", w) not in why]
     if not kinds:
-        _require_rows(ws, [label(v, w) for w in layout.WEIGHT_KINDS for v in ("ip", "adm")])
+        _require_rows(ws, [label(v, w) for w in vocabulary.WEIGHT_KINDS for v in ("ip", "adm")])
     return [(w, label("ip", w), label("adm", w)) for w in kinds]
 
 
@@ -244,7 +243,7 @@ PAPER_UNET_PARAMS = 52.5e6
 def rho_per_parameter(workspace) -> str:
     """rho as a per-parameter radius, rho / sqrt(number of parameters), here and in the paper's UNet: rho is an
     absolute L2 radius, so the same rho perturbs each weight of a small model more."""
-    from flatlib.unet import count_parameters, create_unet
+    from flatlib.model.unet import count_parameters, create_unet
     p = load_params(workspace)
     n = count_parameters(create_unet(p.model))
     rho = p.variant_rho("sam") if "sam" in p.variants else p.optim.rho
@@ -270,8 +269,7 @@ def _rho(ws, metric):
 
 
 #: the rows the IP-vs-ADM claims compare, weights kind by weights kind
-IP_ROWS = tuple(label(v, w) for w in layout.WEIGHT_KINDS for v in ("adm", "ip"))
-IP_PAIRS = ", ".join(f"{w}: {label('ip', w)} vs {label('adm', w)}" for w in layout.WEIGHT_KINDS)
+IP_PAIRS = ", ".join(f"{w}: {label('ip', w)} vs {label('adm', w)}" for w in vocabulary.WEIGHT_KINDS)
 LOSS_FIGURE = "figure: loss under weight perturbation (CIFAR-10, every method)"
 
 
@@ -280,12 +278,12 @@ def claim_specs() -> list[Claim]:
     specs = [_fid_pair(*args) for args in [
         ("sam_T20", "+SAM", "ADM", (20,), "+SAM improves FID over ADM at T'=20"),
         ("sam_T100", "+SAM", "ADM", (100,), "+SAM improves FID over ADM at T'=100"),
-        ("sam_ema", "+SAM+EMA", "+EMA", RESPACINGS, "SAM adds to EMA: +SAM+EMA beats +EMA"),
-        ("sam_swa", "+SAM+SWA", "+SWA", RESPACINGS, "SAM adds to SWA: +SAM+SWA beats +SWA"),
-        ("ema", "+EMA", "ADM", RESPACINGS, "EMA (indirect flatness) improves FID over ADM"),
-        ("swa", "+SWA", "ADM", RESPACINGS, "SWA (indirect flatness) improves FID over ADM"),
-        ("ip", "+IP", "ADM", RESPACINGS, "Input perturbation improves FID over ADM"),
-        ("ip_ema", "+IP+EMA", "+EMA", RESPACINGS, "IP adds to EMA: +IP+EMA beats +EMA")]]
+        ("sam_ema", "+SAM+EMA", "+EMA", PAPER_RESPACINGS, "SAM adds to EMA: +SAM+EMA beats +EMA"),
+        ("sam_swa", "+SAM+SWA", "+SWA", PAPER_RESPACINGS, "SAM adds to SWA: +SAM+SWA beats +SWA"),
+        ("ema", "+EMA", "ADM", PAPER_RESPACINGS, "EMA (indirect flatness) improves FID over ADM"),
+        ("swa", "+SWA", "ADM", PAPER_RESPACINGS, "SWA (indirect flatness) improves FID over ADM"),
+        ("ip", "+IP", "ADM", PAPER_RESPACINGS, "Input perturbation improves FID over ADM"),
+        ("ip_ema", "+IP+EMA", "+EMA", PAPER_RESPACINGS, "IP adds to EMA: +IP+EMA beats +EMA")]]
     specs += [
         Claim("sam_vs_indirect", "fid", "+SAM alone beats each indirect method (+EMA, +SWA, +IP) at T'=20", "Table 1",
               "CIFAR-10 T'=20: +SAM 9.01 vs +EMA 10.63, +SWA 11.00, +IP 20.11", TABLE1, PAPER,
@@ -345,7 +343,7 @@ def claim_specs() -> list[Claim]:
     return specs
 
 
-CLAIM_GROUPS = ("fid", "flatness", "quant", "exposure", "rho")
+CLAIM_GROUPS = tuple(SECTIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,7 +360,7 @@ class Evaluation:
 
 def evaluate(workspace) -> Evaluation:
     """Every claim evaluated together: the variance model pools over every claim's parts of one kind, and the
-    multiplicity correction runs over each family of claims (flatlib.stats.decide)."""
+    multiplicity correction runs over each family of claims (flatlib.measure.stats.decide)."""
     cfg = load_params(workspace).verdict
     specs = {c.id: c for c in claim_specs()}
     parts, kid_parts, why = {}, {}, {}
@@ -393,15 +391,18 @@ def _decisive(parts: list[Part], decision) -> int:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:+.1f}%" if math.isfinite(x) else "-"
+    return fmt(100 * x, "percent", sign=True) + "%" if math.isfinite(x) else "-"
+
+
+def _relative(part: Part, iv) -> str:
+    """The part's relative effect (A - B) / scale with its interval, in percent."""
+    return fmt_interval(iv.mean / part.scale, iv.half_width / part.scale, "percent", sign=True, percent=True)
 
 
 def _part_text(part: Part, iv, kind: str) -> str:
-    rel = f"{_pct(iv.mean / part.scale)} ± {100 * iv.half_width / part.scale:.1f}%" if math.isfinite(
-        iv.half_width) else _pct(iv.mean / part.scale)
     paper = f"; paper {_pct(part.paper_rel)}" if math.isfinite(part.paper_rel) else ""
     return (f"{part.name}: {fmt(np.mean(part.a), kind)} vs {fmt(np.mean(part.b), kind)}, difference "
-            f"{fmt_interval(iv.mean, iv.half_width, kind, sign=True)} (relative {rel}{paper})")
+            f"{fmt_interval(iv.mean, iv.half_width, kind, sign=True)} (relative {_relative(part, iv)}{paper})")
 
 
 def _kind_of_claim(spec: Claim) -> str:
@@ -413,8 +414,9 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
 
     Columns: group, claim, source (the paper's table, figure or section, or "added: ..."), family (paper / added),
     paper (the paper's evidence) and provenance, rule, measured (every part: means, the paired difference with its
-    interval, the relative effect beside the paper's), effect and paper effect (the decisive part's relative
-    effect (A - B) / B with its interval, and the paper's), p and p adjusted (flatlib.stats.decide), verdict (the
+    interval, the relative effect beside the paper's), decisive part (the part that decided the outcome: the
+    weakest part for the claim, the strongest against it), effect (its relative effect (A - B) / B with its
+    interval, in percent) and paper effect (the paper's), p and p adjusted (flatlib.measure.stats.decide), verdict (the
     four-valued outcome; "not evaluated" when the measurement was not configured), plain t (the outcome under
     per-comparison paired t-intervals), fragile, KID (the FID-based claims' outcome with KID) and FID vs KID,
     seeds, runs (whether every training run the claim uses reached its plateau).
@@ -431,7 +433,8 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
                       paper=spec.paper, provenance=spec.provenance, rule=spec.rule, seeds=len(params.seeds),
                       runs=_runs_note(plateaus, spec.used))
         if cid in ev.why:
-            records.append(dict(record, measured=f"({ev.why[cid]})", effect="-", **{"paper effect": "-"}, p=math.nan,
+            records.append(dict(record, measured=f"({ev.why[cid]})", effect="-",
+                                **{"paper effect": "-", "decisive part": "-"}, p=math.nan,
                                 **{"p adjusted": math.nan}, verdict=NOT_EVALUATED, **{"plain t": NOT_EVALUATED},
                                 fragile=False, KID="", **{"FID vs KID": ""}))
             continue
@@ -443,7 +446,7 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
         record.update(
             measured="; ".join([_part_text(p, i, _kind_of_claim(spec)) for p, i in zip(parts, main.intervals)]
                                + per_parameter),
-            effect=f"{parts[j].name}: {_pct(iv.mean / parts[j].scale)} ± {100 * iv.half_width / parts[j].scale:.1f}%",
+            effect=_relative(parts[j], iv), **{"decisive part": parts[j].name},
             **{"paper effect": _pct(parts[j].paper_rel)}, p=main.p, **{"p adjusted": main.p_adjusted},
             verdict=main.outcome, **{"plain t": plain.outcome},
             fragile=base_outcome(main.outcome) != base_outcome(plain.outcome), KID=kid,
@@ -506,10 +509,19 @@ def _runs_note(table: pd.DataFrame, used) -> str:
     return (f"{note}; " if len(trained) else "") + "imported (not trained here): " + ", ".join(imported)
 
 
+def verdict_heading(df: pd.DataFrame, workspace) -> str:
+    """"5 claims under test (CPU scale: digits 8x8): 3 reproduced, 2 inconclusive": the page's result heading."""
+    words = df["verdict"].map(base_outcome).value_counts()
+    tally = ", ".join(f"{int(words[w])} {w}" for w in OUTCOMES + (NOT_EVALUATED,) if w in words)
+    return f"{len(df)} claim{'s' if len(df) != 1 else ''} under test ({scale(workspace)}): {tally}"
+
+
 def show_verdicts(df: pd.DataFrame, workspace, name: str = "claims") -> None:
-    """The outcome counts (the paper's claims apart from the added ones) and the procedure that decided them, then
-    every claim in one verdict table; written at full length to reports/tables/NAME.csv."""
+    """A heading with the claims' outcome counts at the run's scale, the counts of the paper's claims apart from
+    the added ones and the procedure that decided them, then every claim in one verdict table; written at full
+    length to reports/tables/NAME.csv."""
     save_table(df, workspace, name)
+    show(Shown(f"<h2>{html.escape(verdict_heading(df, workspace))}</h2>", verdict_heading(df, workspace)))
     for family, what in ((PAPER, "the paper's claims"), (ADDED, "added claims (not the paper's)")):
         if (df["family"] == family).any():
             print(f"{what.capitalize()} ({int((df['family'] == family).sum())}): {counts_text(df, family)}.")
@@ -543,7 +555,35 @@ def print_extractor_note(workspace) -> None:
 
 def is_paper_profile(workspace) -> bool:
     p = load_params(workspace)
-    return p.fid.extractor == "inception" and p.sample.num >= 50000 and p.data.name in ("cifar10", "image_folder")
+    return p.fid.extractor == vocabulary.PAPER_EXTRACTOR and p.sample.num >= 50000 and p.paper_dataset is not None
+
+
+#: fewer training steps than this make a run a smoke fixture: it tests that the pipeline runs, not the paper
+SMOKE_STEPS = 100
+
+
+def is_smoke(workspace) -> bool:
+    p = load_params(workspace)
+    return bool(set(p.variants) - set(p.imports)) and p.train.steps < SMOKE_STEPS
+
+
+def scale(workspace) -> str:
+    """"CPU scale: digits 8x8": the run's scale in a few words (what every outcome is qualified by)."""
+    from flatlib.training.data import PACKAGED
+
+    p = load_params(workspace)
+    size = f"{p.data.name} {p.data.image_size}x{p.data.image_size}"
+    if is_paper_profile(workspace):
+        return f"paper scale: {size}"
+    if is_smoke(workspace):
+        return f"smoke scale: {size}"
+    return f"{'CPU' if p.data.name in PACKAGED else 'reduced'} scale: {size}"
+
+
+SMOKE_BANNER = ("**Smoke fixture, not results.** This notebook ran on a smoke profile ({steps} training steps, "
+                "{samples} samples per row): it checks that the pipeline and the notebook run, and its numbers and "
+                "verdicts mean nothing about the paper. The results of the default run are in `docs/` "
+                "(`docs/index.html`).")
 
 
 def _import_notes(workspace) -> list[str]:
@@ -564,8 +604,13 @@ def _import_notes(workspace) -> list[str]:
 
 def print_profile_note(workspace) -> None:
     """One generated paragraph saying what the workspace's numbers can and cannot be compared with: the
-    profile, the imported weights (file, SHA-256) and the rows they leave unmeasured, the scale."""
+    profile, the imported weights (file, SHA-256) and the rows they leave unmeasured, the scale; on a smoke
+    profile first a banner saying the notebook is a smoke fixture, not results."""
     p = load_params(workspace)
+    if is_smoke(workspace):
+        banner = SMOKE_BANNER.format(steps=p.train.steps, samples=p.sample.sets * p.sample.num)
+        show(Shown(f'<p class="smoke-banner" style="border: 2px solid #c8332b; padding: 0.5em">'
+                   f'{html.escape(banner.replace("**", "").replace("`", ""))}</p>', banner.replace("**", ""), banner))
     size = p.data.image_size
     training = f"{p.train.steps} training steps" if set(p.variants) - set(p.imports) else "nothing trained here"
     print(f"Profile: {p.data.name} {size}x{size}, {training}, training seeds {p.seeds}, "
@@ -593,7 +638,8 @@ CHOICES = {
     "flatness": ["flatness.num_triples", "flatness.t_min", "flatness.t_max", "flatness.hybrid_loss",
                  "flatness.sigmas", "flatness.draws", "flatness.filter_relative", "flatness.curve_span",
                  "flatness.curve_points", "flatness.curve_directions", "flatness.surface_variants",
-                 "flatness.surface_points", "flatness.hessian_iters", "flatness.hessian_samples", "optim.rho"],
+                 "flatness.surface_points", "flatness.hessian_iters", "flatness.hessian_tol",
+                 "flatness.hessian_samples", "optim.rho"],
     "exposure": ["exposure.num", "exposure.respacing", "exposure.aggregate", "sample.eps_scale"],
     "rho_sweep": ["optim.rho", "rho_sweep.rhos", "verdict.barely", "rho_sweep.sigma", "rho_sweep.respacing", "flatness.draws",
                   "fid.extractor"],

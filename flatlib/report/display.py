@@ -15,9 +15,9 @@ import math
 import pandas as pd
 
 from flatlib.report.artifacts import fmt, format_table
-from flatlib.stats import base_outcome
+from flatlib.measure.stats import base_outcome
 
-#: the mark and background colour of each verdict (flatlib.stats.verdict, and "not evaluated")
+#: the mark and background colour of each verdict (flatlib.measure.stats.verdict, and "not evaluated")
 VERDICT_MARKS = {"reproduced": "✔", "contradicted": "✘", "weaker than the paper": "≪", "inconclusive": "?",
                  "not evaluated": "–"}
 VERDICT_COLORS = {"reproduced": "#e3f4e1", "contradicted": "#fbe3e1", "weaker than the paper": "#e6ecf7",
@@ -39,13 +39,17 @@ VERDICT_CELL = {"font-weight": "bold", "text-align": "left", "white-space": "now
 
 
 class Shown:
-    """A result for a notebook cell: ``html`` for JupyterLab, ``text`` for plain-text frontends and CI."""
+    """A result for a notebook cell: ``html`` for JupyterLab, ``text`` for plain-text frontends and CI, and
+    optionally ``markdown`` (what GitHub renders; the README's copy of the scoreboard)."""
 
-    def __init__(self, html_: str, text: str):
-        self.html, self.text = html_, text
+    def __init__(self, html_: str, text: str, markdown: str | None = None):
+        self.html, self.text, self.markdown = html_, text, markdown
 
     def _repr_html_(self) -> str:
         return self.html
+
+    def _repr_markdown_(self) -> str | None:
+        return self.markdown
 
     def __repr__(self) -> str:
         return self.text
@@ -132,35 +136,94 @@ def verdict_mark(verdict: str) -> str:
     return f"{VERDICT_MARKS.get(base_outcome(verdict), '')} {verdict}".strip()
 
 
+#: the claims' groups in the paper's order and their section headings (flatlib.report.claims.CLAIM_GROUPS)
+SECTIONS = {"fid": "Table 1: FID", "flatness": "Flatness", "quant": "Weight quantization",
+            "exposure": "Exposure bias", "rho": "SAM's radius rho"}
+#: the verdict table's cells (inline: JupyterLab keeps inline styles; docs/style.css stacks them as cards on a phone)
+VERDICT_TD = {"padding": "4px 8px", "border-bottom": "1px solid #ddd", "vertical-align": "top", "text-align": "left"}
+KEY = {"font-size": "11px", "color": "#777", "font-family": "monospace", "margin-left": "0.4em"}
+
+
+def claim_anchor(cid: str) -> str:
+    """The id of a claim's row in its page's verdict table (the scoreboard links to it)."""
+    return f"claim-{cid}"
+
+
+def _p_text(p) -> str:
+    return f"{p:.2g}" if isinstance(p, float) and math.isfinite(p) else "-"
+
+
+def _outcome(r) -> str:
+    return verdict_mark(r["verdict"]) + (" (fragile)" if r["fragile"] else "")
+
+
+def _kid(r) -> str:
+    return f"{r['KID']}" + (" (differs from FID)" if r["FID vs KID"] == "differ" else "") if r["KID"] else "-"
+
+
+def _decisive(r) -> str:
+    """The decisive number: the effect that decided the outcome, with its interval, beside the paper's."""
+    if r["effect"] == "-":
+        return "-"
+    paper = f"; paper {r['paper effect']}" if r["paper effect"] != "-" else ""
+    return f"{r['decisive part']}: {r['effect']}{paper}"
+
+
+def _evidence(r, constant: set) -> list[tuple[str, str]]:
+    """The per-part evidence of a claim (folded in the table): what it tests, every measured part, p, the
+    sensitivity checks, the paper's evidence, the runs (where they differ between claims)."""
+    rows = [("claim tested", r["rule"]), ("measured", r["measured"]),
+            ("p", f"{_p_text(r['p'])}, adjusted {_p_text(r['p adjusted'])}"),
+            ("plain paired t", r["plain t"]), ("KID", _kid(r)), ("paper", f"{r['paper']} [{r['provenance']}]")]
+    if "runs" not in constant:
+        rows.append(("runs", r["runs"]))
+    return rows
+
+
+def _constant(df: pd.DataFrame) -> set:
+    """The columns that say the same for every evaluated claim (moved into the caption)."""
+    evaluated = df[df["verdict"] != "not evaluated"]
+    return {c for c in ("seeds", "runs") if len(evaluated) and evaluated[c].nunique() == 1}
+
+
 def verdict_view(df: pd.DataFrame) -> Shown:
-    """The claims (``flatlib.report.claims``) as one table: outcome with its mark (and "fragile"), claim, source,
-    the decisive relative effect beside the paper's, p and adjusted p, the KID outcome, the test, the measured
-    parts, the paper's evidence and its provenance, seeds and runs; each row tinted by its outcome. Its text is one
-    block per claim."""
-    def p_text(p):
-        return f"{p:.3g}" if isinstance(p, float) and math.isfinite(p) else "-"
-
-    def outcome(r):
-        return verdict_mark(r["verdict"]) + (" (fragile)" if r["fragile"] else "")
-
-    def kid(r):
-        return f"{r['KID']}" + (" (differs from FID)" if r["FID vs KID"] == "differ" else "") if r["KID"] else "-"
-
-    blocks = []
-    for cid, r in df.iterrows():
-        blocks.append("\n".join((f"{outcome(r)}: {r['claim']}  ({cid}; {r['source']})",
-                                 f"    effect:   {r['effect']} (paper {r['paper effect']}); p {p_text(r['p'])}, "
-                                 f"adjusted {p_text(r['p adjusted'])}; plain t: {r['plain t']}; KID: {kid(r)}",
-                                 f"    paper:    {r['paper']} [{r['provenance']}]",
-                                 f"    measured: {r['measured']}",
-                                 f"    claim:    {r['rule']}",
-                                 f"    runs:     {r['seeds']} training seed{'s' if r['seeds'] != 1 else ''}; "
-                                 f"{r['runs']}")))
-    cells = pd.DataFrame({"outcome": [outcome(r) for _, r in df.iterrows()], "claim": df["claim"],
-                          "source": df["source"], "effect": df["effect"], "paper effect": df["paper effect"],
-                          "p": df["p"].map(p_text), "p adjusted": df["p adjusted"].map(p_text),
-                          "plain t": df["plain t"], "KID": [kid(r) for _, r in df.iterrows()], "rule": df["rule"],
-                          "measured": df["measured"], "paper": df["paper"] + " [" + df["provenance"] + "]",
-                          "seeds": df["seeds"].astype(str), "runs": df["runs"]}, index=df.index.rename(None))
-    tints = [{"background-color": VERDICT_COLORS.get(base_outcome(v), "#ffffff")} for v in df["verdict"]]
-    return Shown(_html_table(cells, None, tints, {"outcome": VERDICT_CELL}), "\n".join(blocks))
+    """The claims (``flatlib.report.claims``) as one table a reader scans, grouped by the paper's sections: the
+    claim in words (its key a small anchor), its source, the decisive number (the effect that decided the outcome,
+    with its interval, beside the paper's), the outcome with its mark; the per-part evidence folded in a
+    ``<details>``; columns that are the same for every claim (seeds, runs) said once in the caption. Each row is
+    tinted by its outcome and stacks as a card on a narrow screen (docs/style.css). Its text is one block per
+    claim."""
+    constant = _constant(df)
+    evaluated = df[df["verdict"] != "not evaluated"]
+    caption = [f"{int(evaluated['seeds'].iloc[0])} training seeds" if "seeds" in constant else "",
+               f"runs: {evaluated['runs'].iloc[0]}" if "runs" in constant else ""]
+    caption = "; ".join(c for c in caption if c)
+    blocks = [caption] if caption else []
+    td = _css(VERDICT_TD)
+    out = [f'<table class="verdicts stack" style="{_css(TABLE)}">']
+    if caption:
+        out.append(f'<caption style="{_css(CAPTION)}">Every claim ({html.escape(caption)})</caption>')
+    out.append("<thead><tr>" + "".join(f'<th style="{_css(HEADER)}">{h}</th>'
+                                       for h in ("claim", "source", "decisive number", "outcome")) + "</tr></thead>")
+    for group in [g for g in SECTIONS if (df["group"] == g).any()]:
+        out.append(f'<tbody><tr class="section"><th colspan="4" style="{_css(ROW_HEADER)}">'
+                   f'{html.escape(SECTIONS.get(group, group))}</th></tr>')
+        for cid, r in df[df["group"] == group].iterrows():
+            evidence = _evidence(r, constant)
+            blocks.append("\n".join([f"{_outcome(r)}: {r['claim']}  ({cid}; {r['source']})",
+                                      f"    decisive: {_decisive(r)}"]
+                                     + [f"    {k + ':':<15} {v}" for k, v in evidence]))
+            tint = VERDICT_COLORS.get(base_outcome(r["verdict"]), "#ffffff")
+            folded = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in evidence)
+            out.append(
+                f'<tr id="{claim_anchor(cid)}" style="background-color: {tint}">'
+                f'<td data-label="claim" style="{td}; min-width: 14em">{html.escape(r["claim"])}'
+                f'<a class="claim-key" href="#{claim_anchor(cid)}" style="{_css(KEY)}">{html.escape(cid)}</a>'
+                f'<details><summary>evidence</summary><dl>{folded}</dl></details></td>'
+                f'<td data-label="source" style="{td}">{html.escape(r["source"])}</td>'
+                f'<td data-label="decisive number" style="{td}">{html.escape(_decisive(r))}</td>'
+                f'<td data-label="outcome" style="{td}; font-weight: bold; white-space: nowrap">'
+                f'{html.escape(_outcome(r))}</td></tr>')
+        out.append("</tbody>")
+    out.append("</table>")
+    return Shown("\n".join(out), "\n".join(blocks))

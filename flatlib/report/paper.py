@@ -1,10 +1,9 @@
 """The paper's published numbers (arXiv 2503.11078): Table 1 and the secondary results the notebooks
-compare with. Facts, not measurements; row labels follow flatlib.layout.PAPER_ROWS."""
+compare with. Facts, not measurements; row labels, T' and data sets follow flatlib.vocabulary."""
 from __future__ import annotations
 
-RESPACINGS = (20, 100)
-DATASETS = ("CIFAR-10", "LSUN Tower", "FFHQ")
-#: Table 1 (FID, lower is better): row -> data set -> (T'=20, T'=100).
+from flatlib.vocabulary import PAPER_RESPACINGS
+#: Table 1 (FID, lower is better): row -> data set -> FID at each of PAPER_RESPACINGS (T'=20, T'=100).
 PAPER_TABLE1 = {
     "ADM":      {"CIFAR-10": (34.47, 8.80), "LSUN Tower": (36.65, 8.57), "FFHQ": (30.81, 7.53)},
     "+EMA":     {"CIFAR-10": (10.63, 4.06), "LSUN Tower": (7.87, 2.49), "FFHQ": (19.03, 6.19)},
@@ -25,4 +24,4 @@ PAPER_EXPOSURE_GAP = {"ADM": 11.39, "+SAM": 3.32}
 def paper_fid(row: str, respacing: int, dataset: str = "CIFAR-10") -> float:
     """The paper's FID of a Table 1 row at T' (NaN where the paper has none)."""
     values = PAPER_TABLE1.get(row, {}).get(dataset)
-    return values[RESPACINGS.index(respacing)] if values and respacing in RESPACINGS else float("nan")
+    return values[PAPER_RESPACINGS.index(respacing)] if values and respacing in PAPER_RESPACINGS else float("nan")

@@ -7,23 +7,22 @@ import re
 import numpy as np
 import pandas as pd
 
-from flatlib import layout
-from flatlib.layout import label
+from flatlib import layout, vocabulary
+from flatlib.vocabulary import label
 from flatlib.report.artifacts import (HALF_WIDTH, exposure_entries, flatness_entries, load_fid, load_params,
                                       load_quant, load_rho_sweep, mean_rise, paper_dataset, round_value, rows,
                                       table_values,
                                       variants, with_kinds, workspace_path)
 from flatlib.report.display import empty_view, show, table_view
-from flatlib.stats import Estimate, estimate
-from flatlib.report.paper import (DATASETS, PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1, RESPACINGS,
-                                  paper_fid)
+from flatlib.measure.stats import Estimate, estimate
+from flatlib.report.paper import (PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1, paper_fid)
 
 
 # ------------------------------------------------------------------------------------------------ tables
 def paper_table1() -> pd.DataFrame:
     """The paper's Table 1: nine rows x (CIFAR-10, LSUN Tower, FFHQ) x T' in (20, 100)."""
-    data = {f"{d} T'={t}": [PAPER_TABLE1[r][d][i] for r in PAPER_TABLE1] for d in DATASETS
-            for i, t in enumerate(RESPACINGS)}
+    data = {f"{d} T'={t}": [PAPER_TABLE1[r][d][i] for r in PAPER_TABLE1] for d in vocabulary.PAPER_DATASETS
+            for i, t in enumerate(vocabulary.PAPER_RESPACINGS)}
     df = pd.DataFrame(data, index=pd.Index(list(PAPER_TABLE1), name="method"))
     return with_kinds(df, {c: "paper" for c in df.columns})
 
@@ -34,7 +33,7 @@ def _ranks(values) -> np.ndarray:
 
 def _put(record: dict, kinds: dict, column: str, values, kind: str, confidence: float) -> Estimate:
     """record[column] = mean of ``values`` (per seed, or per seed and sample set), record[column ±] = the
-    half-width of its interval (flatlib.stats.estimate); both printed as one "mean ± half-width" column."""
+    half-width of its interval (flatlib.measure.stats.estimate); both printed as one "mean ± half-width" column."""
     est = estimate(values, confidence)
     record[column], record[column + HALF_WIDTH] = est.mean, est.half_width
     kinds[column] = kinds[column + HALF_WIDTH] = kind

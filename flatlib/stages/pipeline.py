@@ -1,22 +1,21 @@
-"""The evaluation stages of ``dvc.yaml``: each subcommand reads the typed params (flatlib.params) and writes
+"""The evaluation stages of ``dvc.yaml``: each subcommand reads the typed params (flatlib.schema) and writes
 the artifacts of flatlib.layout that the notebooks read.
 
-    python -m flatlib.pipeline reference                   # data/reference.npz (FID reference images)
-    python -m flatlib.pipeline featurenet                  # data/featurenet.pt (CPU-profile FID feature extractor)
-    python -m flatlib.pipeline sample --variant sam --seed 0    # samples/V/seedS/{weights}_T{T'}.npz (+ .png grid)
-    python -m flatlib.pipeline fid --variant sam --seed 0       # metrics/fid/V/seedS.json
-    python -m flatlib.pipeline fid-floor                        # metrics/fid_floor.json (real-vs-real floor)
-    python -m flatlib.pipeline quant --variant sam --seed 0     # metrics/quant/V/seedS.json, samples/quant/V/seedS/
-    python -m flatlib.pipeline flatness --variant sam --seed 0  # metrics/flatness/V/seedS.json
-    python -m flatlib.pipeline exposure --variant sam --seed 0  # metrics/exposure/V/seedS.json
-    python -m flatlib.pipeline rho-train --seed 0               # runs/rho_sweep/seedS/rho_{rho} (SAM runs)
-    python -m flatlib.pipeline rho-sweep --seed 0               # metrics/rho_sweep/seedS.json
+    python -m flatlib.stages.pipeline reference                   # data/reference.npz (FID reference images)
+    python -m flatlib.stages.pipeline featurenet                  # data/featurenet.pt (CPU-profile FID feature extractor)
+    python -m flatlib.stages.pipeline sample --variant sam --seed 0    # samples/V/seedS/{weights}_T{T'}.npz (+ .png grid)
+    python -m flatlib.stages.pipeline fid --variant sam --seed 0       # metrics/fid/V/seedS.json
+    python -m flatlib.stages.pipeline fid-floor                        # metrics/fid_floor.json (real-vs-real floor)
+    python -m flatlib.stages.pipeline quant --variant sam --seed 0     # metrics/quant/V/seedS.json, samples/quant/V/seedS/
+    python -m flatlib.stages.pipeline flatness --variant sam --seed 0  # metrics/flatness/V/seedS.json
+    python -m flatlib.stages.pipeline exposure --variant sam --seed 0  # metrics/exposure/V/seedS.json
+    python -m flatlib.stages.pipeline rho-sweep --seed 0               # metrics/rho_sweep/seedS.json
 
 (V: the variant, S: the training seed.) A Table 1 row is a (variant, weights) pair: ``adm/raw`` is "ADM",
 ``adm/ema`` "+EMA", ``adm/swa`` "+SWA" (SWA weights of the SWA phase ``runs/adm_swa/seedS``), ``ip/raw`` "+IP",
-and so on (flatlib.layout.PAPER_ROWS).
+and so on (flatlib.vocabulary.PAPER_ROWS).
 The stages measure the weights of ``Params.weights_of``: ``sample.weights``, less those an imported variant
-lacks; a run folder reads the same, trained or imported (flatlib.runs).
+lacks; a run folder reads the same, trained or imported (flatlib.stages.runs).
 """
 from __future__ import annotations
 
@@ -27,21 +26,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flatlib import atomic, flatness, layout
-from flatlib.checkpoints import load_model
+from flatlib import atomic, layout, vocabulary
+from flatlib.measure import flatness
+from flatlib.training.checkpoints import load_model, run_plateau
 from flatlib.cli import cli_parser
-from flatlib.config import ConfigError, resolve_device
+from flatlib.config import ConfigError
+from flatlib.model.device import resolve_device
+from flatlib.model.diffusion import diffusion_from_config
+from flatlib.model.loss_set import DiffusionLossSet
 from flatlib.errors import add_debug_flag, cli_errors
-from flatlib.data import ArrayImageDataset, dataset_from_config, evaluation_subset
-from flatlib.exposure import exposure_of_run
-from flatlib.flatness import FlatnessConfig
-from flatlib.metrics import compute_metrics, load_images, save_feature_net, train_feature_net
-from flatlib.metrics import FIDConfig
-from flatlib.params import Params, load_params
+from flatlib.training.data import ArrayImageDataset, dataset_from_config, evaluation_subset
+from flatlib.measure.exposure import exposure_of_run
+from flatlib.measure.metrics import EXTRACTORS, compute_metrics, load_images, save_feature_net, train_feature_net
+from flatlib.schema import FIDConfig, FlatnessConfig, Params, load_params
 from flatlib.progress import add_progress_flag, line_buffered_stdout
-from flatlib.quant import quantize_model
-from flatlib.sample import sample_run, save_grid, save_samples
-from flatlib.train import run_plateau, train_run
+from flatlib.measure.quant import quantize_model
+from flatlib.measure.sample import sample_run, save_grid, save_samples
 
 
 def _write_json(path: Path, payload) -> None:
@@ -97,7 +97,7 @@ def stage_sample(params: Params, args) -> None:
 
 def fid_of(samples, cfg: FIDConfig, device) -> dict:
     """FID (KID, precision/recall) of samples (an .npz path or uint8 tensor) against the reference set."""
-    weights = cfg.inception_weights if cfg.extractor == "inception" else layout.FEATURENET
+    weights = EXTRACTORS[cfg.extractor].weights(cfg)
     return compute_metrics(samples, layout.REFERENCE, extractor=cfg.extractor, weights_path=weights,
                            cache_root=layout.FIDELITY_CACHE, reference_cache_name=f"reference-{cfg.extractor}",
                            kid=cfg.kid, prc=cfg.prc, batch_size=cfg.batch_size, device=device)
@@ -120,7 +120,7 @@ def stage_fid(params: Params, args) -> None:
             samples = load_images(layout.samples_file(args.variant, args.seed, weights, respacing))
             scores = fid_of_sets(samples, params, device)
             rows.setdefault(weights, {})[f"T{respacing}"] = scores
-            print(f"{layout.label(args.variant, weights):>10} seed {args.seed} T'={respacing}: FID per sample set "
+            print(f"{vocabulary.label(args.variant, weights):>10} seed {args.seed} T'={respacing}: FID per sample set "
                   + ", ".join(f"{x:.3f}" for x in scores["fid"]))
     _write_json(layout.variant_metrics("fid", args.variant, args.seed),
                 dict(extractor=params.fid.extractor, num_samples=params.sample.num, sets=params.sample.sets,
@@ -170,12 +170,12 @@ def stage_quant(params: Params, args) -> None:
     _write_json(layout.variant_metrics("quant", args.variant, args.seed), dict(respacing=cfg.respacing, rows=results))
 
 
-def loss_set(params: Params, device) -> flatness.DiffusionLossSet:
+def loss_set(params: Params, device) -> DiffusionLossSet:
     """The fixed (x0, t, eps) set: same images, timesteps and noise for every model, seed and measure."""
     cfg = params.flatness
-    diffusion = params.diffusion.build(params.model.learn_sigma)
+    diffusion = diffusion_from_config(params.diffusion, params.model.learn_sigma)
     images = evaluation_subset(dataset_from_config(params.data), cfg.num_triples, params.seed)
-    return flatness.DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max), seed=params.seed,
+    return DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max), seed=params.seed,
                                      batch_size=cfg.batch_size, hybrid=cfg.hybrid_loss, device=device)
 
 
@@ -188,8 +188,8 @@ def flatness_report(model, losses, cfg: FlatnessConfig, seed: int, progress: boo
     alphas = np.linspace(-cfg.curve_span, cfg.curve_span, cfg.curve_points)
     report["curve"] = flatness.loss_curve_1d(model, losses, alphas, seed, cfg.curve_directions, progress=progress)
     if cfg.hessian_iters:
-        top = flatness.hessian_top_eigenvalue(model, losses.batch_terms(), cfg.hessian_iters, seed=seed,
-                                              progress=progress)
+        top = flatness.hessian_top_eigenvalue(model, losses.batch_terms(), cfg.hessian_iters, cfg.hessian_tol,
+                                              seed=seed, progress=progress)
         report["hessian_top_eigenvalue"] = {k: top[k] for k in ("eigenvalue", "iterations", "converged")}
     if cfg.hessian_samples:
         trace = flatness.hessian_trace(model, losses.batch_terms(), cfg.hessian_samples, seed=seed,
@@ -225,13 +225,6 @@ def stage_exposure(params: Params, args) -> None:
     _write_json(layout.variant_metrics("exposure", args.variant, args.seed), results)
 
 
-def stage_rho_train(params: Params, args) -> None:
-    """The extra SAM runs of one training seed, one per rho, identical to the SAM variant's run but for rho."""
-    for rho in params.rho_sweep.rhos:
-        train_run(params.run_config("sam", args.seed, rho=rho), layout.rho_run_dir(rho, args.seed), restart=True,
-                  progress=args.progress)
-
-
 def rho_runs(params: Params, seed: int) -> dict[float, Path]:
     """rho -> run folder of one training seed: 0 is the ADM run, the SAM variant's rho its run, then every
     extra rho's run."""
@@ -260,13 +253,13 @@ def stage_rho_sweep(params: Params, args) -> None:
 STAGES = {"reference": stage_reference, "featurenet": stage_featurenet, "sample": stage_sample, "fid": stage_fid,
           "fid-floor": stage_fid_floor,
           "quant": stage_quant, "flatness": stage_flatness, "exposure": stage_exposure,
-          "rho-train": stage_rho_train, "rho-sweep": stage_rho_sweep}
+          "rho-sweep": stage_rho_sweep}
 PER_VARIANT = ("sample", "fid", "quant", "flatness", "exposure")
-RHO_SWEEP = ("rho-train", "rho-sweep")
+RHO_SWEEP = ("rho-sweep",)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli_parser("python -m flatlib.pipeline", __doc__)
+    parser = cli_parser("python -m flatlib.stages.pipeline", __doc__)
     parser.add_argument("stage", choices=sorted(STAGES), help="the stage to run")
     parser.add_argument("--variant", help=f"training variant (a key of params.yaml 'variants') of the stages "
                                            f"{', '.join(PER_VARIANT)}")
@@ -281,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    with cli_errors("pipeline", args.debug):
+    with cli_errors("stages.pipeline", args.debug):
         params = load_params(args.params)
         if args.stage in PER_VARIANT and args.variant not in params.variants:
             raise ConfigError(f"stage {args.stage} needs --variant, one of {sorted(params.variants)}")

@@ -1,18 +1,17 @@
 """Preflight: check in seconds, before any training, everything the whole run of the active params needs.
 
-    python -m flatlib.preflight                                  # params.yaml in the current folder
-    python -m flatlib.preflight --params params.yaml --out data/preflight.json   # as the DVC stage runs it
+    python -m flatlib.stages.preflight                                  # params.yaml in the current folder
+    python -m flatlib.stages.preflight --params params.yaml --out data/preflight.json   # as the DVC stage runs it
 
-Checks (issue 14, guarantee 1): params.yaml parses (:class:`flatlib.params.Params`, every section and
-the checks across sections); the data set is on disk (:func:`flatlib.data.check_dataset`, without reading images);
-the held-out images and the FID reference set fit it (:func:`data_size_problems`); the Inception weights, when
-``fid.extractor`` is inception, exist and are the published file (SHA-256); every imported weights file exists
-and loads strictly into the UNet of its flags (:func:`import_problems`; their SHA-256 go into ``--out``); the
-workspace is writable; the disk holds the checkpoints and samples the profile will write, and DVC's cache copy
-of them (:func:`disk_problems`); every named device exists, and ``launch.nproc_per_node`` fits the devices and
-the batch (:func:`launch_problems`). It prints one list of every problem, each
-with the path or key to fix (one problem: one line), and exits with status 2; with none it prints a one-line
-summary (and writes ``--out``).
+Checks (issue 14, guarantee 1): params.yaml parses (:class:`flatlib.schema.Params`, every section and
+the checks across sections); the data set is on disk (:func:`flatlib.training.data.check_dataset`, without reading
+images); the held-out images and the FID reference set fit it (:func:`data_size_problems`); the Inception weights,
+when ``fid.extractor`` is inception, exist and are the published file (SHA-256); every imported weights file
+exists and loads strictly into the UNet of its flags (:func:`import_problems`; their SHA-256 go into ``--out``);
+the workspace is writable; the disk holds the checkpoints and samples the profile will write, and DVC's cache
+copy of them (:func:`disk_problems`); every named device exists, and ``launch.nproc_per_node`` fits the devices
+and the batch (:func:`launch_problems`). It prints one list of every problem, each with the path or key to fix
+(one problem: one line), and exits with status 2; with none it prints a one-line summary (and writes ``--out``).
 """
 from __future__ import annotations
 
@@ -29,12 +28,14 @@ import torch
 from flatlib import atomic, layout
 from flatlib.cli import cli_parser
 from flatlib.config import load_yaml
-from flatlib.data import check_dataset
+from flatlib.training.data import check_dataset
 from flatlib.errors import FlatlibError, add_debug_flag, cli_errors
-from flatlib.gd_weights import check_state_dict, read_state_dict
-from flatlib.metrics import check_inception_weights, sha256_file
-from flatlib.params import Params
-from flatlib.unet import create_unet
+from flatlib.gd.weights import check_state_dict, read_state_dict
+from flatlib.gd.importer import check_imports, import_flags, import_source
+from flatlib.measure.metrics import EXTRACTORS, sha256_file
+from flatlib.training.optimizers import OPTIMIZERS
+from flatlib.schema import Params, check_choice, check_swa_phase
+from flatlib.model.unet import create_unet
 
 CHECKS = ("params", "data", "inception_weights", "imports", "workspace_writable", "free_disk", "devices")
 GiB = 2 ** 30
@@ -122,7 +123,7 @@ def import_problems(params: Params, workspace: Path) -> list[str]:
     published), and a weights-only state_dict that loads strictly into the UNet of its flags."""
     found = []
     for variant, imported in params.imports.items():
-        source = imported.source()
+        source = import_source(imported)
         files = {kind: workspace / path for kind, path in source.files.items()}
         try:
             dataclasses.replace(source, files=files, reference=source.reference and workspace / source.reference
@@ -132,7 +133,7 @@ def import_problems(params: Params, workspace: Path) -> list[str]:
             continue
         for kind, path in files.items():
             try:
-                check_state_dict(read_state_dict(path), imported.gd_flags.unet_config(), path)
+                check_state_dict(read_state_dict(path), import_flags(imported).unet_config(), path)
             except FlatlibError as err:
                 found.append(f"imports.{variant}.{kind}: {err}")
     return found
@@ -172,9 +173,17 @@ def problems(params: dict, workspace: Path) -> list[str]:
         found += data_size_problems(cfg, check_dataset(data.name, workspace / data.root, data.image_size, data.path))
     except FlatlibError as err:
         found.append(str(err))
-    if fid.extractor == "inception":
+    inputs = [lambda: check_choice("fid.extractor", fid.extractor, EXTRACTORS), lambda: check_imports(cfg),
+              lambda: check_swa_phase(cfg.train, cfg.swa)]
+    inputs += [lambda v=v: check_choice(f"optim.optimizer of variant {v}", cfg.run_config(v).optim.optimizer,
+                                        OPTIMIZERS) for v in cfg.variants]
+    extractor = EXTRACTORS.get(fid.extractor)
+    if extractor is not None and extractor.placed_by_hand:
+        weights = extractor.weights(fid)
+        inputs.append(lambda: extractor.check_weights(weights and workspace / weights))
+    for check in inputs:
         try:
-            check_inception_weights(fid.inception_weights and workspace / fid.inception_weights)
+            check()
         except FlatlibError as err:
             found.append(str(err))
     found += import_problems(cfg, workspace)
@@ -217,7 +226,7 @@ def launch_problems(params: Params) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli_parser("python -m flatlib.preflight", __doc__)
+    parser = cli_parser("python -m flatlib.stages.preflight", __doc__)
     parser.add_argument("--params", default="params.yaml", help="parameter file to check")
     parser.add_argument("--workspace", type=Path, default=Path("."), help="where the pipeline runs")
     parser.add_argument("--out", type=Path, help="write the list of checks passed and the SHA-256 of imported weights "
@@ -228,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    with cli_errors("preflight", args.debug):
+    with cli_errors("stages.preflight", args.debug):
         found = problems(load_yaml(args.params), args.workspace)
         if len(found) == 1:
             raise FlatlibError(f"{args.params}: {found[0]}")
@@ -239,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
             digests = import_digests(Params.from_dict(load_yaml(args.params), "params"), args.workspace)
             atomic.write_json(args.out, {"checks": list(CHECKS), **({"imports": digests} if digests else {})},
                               indent=1)
-        print(f"flatlib.preflight: ok ({', '.join(CHECKS)})")
+        print(f"flatlib.stages.preflight: ok ({', '.join(CHECKS)})")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +41,14 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
+from flatlib import layout
 from flatlib.atomic import sha256_file
-from flatlib.checkpoints import read_checkpoint
-from flatlib.config import StrictConfig, ranged
-from flatlib.data import uint8_to_float
+from flatlib.training.checkpoints import read_checkpoint
+from flatlib.training.data import uint8_to_float
 from flatlib.errors import CorruptFileError, MissingInputError
 from flatlib.progress import progress_bar
 
 FEATURENET_NAME = "flatlib-featurenet"
-EXTRACTORS = {"inception": "inception-v3-compat", "featurenet": FEATURENET_NAME}
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS_FILE}"
 #: SHA-256 of that file (95,628,359 bytes; the same bytes as pytorch-fid's pt_inception-2015-12-05-6726825d.pth).
@@ -57,26 +57,6 @@ INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb91
 #: what torch-fidelity's cache entries hold besides tensors: numpy arrays (the FID statistics)
 _CACHE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.float64)),
                   type(np.dtype(np.float32))]
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class FeatureNetConfig(StrictConfig):
-    """params.yaml ``featurenet``: the CPU-profile FID feature extractor (flatlib.metrics.FeatureNet)."""
-    epochs: int = ranged(5, ge=1)
-    batch_size: int = ranged(128, ge=1)
-    lr: float = ranged(1e-3, gt=0)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class FIDConfig(StrictConfig):
-    """params.yaml ``fid``: extractor and reference set of FID/KID/precision-recall."""
-    extractor: str = "featurenet"         # "inception" for the paper profiles
-    inception_weights: str | None = None  # path of torch-fidelity's Inception weights file (placed by hand)
-    reference_size: int = ranged(5000, ge=2)  # training images in the reference set (paper: all of CIFAR-10)
-    kid: bool = True
-    prc: bool = True
-    batch_size: int = ranged(256, ge=1)
-    floor_draws: int = ranged(3, ge=1)    # reproduction choice: real-vs-real floor draws (flatlib.pipeline fid-floor)
 
 
 class FeatureNet(nn.Module):
@@ -175,7 +155,7 @@ def check_inception_weights(path) -> Path:
 
 def load_feature_net(path: str | Path) -> tuple[FeatureNet, dict]:
     """Inverse of :func:`save_feature_net`: ``(model on CPU in eval mode, meta)``."""
-    path = _require_file(path, "FeatureNet weights (train them with flatlib.metrics.train_feature_net)")
+    path = _require_file(path, "FeatureNet weights (train them with flatlib.measure.metrics.train_feature_net)")
     checkpoint = read_checkpoint(path, remedy="train and save the FeatureNet again (DVC stage featurenet)")
     model = FeatureNet(**checkpoint["config"])
     model.load_state_dict(checkpoint["state_dict"])
@@ -296,6 +276,39 @@ def _check_cache_entries(cache_root, cache_name: str) -> None:
                                          "is recomputed")
 
 
+def _inception_weights(path) -> tuple[Path, str]:
+    return check_inception_weights(path), INCEPTION_SHA256
+
+
+def _featurenet_weights(path) -> tuple[Path, str]:
+    path = _require_file(path, "FeatureNet weights (feature_extractor_weights_path; train them with train_feature_net)")
+    return path, sha256_file(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Extractor:
+    """A FID feature extractor that params.yaml's ``fid.extractor`` names: torch-fidelity's registered name of
+    it, where its weights file is (``weights(fid)``: from the ``fid`` section, relative to the workspace),
+    ``check_weights(path) -> (path, SHA-256)`` (a missing or wrong file raises, naming it), whether the file is
+    placed by hand (preflight checks it before any work) and whether it takes RGB only (grey is repeated)."""
+    fidelity_name: str
+    weights: typing.Callable
+    check_weights: typing.Callable[[typing.Any], tuple[Path, str]]
+    placed_by_hand: bool
+    rgb: bool
+
+
+#: The FID feature extractors by name, one entry each. To add one (say FD with DINOv2): register its
+#: torch-fidelity FeatureExtractorBase subclass, write its weights check and add an entry here; a profile then
+#: sets ``fid.extractor`` (and the field its weights path is read from).
+EXTRACTORS = {
+    "inception": Extractor("inception-v3-compat", lambda fid: fid.inception_weights, _inception_weights,
+                           placed_by_hand=True, rgb=True),
+    "featurenet": Extractor(FEATURENET_NAME, lambda fid: layout.FEATURENET, _featurenet_weights,
+                            placed_by_hand=False, rgb=False),
+}
+
+
 def compute_metrics(samples, reference, *, extractor: str, weights_path, cache_root, reference_cache_name=None,
                     kid: bool = True, prc: bool = False, batch_size: int = 64, device="cpu",
                     kid_subset_size: int | None = None) -> dict:
@@ -312,18 +325,14 @@ def compute_metrics(samples, reference, *, extractor: str, weights_path, cache_r
     """
     if extractor not in EXTRACTORS:
         raise ValueError(f"unknown extractor {extractor!r}; choose from {sorted(EXTRACTORS)}")
-    if extractor == "inception":
-        weights_path, weights_digest = check_inception_weights(weights_path), INCEPTION_SHA256
-    else:
-        weights_path = _require_file(weights_path, "FeatureNet weights (feature_extractor_weights_path; train "
-                                                   "them with train_feature_net)")
-        weights_digest = sha256_file(weights_path)
+    entry = EXTRACTORS[extractor]
+    weights_path, weights_digest = entry.check_weights(weights_path)
     inputs = [load_images(samples), load_images(reference)]
-    if extractor == "inception":
+    if entry.rgb:
         inputs = [x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x for x in inputs]
     device = torch.device(device)
     kwargs = dict(input1=UInt8Images(inputs[0]), input2=UInt8Images(inputs[1]), fid=True, kid=kid, prc=prc,
-                  feature_extractor=EXTRACTORS[extractor], feature_extractor_weights_path=str(weights_path),
+                  feature_extractor=entry.fidelity_name, feature_extractor_weights_path=str(weights_path),
                   cuda=device.type == "cuda", batch_size=batch_size, cache_root=str(cache_root),
                   save_cpu_ram=True, verbose=False,
                   kid_subset_size=kid_subset_size or min(1000, len(inputs[0]), len(inputs[1])))

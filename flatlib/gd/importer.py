@@ -1,54 +1,49 @@
 """Import weights trained by guided-diffusion, DDPM-IP or ADM-ES (the published DDPM-IP checkpoints, or a
 user's ``model*.pt`` / ``ema_*.pt``) as a run folder that every evaluation stage reads like a trained one.
 
-    python -m flatlib.gd_import --ema data/ddpm_ip/cifar10/ADM-IP.pt --published cifar10/ADM-IP.pt \\
+    python -m flatlib.gd.importer --ema data/ddpm_ip/cifar10/ADM-IP.pt --published cifar10/ADM-IP.pt \\
         --step 1 --out runs/adm_ip_published
-    python -m flatlib.gd_import model200000.pt --ema ema_0.9999_200000.pt --swa swa200000.pt \\
+    python -m flatlib.gd.importer model200000.pt --ema ema_0.9999_200000.pt --swa swa200000.pt \\
         --flags "--image_size 32 --num_channels 128 ..." --data name=cifar10 --reference ref.pt --out runs/mine
 
-In the pipeline, params.yaml ``imports`` names such weights for a variant (:class:`ImportConfig`), which its DVC
-train and swa stages import instead of training it (flatlib.runs).
+In the pipeline, params.yaml ``imports`` names such weights for a variant (flatlib.schema.ImportConfig), which its DVC
+train and swa stages import instead of training it (flatlib.stages.runs).
 
 The published files carry no step in their names: ``--step`` labels the run folder's files. Their README does
 not say whether they hold raw or EMA weights; the lineage samples from EMA weights.
 
-Each file is read weights-only, checked strictly against the UNet of its flags (flatlib.gd_weights: a
+Each file is read weights-only, checked strictly against the UNet of its flags (flatlib.gd.weights: a
 mismatch names the likely flag), optionally checked against a reference output of the original code, and
 copied byte for byte into ``OUT`` under flatlib's names (``model{step:06d}.pt``, ``ema_{rate}_{step:06d}.pt``),
 SWA weights into the SWA-phase folder ``OUT_swa`` (``swa{step:06d}.pt``), where the layout keeps them. Each
-folder gets ``config.yaml`` (a :class:`~flatlib.train.RunConfig`: model and diffusion from the flags),
+folder gets ``config.yaml`` (a :class:`~flatlib.schema.RunConfig`: model and diffusion from the flags),
 ``opt{step:06d}.pt`` (the complete-checkpoint marker that ``load_model`` requires; it holds no training state)
 and ``import.json`` (sources, their SHA-256, the flags, the step), written last. No ``code.json`` is written,
-so flatlib.train refuses to resume or to start an SWA phase from an imported folder. Nothing is downloaded:
+so flatlib.training.train refuses to resume or to start an SWA phase from an imported folder. Nothing is downloaded:
 a missing file is one error that names it and, for a published file, where it is published.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import re
 import shutil
 from pathlib import Path
 
-import yaml
-
-from flatlib import atomic, layout
-from flatlib.checkpoints import training_state_path, weights_path
+from flatlib import atomic, layout, vocabulary
+from flatlib.training.checkpoints import training_state_path, weights_path
 from flatlib.cli import cli_parser
-from flatlib.config import ConfigError, StrictConfig, _nearest, ranged
-from flatlib.data import DataConfig
-from flatlib.diffusion import DiffusionConfig
+from flatlib.config import ConfigError, _nearest, dump_yaml, parse_yaml
 from flatlib.errors import MissingInputError, RunFolderError, add_debug_flag, cli_errors
-from flatlib.gd_flags import GuidedDiffusionFlags, parse_flags
-from flatlib.gd_weights import (REFERENCE_TOLERANCE, SHAPELESS_FLAGS, attention_signature, check_reference,
+from flatlib.gd.flags import GuidedDiffusionFlags, parse_flags
+from flatlib.gd.weights import (REFERENCE_TOLERANCE, SHAPELESS_FLAGS, attention_signature, check_reference,
                                 check_state_dict, read_reference, read_state_dict)
-from flatlib.metrics import sha256_file
-from flatlib.train import OptimConfig, RunConfig, SWAConfig, TrainConfig, hold_run_folder
-from flatlib.unet import UNetConfig
+from flatlib.measure.metrics import sha256_file
+from flatlib.schema import (DataConfig, DiffusionConfig, ImportConfig, OptimConfig, Params, RunConfig, SWAConfig,
+                            TrainConfig, UNetConfig)
+from flatlib.training.train import hold_run_folder
 
-IMPORT_RECORD = "import.json"
 DDPM_IP_README = "https://github.com/forever208/DDPM-IP#download-adm-ip-models-and-adm-base-models"
 
 
@@ -107,7 +102,7 @@ class CheckpointSource:
     guided-diffusion flags that built it. ``step`` labels the run folder's files (default: the step in the
     files' guided-diffusion names). ``reference``: ``{x, t, out}`` that the original code computed with the
     ``reference_weights`` file (default: ema if given, else the first kind); it checks the flags the weights
-    cannot (flatlib.gd_weights.SHAPELESS_FLAGS)."""
+    cannot (flatlib.gd.weights.SHAPELESS_FLAGS)."""
     flags: GuidedDiffusionFlags
     files: dict[str, str | Path]
     step: int | None = None
@@ -115,9 +110,10 @@ class CheckpointSource:
     reference_weights: str | None = None
 
     def __post_init__(self):
-        unknown = set(self.files) - set(layout.WEIGHT_KINDS)
+        unknown = set(self.files) - set(vocabulary.WEIGHT_KINDS)
         if not self.files or unknown:
-            raise ConfigError(f"give one weights file per kind among {layout.WEIGHT_KINDS}, got {sorted(self.files)}")
+            raise ConfigError(f"give one weights file per kind among {vocabulary.WEIGHT_KINDS}, "
+                              f"got {sorted(self.files)}")
         if self.reference_weights not in (None, *self.files):
             raise ConfigError(f"reference_weights {self.reference_weights!r} is none of the given kinds "
                               f"{sorted(self.files)}")
@@ -155,62 +151,6 @@ class CheckpointSource:
         return steps.pop()
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ImportConfig(StrictConfig):
-    """params.yaml ``imports.VARIANT``: weights trained elsewhere that the pipeline evaluates as VARIANT instead of
-    training it (flatlib.runs imports them into the variant's run folders). ``raw``, ``ema``, ``swa``: one file
-    per weights kind, any non-empty subset (paths from the workspace, placed by hand). The guided-diffusion flags
-    that built them: ``flags`` (a command line, or name -> value) or ``published``, a DDPM-IP checkpoint of
-    :data:`PUBLISHED` whose README flags are taken. ``step``, ``reference`` and ``reference_weights`` as in
-    :class:`CheckpointSource`."""
-    raw: str | None = None
-    ema: str | None = None
-    swa: str | None = None
-    flags: str | dict | None = None
-    published: str | None = None
-    step: int | None = ranged(None, ge=1)
-    reference: str | None = None
-    reference_weights: str | None = None
-
-    def __post_init__(self):
-        super().__post_init__()
-        if (self.flags is None) == (self.published is None):
-            raise ConfigError("give the guided-diffusion flags that built the weights: either flags (a command "
-                              f"line) or published (one of {sorted(PUBLISHED)})")
-        if self.published is not None and self.published not in PUBLISHED:
-            raise ConfigError(f"published {self.published!r}{_nearest(self.published, PUBLISHED)} is none of "
-                              f"DDPM-IP's checkpoints {sorted(PUBLISHED)}")
-        self.source()  # the kinds, the reference's kind and the flags
-
-    @functools.cached_property
-    def gd_flags(self) -> GuidedDiffusionFlags:
-        return parse_flags(PUBLISHED[self.published].flags if self.published else self.flags)
-
-    @property
-    def files(self) -> dict[str, str]:
-        """Weights kind -> file, in flatlib.layout.WEIGHT_KINDS order."""
-        return {kind: getattr(self, kind) for kind in layout.WEIGHT_KINDS if getattr(self, kind) is not None}
-
-    def source(self, kinds=None) -> CheckpointSource:
-        """The weights of ``kinds`` (default: every kind given) as a :class:`CheckpointSource`; the reference goes
-        with the kind that computed it."""
-        reference = Path(self.reference) if self.reference else None
-        whole = CheckpointSource(self.gd_flags, self.files, self.step, reference, self.reference_weights)
-        if kinds is None:
-            return whole
-        with_reference = whole.reference_kind in kinds
-        return CheckpointSource(self.gd_flags, {k: v for k, v in self.files.items() if k in kinds}, self.step,
-                                reference if with_reference else None,
-                                self.reference_weights if with_reference else None)
-
-    def check_evaluated_on(self, data: DataConfig) -> None:
-        """:func:`check_data`, and for a published checkpoint the data set it was trained on."""
-        check_data(self.gd_flags, data)
-        if self.published and data.name != PUBLISHED[self.published].data["name"]:
-            raise ConfigError(f"{self.published} was trained on {PUBLISHED[self.published].data['name']}, but "
-                              f"data.name is {data.name!r}: FID, flatness and exposure compare it with that data set")
-
-
 #: the data sets of RGB images: guided-diffusion's scripts build UNets of 3 input channels only
 RGB_DATASETS = ("cifar10", "image_folder")
 
@@ -242,7 +182,7 @@ def _as_built(cfg: UNetConfig) -> dict:
 def differences_from(flags: GuidedDiffusionFlags, model: UNetConfig, diffusion: DiffusionConfig) -> list[str]:
     """Where the UNet and diffusion that ``flags`` build differ from ``model`` and ``diffusion`` (params.yaml's
     sections), one ``"model.KEY: VALUE in the flags, VALUE here"`` each; the attention heads and order compared
-    as the attention blocks use them (flatlib.gd_weights.attention_signature)."""
+    as the attention blocks use them (flatlib.gd.weights.attention_signature)."""
     built = flags.unet_config()
     ours = {**_as_built(built), **{f"diffusion.{k}": v for k, v in flags.diffusion_config().to_dict().items()}}
     theirs = {**_as_built(model), **{f"diffusion.{k}": v for k, v in diffusion.to_dict().items()}}
@@ -263,9 +203,61 @@ def imported_run_config(flags: GuidedDiffusionFlags, step: int, data: DataConfig
     return RunConfig(
         seed=seed, data=data, model=model, diffusion=flags.diffusion_config(),
         optim=OptimConfig(lr=flags["lr"], weight_decay=flags["weight_decay"], ip_gamma=flags["input_pertub"]),
-        train=TrainConfig(steps=step, batch_size=flags["batch_size"], ema_rate=flags.ema_rate,
-                          timestep_sampler=flags["schedule_sampler"]),
-        swa=SWAConfig(start_step=step, steps=0))
+        train=TrainConfig(steps=step, batch_size=flags["batch_size"], ema_rate=flags.ema_rate, ema_warmup=False,
+                          timestep_sampler=flags["schedule_sampler"], log_every=flags["log_interval"],
+                          save_every=flags["save_interval"]),
+        swa=SWAConfig(start_step=step, steps=0, window=OFFICIAL_SWA_WINDOW))
+
+
+#: the official README's swa_window (an import has no SWA phase here: its SWA section only names the step)
+OFFICIAL_SWA_WINDOW = 100
+
+
+def import_flags(imported: ImportConfig) -> GuidedDiffusionFlags:
+    """The guided-diffusion flags of an ``imports`` entry: its ``flags``, or its ``published`` checkpoint's."""
+    if imported.published is not None and imported.published not in PUBLISHED:
+        raise ConfigError(f"published {imported.published!r}{_nearest(imported.published, PUBLISHED)} is none of "
+                          f"DDPM-IP's checkpoints {sorted(PUBLISHED)}")
+    return parse_flags(PUBLISHED[imported.published].flags if imported.published else imported.flags)
+
+
+def import_source(imported: ImportConfig, kinds=None) -> CheckpointSource:
+    """The weights of ``kinds`` (default: every kind given) of an ``imports`` entry as a :class:`CheckpointSource`;
+    the reference goes with the kind that computed it."""
+    reference = Path(imported.reference) if imported.reference else None
+    whole = CheckpointSource(import_flags(imported), imported.files, imported.step, reference,
+                             imported.reference_weights)
+    if kinds is None:
+        return whole
+    with_reference = whole.reference_kind in kinds
+    return CheckpointSource(whole.flags, {k: v for k, v in imported.files.items() if k in kinds}, imported.step,
+                            reference if with_reference else None,
+                            imported.reference_weights if with_reference else None)
+
+
+def check_evaluated_on(imported: ImportConfig, data: DataConfig) -> None:
+    """:func:`check_data`, and for a published checkpoint the data set it was trained on."""
+    check_data(import_flags(imported), data)
+    if imported.published and data.name != PUBLISHED[imported.published].data["name"]:
+        raise ConfigError(f"{imported.published} was trained on {PUBLISHED[imported.published].data['name']}, but "
+                          f"data.name is {data.name!r}: FID, flatness and exposure compare it with that data set")
+
+
+def check_imports(params: Params) -> None:
+    """Every ``imports`` entry's flags, files and step, and that they build the UNet and diffusion of the model
+    and diffusion sections (flatlib.schema checks what needs no flags: variants, seeds, weights kinds)."""
+    for variant, imported in params.imports.items():
+        where = f"imports.{variant}"
+        try:
+            check_evaluated_on(imported, params.data)
+            import_source(imported).resolved_step()
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        differences = differences_from(import_flags(imported), params.model, params.diffusion)
+        if differences:
+            raise ConfigError(f"{where}: the flags build another UNet or diffusion than the model and diffusion "
+                              f"sections ({'; '.join(differences)}); every row of a profile is one UNet and "
+                              "diffusion: set those sections to the flags' values")
 
 
 def default_swa_out(out: Path) -> Path:
@@ -281,7 +273,7 @@ def _copy(source: Path, destination: Path) -> None:
 def holds_import(folder: Path, record: dict, replace: bool = False) -> bool:
     """Whether ``folder`` already holds this very import (its ``import.json`` is ``record``). A folder holding
     anything else (another import, a trained run) is emptied when ``replace``, else refused."""
-    if (folder / IMPORT_RECORD).is_file() and json.loads((folder / IMPORT_RECORD).read_text()) == record:
+    if (folder / layout.IMPORT_RECORD).is_file() and json.loads((folder / layout.IMPORT_RECORD).read_text()) == record:
         return True
     others = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
     if others and replace:
@@ -298,9 +290,9 @@ def _write_folder(folder: Path, source: CheckpointSource, run: RunConfig, record
     with hold_run_folder(folder):
         for kind in record["weights"]:
             _copy(Path(source.files[kind]), weights_path(folder, kind, step, rate))
-        atomic.write_text(folder / layout.RUN_CONFIG, yaml.safe_dump(run.to_dict(), sort_keys=False))
-        atomic.torch_save(dict(step=step, import_record=IMPORT_RECORD), training_state_path(folder, step))
-        atomic.write_json(folder / IMPORT_RECORD, record, indent=2)
+        atomic.write_text(folder / layout.RUN_CONFIG, dump_yaml(run.to_dict()))
+        atomic.torch_save(dict(step=step, import_record=layout.IMPORT_RECORD), training_state_path(folder, step))
+        atomic.write_json(folder / layout.IMPORT_RECORD, record, indent=2)
 
 
 def import_checkpoint(source: CheckpointSource, out: str | Path, data: DataConfig, seed: int = 0,
@@ -335,12 +327,12 @@ def import_checkpoint(source: CheckpointSource, out: str | Path, data: DataConfi
 
 
 def _data_config(items: list[str], image_size: int, published: PublishedCheckpoint | None) -> DataConfig:
-    values = dict(published.data) if published else {"image_size": image_size}
+    values = dict(hflip=False, holdout=0, **(published.data if published else {"image_size": image_size}))
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--data {item!r} must look like key=value (e.g. name=cifar10)")
-        values[key] = yaml.safe_load(raw)
+        values[key] = parse_yaml(raw)
     if "name" not in values:
         raise ConfigError("give the data set the weights were trained on with --data name=... (cifar10, or "
                           "image_folder with path=...): the exposure stage reads its images")
@@ -348,7 +340,7 @@ def _data_config(items: list[str], image_size: int, published: PublishedCheckpoi
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli_parser("python -m flatlib.gd_import", __doc__)
+    parser = cli_parser("python -m flatlib.gd.importer", __doc__)
     parser.add_argument("raw", nargs="?", type=Path, help="raw weights (guided-diffusion's model*.pt)")
     parser.add_argument("--ema", type=Path, help="EMA weights (ema_*.pt)")
     parser.add_argument("--swa", type=Path, help="SWA weights, written to the SWA-phase folder --swa-out")
@@ -365,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the run config")
     parser.add_argument("--reference", type=Path,
                         help="torch.save'd {x, t, out} of the original code, to check the attention order and heads")
-    parser.add_argument("--reference-weights", choices=layout.WEIGHT_KINDS,
+    parser.add_argument("--reference-weights", choices=vocabulary.WEIGHT_KINDS,
                         help="the weights that computed --reference (default: ema if given, else the first)")
     parser.add_argument("--tolerance", type=float, default=REFERENCE_TOLERANCE,
                         help="largest relative error that reproduces --reference")
@@ -375,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict[Path, dict]:
     args = build_parser().parse_args(argv)
-    with cli_errors("gd_import", args.debug):
+    with cli_errors("gd.importer", args.debug):
         published = PUBLISHED.get(args.published)
         gd_flags = parse_flags(published.flags if published else args.flags)
         files = {kind: path for kind, path in (("raw", args.raw), ("ema", args.ema), ("swa", args.swa)) if path}

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from flatlib.config import StrictConfig, ranged
 from flatlib.progress import track
+from flatlib.schema import DiffusionConfig
 
 
 # ---------------------------------------------------------------------------------------- schedules
@@ -310,19 +310,6 @@ class GaussianDiffusion:
         return self.p_sample_loop(model, x_T, rng, clip_denoised, eps_scale, progress, eta=float(eta))
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DiffusionConfig(StrictConfig):
-    """params.yaml ``diffusion``: create_diffusion arguments; learn_sigma comes from ``model.learn_sigma``."""
-    steps: int = ranged(1000, ge=1)
-    noise_schedule: str = "cosine"
-    rescale_learned_sigmas: bool = True
-
-    def build(self, learn_sigma: bool, respacing: str | int = "") -> "GaussianDiffusion":
-        """This diffusion, respaced to T' steps when ``respacing`` is set (guided-diffusion index sets)."""
-        return create_diffusion(steps=self.steps, noise_schedule=self.noise_schedule, learn_sigma=learn_sigma,
-                                rescale_learned_sigmas=self.rescale_learned_sigmas, timestep_respacing=str(respacing))
-
-
 def create_diffusion(steps=1000, noise_schedule="cosine", learn_sigma=True, rescale_learned_sigmas=True,
                      timestep_respacing=""):
     """guided-diffusion's create_gaussian_diffusion + SpacedDiffusion. Respacing keeps the timesteps
@@ -437,3 +424,10 @@ def create_timestep_sampler(name, diffusion):
     if name == "loss-second-moment":
         return LossSecondMomentResampler(diffusion.num_timesteps)
     raise ValueError(f"unknown schedule sampler: {name!r}")
+
+
+def diffusion_from_config(cfg: DiffusionConfig, learn_sigma: bool, respacing: str | int = "") -> GaussianDiffusion:
+    """params.yaml's ``diffusion`` section as a GaussianDiffusion, respaced to T' steps when ``respacing`` is set
+    (guided-diffusion index sets); ``learn_sigma`` comes from ``model.learn_sigma``."""
+    return create_diffusion(steps=cfg.steps, noise_schedule=cfg.noise_schedule, learn_sigma=learn_sigma,
+                            rescale_learned_sigmas=cfg.rescale_learned_sigmas, timestep_respacing=str(respacing))

@@ -26,10 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from flatlib.config import ConfigError, StrictConfig, ranged
-
-
-GROUPS = 32  # groups of every GroupNorm: widths are multiples of it
+from flatlib.schema import GROUPS, UNetConfig
 
 
 class GroupNorm32(nn.GroupNorm):
@@ -131,6 +128,18 @@ class ResBlock(nn.Module):
         return self.skip_connection(x) + rest(h)
 
 
+def attention_layout(q, k, v):
+    """q, k, v [b, heads, d, L] as scaled_dot_product_attention's [b, heads, L, d]. Off the CPU they are made
+    contiguous: the fused GPU kernels (flash, memory-efficient) need stride(-1) == 1 and otherwise fall back to
+    the slow math path. The CPU keeps the transposed views, which its math kernel computes exactly as before
+    (contiguous inputs would take the CPU's flash kernel, or other BLAS calls, and change the last bits of every
+    CPU result)."""
+    q, k, v = (t.transpose(-1, -2) for t in (q, k, v))
+    if q.device.type == "cpu":
+        return q, k, v
+    return q.contiguous(), k.contiguous(), v.contiguous()
+
+
 class AttentionBlock(nn.Module):
     """Multi-head self-attention over the H*W positions: x + proj_out(attention(qkv(GN(x)))), where qkv and
     proj_out are 1x1 Conv1d (proj_out zero-init) and attention = softmax(q^T k / sqrt(d)) v per head (ADM
@@ -167,7 +176,7 @@ class AttentionBlock(nn.Module):
             q, k, v = qkv.reshape(b, 3, self.num_heads, d, -1).unbind(1)
         else:
             q, k, v = qkv.reshape(b, self.num_heads, 3, d, -1).unbind(2)
-        a = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        a = F.scaled_dot_product_attention(*attention_layout(q, k, v))
         h = self.proj_out(a.transpose(-1, -2).reshape(b, c, -1))
         return (x + h).reshape(b, c, height, width)
 
@@ -252,81 +261,7 @@ class UNetModel(nn.Module):
         return self.out(h)
 
 
-DEFAULT_CHANNEL_MULT = {64: (1, 2, 3, 4), 32: (1, 2, 2, 2), 16: (1, 2, 2)}
-
-
-def _parse_ints(name, text):
-    """Comma-separated integers ("16,8") as a tuple; the empty string gives ()."""
-    try:
-        return tuple(int(v) for v in text.split(",")) if text else ()
-    except ValueError:
-        raise ConfigError(f"UNetConfig.{name} must be comma-separated integers, got {text!r}") from None
-
-
-@dataclass(frozen=True, kw_only=True)
-class UNetConfig(StrictConfig):
-    """The model flags of guided-diffusion's scripts (model_and_diffusion_defaults, unconditional) plus
-    in_channels. channel_mult "" means DEFAULT_CHANNEL_MULT[image_size] (guided-diffusion's 64x64 value; the
-    32x32 one of DDPM-IP / ADM-ES; ours for 16x16). attention_resolutions are resolutions ("16,8"), turned into
-    the downsample rates image_size // r that UNetModel takes. learn_sigma doubles the output channels.
-    StrictConfig: wrong types, and in from_dict unknown or missing keys, raise ConfigError (a ValueError)."""
-
-    image_size: int = ranged(ge=1)
-    num_channels: int = ranged(ge=1)       # a multiple of 32 (GroupNorm32): checked below
-    num_res_blocks: int = ranged(ge=1)
-    in_channels: int = ranged(3, ge=1)
-    channel_mult: str = ""
-    attention_resolutions: str = "16,8"
-    num_heads: int = ranged(4, ge=1)
-    num_head_channels: int = ranged(-1, ge=1, also=(-1,))   # -1: num_heads heads
-    num_heads_upsample: int = ranged(-1, ge=1, also=(-1,))  # -1: num_heads
-    use_scale_shift_norm: bool = True
-    resblock_updown: bool = False
-    use_new_attention_order: bool = False
-    dropout: float = ranged(0.0, ge=0, lt=1)
-    learn_sigma: bool = False
-    use_checkpoint: bool = False
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the images this model denoises."""
-        return self.in_channels, self.image_size, self.image_size
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not self.channel_mult and self.image_size not in DEFAULT_CHANNEL_MULT:
-            raise ConfigError(f"no default channel_mult for image_size {self.image_size}: set channel_mult")
-        if min(self.channel_mult_tuple) <= 0:
-            raise ConfigError(f"channel_mult must be positive, got {self.channel_mult!r}")
-        if self.num_channels % GROUPS:
-            raise ConfigError(f"num_channels {self.num_channels} must be a multiple of {GROUPS} (GroupNorm32)")
-        downsamples = len(self.channel_mult_tuple) - 1
-        if self.image_size % 2 ** downsamples:
-            raise ConfigError(f"image_size {self.image_size} must be divisible by 2^{downsamples} (one halving per "
-                              f"level of channel_mult {self.channel_mult_tuple} but the last)")
-        if self.num_head_channels > 0 and self.num_channels % self.num_head_channels:
-            raise ConfigError(f"num_head_channels {self.num_head_channels} must divide num_channels "
-                              f"{self.num_channels}")
-        levels = {self.image_size >> level for level in range(len(self.channel_mult_tuple))}
-        if not set(_parse_ints("attention_resolutions", self.attention_resolutions)) <= levels:
-            raise ConfigError(f"attention_resolutions {self.attention_resolutions!r} must be among the "
-                              f"UNet's resolutions {sorted(levels)}")
-
-    @property
-    def channel_mult_tuple(self):
-        return _parse_ints("channel_mult", self.channel_mult) or DEFAULT_CHANNEL_MULT[self.image_size]
-
-    @property
-    def attention_rates(self):
-        """Downsample rates of attention_resolutions (guided-diffusion's create_model: image_size // r)."""
-        return tuple(self.image_size // r for r in _parse_ints("attention_resolutions", self.attention_resolutions))
-
-    @property
-    def out_channels(self):
-        return self.in_channels * (2 if self.learn_sigma else 1)
-
-
-def create_unet(cfg):
+def create_unet(cfg: UNetConfig):
     """UNetModel for a UNetConfig (guided-diffusion's create_model, unconditional)."""
     return UNetModel(
         image_size=cfg.image_size, in_channels=cfg.in_channels, model_channels=cfg.num_channels,
@@ -344,14 +279,16 @@ def count_parameters(model):
 
 # Paper settings: the official README's flags (DESIGN.md), the rest guided-diffusion's defaults. (DDPM-IP's own
 # CIFAR-10 command adds num_head_channels 32, resblock_updown and use_new_attention_order; not the README's.)
-# "tiny" is the CPU default profile: 16x16 single-channel images (MNIST subset / digits).
+# "tiny": a 16x16 single-channel UNet for tests and examples (params.yaml's CPU default is its own, smaller one).
+_GD = dict(in_channels=3, channel_mult="", num_head_channels=-1, learn_sigma=True)  # guided-diffusion's, learn_sigma
 NAMED_CONFIGS = {
-    "cifar10": UNetConfig(image_size=32, num_channels=128, num_res_blocks=3, learn_sigma=True, dropout=0.3),
-    "lsun_tower": UNetConfig(image_size=64, num_channels=192, num_head_channels=64, num_res_blocks=3,
+    "cifar10": UNetConfig(image_size=32, num_channels=128, num_res_blocks=3, attention_resolutions="16,8",
+                          dropout=0.3, **_GD),
+    "lsun_tower": UNetConfig(**{**_GD, "num_head_channels": 64}, image_size=64, num_channels=192, num_res_blocks=3,
                              attention_resolutions="32,16,8", resblock_updown=True, use_new_attention_order=True,
-                             learn_sigma=True, dropout=0.1, use_scale_shift_norm=True),
+                             dropout=0.1, use_scale_shift_norm=True),
     "ffhq": UNetConfig(image_size=64, num_channels=128, num_res_blocks=3, attention_resolutions="32,16,8",
-                       resblock_updown=True, use_new_attention_order=True, learn_sigma=True, dropout=0.1),
+                       resblock_updown=True, use_new_attention_order=True, dropout=0.1, **_GD),
     "tiny": UNetConfig(image_size=16, in_channels=1, num_channels=32, num_res_blocks=1, channel_mult="1,2,2",
                        attention_resolutions="8", num_head_channels=32, learn_sigma=True, dropout=0.1),
 }

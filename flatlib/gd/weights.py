@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from flatlib.checkpoints import read_checkpoint
+from flatlib.training.checkpoints import read_checkpoint
 from flatlib.errors import CorruptFileError
-from flatlib.gd_flags import DEFAULT_CHANNEL_MULT
-from flatlib.unet import AttentionBlock, UNetConfig, UNetModel, create_unet
+from flatlib.model.unet import AttentionBlock, UNetModel, create_unet
+from flatlib.schema import DEFAULT_CHANNEL_MULT, UNetConfig
 
 SHAPELESS_FLAGS = ("use_new_attention_order", "num_heads", "num_head_channels", "num_heads_upsample")
 #: head splits tried by :func:`check_reference`: channels per head, or a number of heads

@@ -1,47 +1,30 @@
-"""Training of every Table 1 variant from one entry point: ADM, +IP, +SAM, with EMA tracked inside each run
-and SWA as a separate phase resumed from a late checkpoint.
+"""The training loop of every Table 1 variant: ADM, +IP, +SAM, with EMA tracked inside each run and SWA as a
+separate phase resumed from a late checkpoint. This module, with the model, diffusion, data, optimizer and
+averaging code, is what computes the trained weights (flatlib.sources.TRAINING_CODE: the code digest of a run
+folder and the train stages' code deps); run folders, the command line and launching are flatlib.training.train.
 
-    python -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0            # one CPU process
-    python -m flatlib.train --variant sam --seed 0 --phase swa --init runs/sam/seed0 --out runs/sam_swa/seed0
-    python -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0 --dry-run  # print the resolved config
-    python -m flatlib.train --variant adm --out runs/adm/seed0 --set train.steps=500 --set optim.lr=1e-3
-    python -m flatlib.profiles cifar10       # params.yaml := the paper's CIFAR-10 settings, then on 8 GPUs:
-    torchrun --nproc_per_node 8 -m flatlib.train --variant sam --seed 0 --out runs/sam/seed0
+The objective is the hybrid loss of improved DDPM (flatlib.model.diffusion.training_losses). The seed fixes the
+initial weights, the data order and the training noise; runs of one seed share the first two across variants
+(paired). A checkpoint holds ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
+``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state) and
+``swa{step:06d}.pt`` in the SWA phase, and ``checksums.json`` their SHA-256; resuming from the newest intact
+``opt*.pt`` continues bitwise identically (CPU). Every file is written atomically, the training state last, and
+a newest checkpoint that fails to load or to match its recorded SHA-256 is reported and skipped; SIGINT/SIGTERM
+stop the run after the current step with a checkpoint (:class:`StopSignal`). A run writes ``metrics.json`` (what
+the training computed: a retrain writes the same bytes) and ``timings.json`` (wall time and speed: the one file
+that differs between two identical runs, kept out of DVC's hash by .dvcignore); a resume cuts ``log.csv`` back
+to its step (:meth:`RunningLog.cut_back`, issue 22).
 
-A paper profile is merged into params.yaml by flatlib.profiles (``profiles/*.yaml``); ``--params`` reads
-another parameter file. The seed fixes the initial weights, the data order and the training noise; runs of
-one seed share the first two across variants (paired).
-
-The objective is the hybrid loss of improved DDPM (flatlib.diffusion.training_losses). A run folder holds
-``config.yaml`` (resolved), ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
-``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state),
-``swa{step:06d}.pt`` in the SWA phase, ``checksums.json`` (their SHA-256), ``log.csv``, ``metrics.json``,
-``code.json`` (the digest of the code that trained it) and ``timings.json`` (wall time and speed: the one file
-that differs between two identical runs, kept out of DVC's hash by .dvcignore). Rerunning the same command
-resumes from the newest intact ``opt*.pt`` and continues bitwise identically (CPU).
-
-Reliability (issue 14): resume only continues a run of the same params and code (:func:`check_run_folder`;
-:func:`code_digest`); a rerun with nothing left to do writes nothing; a ``train.steps`` below the newest
-checkpoint is refused; the SWA phase checks its ``--init`` run (:func:`check_init_run`); a trainer holds
-its folder with an exclusive ``flock`` on ``RUN/.lock`` (:func:`hold_run_folder`); every file is written
-atomically, the training state ``opt*.pt`` last, and a newest checkpoint that fails to load or to match its
-recorded SHA-256 is reported and skipped; SIGINT/SIGTERM stop the run after the current step with a checkpoint
-(:class:`StopSignal`). Issue 22: a resume cuts ``log.csv`` back to its step (:meth:`RunningLog.cut_back`).
-
-SAM's two passes reuse the same batch, timesteps, noise, IP noise and dropout masks (the global RNG state is
-restored before the second forward); under DDP the first backward runs under ``no_sync`` (per-replica ascent)
-unless ``optim.sam_sync_first_backward``.
+A two-pass optimizer (SAM's ``first_step`` / ``second_step``, flatlib.training.optimizers) reuses the same batch,
+timesteps, noise, IP noise and dropout masks in its second pass (the global RNG state is restored before the
+second forward); under DDP the first backward runs under ``no_sync`` (per-replica ascent) unless
+``optim.sam_sync_first_backward``.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
-import dataclasses
-import fcntl
-import hashlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -51,112 +34,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 
-from flatlib import atomic, layout, sources
-from flatlib.averaging import EMA, SWA
-from flatlib.checkpoints import (configured_step, read_checkpoint, read_run_config, record_checksums, saved_steps,
-                                 training_state_path, weights_path)
-from flatlib.cli import cli_parser
-from flatlib.config import (TRAIN_COMPILE_MODES, ConfigError, StrictConfig, apply_overrides, check_compile_mode,
-                            compiled, load_yaml, ranged, resolve_device)
-from flatlib.data import (BatchStream, DataConfig, batch_iterator, check_dataset, dataset_from_config,
-                          evaluation_subset, random_hflip)
-from flatlib.diffusion import DiffusionConfig, create_timestep_sampler
-from flatlib.flatness import DiffusionLossSet
-from flatlib.errors import (CorruptFileError, Interrupted, MissingInputError, RunFolderError, add_debug_flag,
-                            cli_errors)
-from flatlib.progress import add_progress_flag, progress_bar
-from flatlib.sam import SAM
-from flatlib.unet import UNetConfig, create_unet
-
-OPTIMIZERS = ("adam", "adam-sam")
-PRECISIONS = ("fp32", "bf16")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class OptimConfig(StrictConfig):
-    """params.yaml ``optim`` (a variant overrides some keys): the optimizer and the perturbation methods."""
-    optimizer: str = "adam"           # "adam" (ADM) or "adam-sam" (SAM around Adam, official --optimizer)
-    lr: float = ranged(1e-4, gt=0)
-    weight_decay: float = ranged(0.0, ge=0)  # AdamW with 0 = Adam, as in the lineage
-    rho: float = ranged(0.1, ge=0)        # SAM radius (official README: 0.1)
-    adaptive: bool = False            # ASAM; reproduction choice: plain SAM
-    sam_sync_first_backward: bool = False  # DDP: all-reduce the ascent gradient too (SAM paper: per replica)
-    grad_clip: float = ranged(0.0, ge=0)  # 0 = off; applied after SAM's second backward
-    ip_gamma: float = ranged(0.0, ge=0)   # Input Perturbation gamma (DDPM-IP: 0.15 CIFAR-10, 0.1 elsewhere)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optim.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainConfig(StrictConfig):
-    """params.yaml ``train``: the loop."""
-    steps: int = ranged(ge=1)
-    batch_size: int = ranged(ge=1)        # global batch, split over DDP ranks
-    ema_rate: float = ranged(0.9999, ge=0, lt=1)
-    ema_warmup: bool = False          # reproduction choice for short runs (see flatlib.averaging)
-    timestep_sampler: str = "uniform"  # or "loss-second-moment"
-    precision: str = "fp32"           # "bf16" autocast on GPU (never an fp16 scaler: SAM would do nothing)
-    channels_last: bool = False
-    compile: str = "off"              # torch.compile mode of forward/backward (flatlib.config.compiled)
-    log_every: int = ranged(100, ge=1)
-    save_every: int = ranged(10000, ge=1)
-    device: str = "auto"              # "auto": cuda:LOCAL_RANK when available, else cpu
-    plateau_triples: int = ranged(256, ge=0)  # fixed (x0, t, eps) set (held-out images when data.holdout) whose
-                                      # L_simple is logged as eval_mse; 0 = off
-    plateau_window: float = ranged(0.25, gt=0, le=1)  # the last fraction of training the plateau criterion looks at
-    plateau_tol: float = ranged(0.02, gt=0)  # converged: |relative change of eval_mse over that window| < tol
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
-        check_compile_mode("train.compile", self.compile, TRAIN_COMPILE_MODES)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SWAConfig(StrictConfig):
-    """params.yaml ``swa``: the separate SWA phase (official README: window 100, lr_min 1e-6)."""
-    start_step: int = ranged(ge=1)        # resume the run's checkpoint at this step (paper: 180000 of 200000)
-    steps: int = ranged(ge=0)             # length of the SWA phase (0 in an import's run config; params: >= 1)
-    window: int = ranged(100, ge=1)
-    lr_min: float = ranged(1e-6, ge=0)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class RunConfig(StrictConfig):
-    seed: int = ranged(ge=0)
-    data: DataConfig
-    model: UNetConfig
-    diffusion: DiffusionConfig
-    optim: OptimConfig
-    train: TrainConfig
-    swa: SWAConfig
-
-
-TRAIN_SECTIONS = ("data", "model", "diffusion", "optim", "train", "swa")
-
-
-def variant_optim(optim: dict, variants: dict, variant: str) -> dict:
-    """``optim`` with ``variants[variant]`` merged in: the one place a variant meets the base optimizer
-    (flatlib.params.Params.run_config and :func:`resolve_config` both go through it)."""
-    if variant not in variants:
-        raise ConfigError(f"unknown variant {variant!r}; params.yaml defines {sorted(variants)}")
-    return {**optim, **(variants[variant] or {})}
-
-
-def resolve_config(params: dict, variant: str, seed: int | None = None) -> RunConfig:
-    """The run config of one variant and training seed (default: the first of params.yaml ``seeds``, else 0)
-    from params.yaml's training sections alone (the training CLI, which needs no evaluation section)."""
-    if seed is None:
-        seed = (params.get("seeds") or [0])[0]
-    sections = {key: params[key] for key in TRAIN_SECTIONS if key in params}
-    sections["optim"] = variant_optim(sections.get("optim", {}), params.get("variants", {}), variant)
-    return RunConfig.from_dict(dict(sections, seed=seed), "params")
+from flatlib import atomic, layout
+from flatlib.config import ConfigError
+from flatlib.errors import CorruptFileError, Interrupted, MissingInputError
+from flatlib.model.device import compiled, resolve_device
+from flatlib.model.diffusion import create_timestep_sampler, diffusion_from_config
+from flatlib.model.loss_set import DiffusionLossSet
+from flatlib.model.unet import create_unet
+from flatlib.progress import progress_bar
+from flatlib.schema import RunConfig
+from flatlib.training.averaging import EMA, SWA
+from flatlib.training.checkpoints import (read_checkpoint, record_checksums, saved_steps, training_state_path,
+                                         weights_path)
+from flatlib.training.data import BatchStream, batch_iterator, dataset_from_config, evaluation_subset, random_hflip
+from flatlib.training.optimizers import build_optimizer, is_two_pass
 
 
 class Trainer:
@@ -177,14 +69,9 @@ class Trainer:
         self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
                           else self.model)
         self.forward_model = compiled(self.ddp_model, cfg.train.compile)  # both SAM passes call this one
-        self.diffusion = cfg.diffusion.build(cfg.model.learn_sigma)
+        self.diffusion = diffusion_from_config(cfg.diffusion, cfg.model.learn_sigma)
         self.timestep_sampler = create_timestep_sampler(cfg.train.timestep_sampler, self.diffusion)
-        base_kwargs = dict(lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        if cfg.optim.optimizer == "adam-sam":
-            self.optimizer = SAM(self.model.parameters(), torch.optim.AdamW, rho=cfg.optim.rho,
-                                 adaptive=cfg.optim.adaptive, **base_kwargs)
-        else:
-            self.optimizer = torch.optim.AdamW(self.model.parameters(), **base_kwargs)
+        self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
         self.ema = EMA(self.model, cfg.train.ema_rate, warmup=cfg.train.ema_warmup)
         self.swa = None
         seed = cfg.seed * 1000 + self.rank
@@ -200,7 +87,6 @@ class Trainer:
         if not self.resume() and phase == "swa":
             if init_dir is None:
                 raise ConfigError("the SWA phase needs --init RUN_DIR holding the checkpoint of swa.start_step")
-            check_init_run(Path(init_dir), cfg)
             self.load(Path(init_dir), cfg.swa.start_step)
             self.swa = SWA(self.model, cfg.swa.window, cfg.optim.lr, cfg.swa.lr_min)
         if phase == "swa" and self.swa is None:
@@ -217,7 +103,7 @@ class Trainer:
     def save(self) -> None:
         """Write the checkpoint of the current step, each file atomically and the training state last, then
         record their SHA-256 (``checksums.json``): a crash at any point leaves the previous checkpoint the
-        newest complete one (``saved_steps``, then :func:`~flatlib.checkpoints.verify_checksum`)."""
+        newest complete one (``saved_steps``, then :func:`~flatlib.training.checkpoints.verify_checksum`)."""
         if self.rank:
             return
         step, rate = self.step, self.cfg.train.ema_rate
@@ -243,7 +129,7 @@ class Trainer:
                 return True
             except (CorruptFileError, MissingInputError) as err:
                 if self.rank == 0:
-                    print(f"flatlib.train: warning: skipping the checkpoint of step {step}, resuming from the "
+                    print(f"flatlib.training.train: warning: skipping the checkpoint of step {step}, resuming from the "
                           f"newest intact one before it: {err}", file=sys.stderr)
         return False
 
@@ -295,7 +181,7 @@ class Trainer:
         noise = torch.randn(x0.shape, generator=self.noise_generator, device=self.device)
         ip_noise = (torch.randn(x0.shape, generator=self.noise_generator, device=self.device)
                     if opt.ip_gamma > 0 else None)
-        if opt.optimizer == "adam-sam":
+        if is_two_pass(self.optimizer):
             dropout_state = torch.get_rng_state() if self.device.type == "cpu" else torch.cuda.get_rng_state(self.device)
             sync = (contextlib.nullcontext() if opt.sam_sync_first_backward or self.world_size == 1
                     else self.ddp_model.no_sync())
@@ -506,10 +392,6 @@ class StopSignal:
         return int(flag)
 
 
-# ------------------------------------------------------------------------------------- run folders
-RESUMABLE_CHANGES = {("train", "steps"), ("train", "log_every"), ("train", "save_every"), ("train", "device")}
-
-
 #: L_simple of a model that predicts zero noise is E||eps||^2 / d = 1: a run whose held-out L_simple stays at
 #: 0.9 or above has not learned, and a flat curve there is no plateau of a trained model.
 UNTRAINED_LOSS = 0.9
@@ -542,160 +424,3 @@ def plateau_of_log(path: Path, window: float, tol: float) -> dict:
     with open(path) as f:
         rows = [row for row in csv.DictReader(f) if row.get("eval_mse")]
     return plateau([int(r["step"]) for r in rows], [float(r["eval_mse"]) for r in rows], window, tol)
-
-
-def run_plateau(run_dir: Path) -> dict | None:
-    """The plateau criterion a finished train phase recorded in its ``metrics.json`` (None if not measured)."""
-    path = Path(run_dir) / layout.RUN_METRICS
-    return json.loads(path.read_text()).get("plateau") if path.is_file() else None
-
-
-def code_digest() -> dict:
-    """SHA-256 of the flatlib sources that shape training: ``flatlib/train.py`` and every flatlib module it
-    imports, transitively (:func:`flatlib.sources.import_closure`, so a new dependency counts at once and
-    evaluation-only modules such as pipeline, sample or metrics do not). Returns ``dict(sha256, files)``."""
-    files = sorted(sources.import_closure("flatlib.train"))
-    sha = hashlib.sha256()
-    for file in files:
-        sha.update(f"{file}\0".encode() + (sources.ROOT / file).read_bytes() + b"\0")
-    return dict(sha256=sha.hexdigest(), files=files)
-
-
-def recorded_code(run_dir: Path) -> str | None:
-    """The code digest a run folder records (None for a folder written before digests were recorded)."""
-    path = Path(run_dir) / layout.CODE_RECORD
-    return json.loads(path.read_text())["sha256"] if path.is_file() else None
-
-
-def config_changes(old: dict, new: dict, ignore_sections: tuple[str, ...] = ()) -> list[str]:
-    """Keys whose value differs between two resolved run configs, except those a resume tolerates."""
-    changed = sorted(f"{section}.{key}" for section in new if isinstance(new[section], dict)
-                     and section not in ignore_sections for key in new[section]
-                     if (section, key) not in RESUMABLE_CHANGES and old.get(section, {}).get(key) != new[section][key])
-    return changed + (["seed"] if old.get("seed") != new["seed"] else [])
-
-
-def _code_change(run_dir: Path) -> list[str]:
-    old, new = recorded_code(run_dir), code_digest()["sha256"]
-    return [] if old == new else [f"code (digest {old[:12] if old else 'not recorded'}, now {new[:12]}; see code.json)"]
-
-
-def check_run_folder(out_dir: Path, cfg: RunConfig, restart: bool, phase: str = "train") -> None:
-    """Resume only a run of the same params and the same code (:func:`code_digest`), trained no further than
-    this config's last step; otherwise refuse, or delete its files when ``restart`` (issue 14, guarantee 0)."""
-    config_path = out_dir / layout.RUN_CONFIG
-    if not config_path.is_file():
-        return
-    new = cfg.to_dict()
-    changed = config_changes(yaml.safe_load(config_path.read_text()), new) + _code_change(out_dir)
-    last, saved = configured_step(new, phase == "swa"), saved_steps(out_dir)
-    if saved and saved[-1] > last:
-        changed.append(f"last step ({last}, below its checkpoint of step {saved[-1]})")
-    if not changed:
-        return
-    if not restart:
-        raise ConfigError(f"{out_dir} holds a run with different {', '.join(changed)}: use another --out, delete "
-                          "it, or pass --restart-if-changed to start it over")
-    for path in out_dir.iterdir():
-        if path.suffix in (".pt", ".csv", ".json", ".yaml"):
-            path.unlink()
-
-
-def check_init_run(init_dir: Path, cfg: RunConfig) -> None:
-    """The SWA phase continues its ``--init`` run, so that run must be this variant's train phase under the
-    same params (but for the SWA section and the keys a resume tolerates) and the same code."""
-    changed = config_changes(read_run_config(init_dir), cfg.to_dict(), ignore_sections=("swa",))
-    changed += _code_change(init_dir)
-    if changed:
-        raise ConfigError(f"--init {init_dir} was trained with different {', '.join(changed)}: the SWA phase "
-                          "must start from the train phase of the same variant, params and code")
-
-
-@contextlib.contextmanager
-def hold_run_folder(out_dir: Path):
-    """Hold a run folder for one trainer: an exclusive, non-blocking ``flock`` on ``RUN/.lock`` (released
-    when the process ends, however it ends); a second trainer fails at once. Temporary files a killed
-    writer left behind are removed."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / layout.LOCK_FILE, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunFolderError(f"{out_dir} is being written by another trainer (it holds {out_dir / layout.LOCK_FILE}): "
-                                 "wait for it to end or stop it first") from None
-        atomic.remove_stale_temporaries(out_dir)
-        yield
-
-
-def record_run(out_dir: Path, cfg: RunConfig) -> None:
-    """Write the resolved config (``config.yaml``) and the code digest (``code.json``) of a run, each only
-    when it changed: a rerun with nothing to do writes nothing."""
-    for name, text in ((layout.RUN_CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
-                       (layout.CODE_RECORD, json.dumps(code_digest(), indent=2) + "\n")):
-        path = out_dir / name
-        if not path.is_file() or path.read_text() != text:
-            atomic.write_text(path, text)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = cli_parser("python -m flatlib.train", __doc__)
-    parser.add_argument("--params", default="params.yaml", help="parameter file")
-    parser.add_argument("--variant", required=True, help="a key of params.yaml 'variants' (adm, ip, sam, ...)")
-    parser.add_argument("--seed", type=int,
-                        help="training seed: initial weights, data order, noise (default: the first of params.yaml "
-                             "'seeds', else 0)")
-    parser.add_argument("--out", required=True, type=Path, help="run folder (resumes if it holds checkpoints)")
-    parser.add_argument("--phase", choices=("train", "swa"), default="train",
-                        help="train from scratch, or the SWA phase from the checkpoint swa.start_step of --init")
-    parser.add_argument("--init", type=Path, help="SWA phase: the run folder to start from (swa.start_step)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter, e.g. train.steps=500 (repeatable)")
-    parser.add_argument("--restart-if-changed", action="store_true",
-                        help="if --out holds checkpoints of a different config or code, or trained past the "
-                             "last step, delete them and start over (default: refuse); a longer train.steps "
-                             "alone resumes")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    add_progress_flag(parser)
-    add_debug_flag(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> dict | None:
-    args = build_parser().parse_args(argv)
-    with cli_errors("train", args.debug):
-        cfg = resolve_config(apply_overrides(load_yaml(args.params), args.set), args.variant, args.seed)
-        if args.dry_run:
-            yaml.safe_dump(cfg.to_dict(), sys.stdout, sort_keys=False)
-            return None
-        check_dataset(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.path)  # before the folder exists
-        return train_run(cfg, args.out, args.phase, args.init, args.restart_if_changed, args.progress)
-
-
-def train_run(cfg: RunConfig, out: Path, phase: str = "train", init: Path | None = None, restart: bool = False,
-              progress: bool = True) -> dict:
-    """Train (or run the SWA phase of) ``cfg`` into the run folder ``out``: rank 0 holds and checks the folder
-    (resuming only the same params and code), every rank then builds its trainer and runs it. The training
-    CLI and the rho-sweep stage both train through here."""
-    distributed = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", 1)) > 1
-    if distributed:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    rank = dist.get_rank() if distributed else 0
-    try:
-        with hold_run_folder(out) if rank == 0 else contextlib.nullcontext():
-            if rank == 0:
-                check_run_folder(out, cfg, restart, phase)
-            if distributed:
-                dist.barrier()
-            trainer = Trainer(cfg, out, phase=phase, init_dir=init)
-            if rank == 0:
-                record_run(out, cfg)
-            return trainer.run(progress=progress)
-    finally:
-        if distributed:
-            dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main()

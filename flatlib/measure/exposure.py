@@ -15,8 +15,8 @@ is formed from x_1 with a noise coefficient near zero (about 0.3 uint8 levels in
 at an earlier step moves the chain that every later step starts from. So the verdict uses the mean before
 the last step; the per-step curve shows all steps.
 
-    python -m flatlib.exposure --run runs/sam/seed0 --weights ema --out exposure_sam_ema.json
-    python -m flatlib.exposure --run runs/adm/seed0 --respacing 100 --num 256 --aggregate mean --out adm.json
+    python -m flatlib.measure.exposure --run runs/sam/seed0 --weights ema --out exposure_sam_ema.json
+    python -m flatlib.measure.exposure --run runs/adm/seed0 --respacing 100 --num 256 --aggregate mean --out adm.json
 """
 from __future__ import annotations
 
@@ -27,30 +27,19 @@ from pathlib import Path
 import torch
 
 from flatlib import atomic
-from flatlib.checkpoints import load_model
+from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
-from flatlib.layout import WEIGHT_KINDS
-from flatlib.config import ConfigError, StrictConfig, ranged, resolve_device
+from flatlib.vocabulary import WEIGHT_KINDS
+from flatlib.config import ConfigError
+from flatlib.model.device import resolve_device
+from flatlib.schema import ExposureConfig
 from flatlib.errors import add_debug_flag, cli_errors
-from flatlib.data import dataset_from_config, evaluation_subset
-from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator
+from flatlib.training.data import dataset_from_config, evaluation_subset
+from flatlib.model.diffusion import GaussianDiffusion, StackedRandomGenerator, diffusion_from_config
 from flatlib.progress import add_progress_flag, progress_bar
 
 AGGREGATES = {"mean": torch.mean, "sum": torch.sum, "max": torch.max,
               "mean_before_last": lambda gap: gap[:-1].mean()}
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ExposureConfig(StrictConfig):
-    """params.yaml ``exposure``: chains per model, T' and how the per-step gap is reduced to one number."""
-    num: int = ranged(64, ge=1)           # chains and real images
-    respacing: int = ranged(20, ge=2)     # T' (at least 2: the aggregate drops the last step)
-    aggregate: str = "mean_before_last"   # reproduction choice: mean gap over sampling steps but t = 0
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.aggregate not in AGGREGATES:
-            raise ConfigError(f"exposure.aggregate must be one of {sorted(AGGREGATES)}, got {self.aggregate!r}")
 
 
 @torch.no_grad()
@@ -96,14 +85,15 @@ def exposure_of_run(run_dir: Path, weights: str, cfg: ExposureConfig, seed: int,
     (a seeded subset): the one exposure measurement of the CLI and the exposure stage."""
     model, run, _ = load_model(run_dir, weights, step, device)
     real = evaluation_subset(dataset_from_config(run.data), cfg.num, seed)
-    return predicted_noise_norms(model, run.diffusion.build(run.model.learn_sigma, cfg.respacing), real, seed,
-                                 batch_size, device, aggregate=cfg.aggregate, progress=progress)
+    diffusion = diffusion_from_config(run.diffusion, run.model.learn_sigma, cfg.respacing)
+    return predicted_noise_norms(model, diffusion, real, seed, batch_size, device, aggregate=cfg.aggregate,
+                                 progress=progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = ExposureConfig()
-    parser = cli_parser("python -m flatlib.exposure", __doc__)
-    parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.train")
+    parser = cli_parser("python -m flatlib.measure.exposure", __doc__)
+    parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.training.train")
     parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema", help="which weights of the run")
     parser.add_argument("--step", type=int, help="checkpoint step (default: the run's last)")
     parser.add_argument("--respacing", type=int, default=defaults.respacing, help="T': number of sampling steps")
@@ -121,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    with cli_errors("exposure", args.debug):
+    with cli_errors("measure.exposure", args.debug):
         cfg = ExposureConfig(num=args.num, respacing=args.respacing, aggregate=args.aggregate)
         result = exposure_of_run(args.run, args.weights, cfg, args.seed, args.batch_size,
                                  resolve_device(args.device), args.step, progress=args.progress)

@@ -1,7 +1,7 @@
 """Draw samples from a trained run with T' respaced ancestral steps (the paper's T' = 20 and 100).
 
-    python -m flatlib.sample --run runs/sam/seed0 --weights ema --respacing 20 --num 1000 --out sam_ema_T20.npz
-    python -m flatlib.sample --run runs/sam/seed0 --respacing 20 --num 1000 --quant-bits 8 --out sam_ema_T20_8bit.npz
+    python -m flatlib.measure.sample --run runs/sam/seed0 --weights ema --respacing 20 --num 1000 --out sam_ema_T20.npz
+    python -m flatlib.measure.sample --run runs/sam/seed0 --respacing 20 --num 1000 --quant-bits 8 --out sam_ema_T20_8bit.npz
 
 Image ``i`` draws x_T and every step's noise from its own generator seeded ``seed + i`` (EDM's per-image
 seeds), so the samples do not depend on the batch size. Output: an ``.npz`` with ``samples`` (uint8
@@ -18,42 +18,15 @@ import numpy as np
 import torch
 
 from flatlib import atomic
-from flatlib.checkpoints import load_model
+from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
-from flatlib.layout import WEIGHT_KINDS
-from flatlib.config import (SAMPLE_COMPILE_MODES, StrictConfig, check_compile_mode, compiled, ranged,
-                            resolve_device)
+from flatlib.vocabulary import WEIGHT_KINDS
+from flatlib.model.device import compiled, resolve_device
+from flatlib.schema import SAMPLE_COMPILE_MODES, SampleConfig
 from flatlib.errors import add_debug_flag, cli_errors
-from flatlib.diffusion import GaussianDiffusion, StackedRandomGenerator, samples_to_uint8
+from flatlib.model.diffusion import GaussianDiffusion, StackedRandomGenerator, diffusion_from_config, samples_to_uint8
 from flatlib.progress import add_progress_flag, progress_bar
-from flatlib.quant import quantize_model
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SampleConfig(StrictConfig):
-    """params.yaml ``sample``: the Table 1 samples of every (variant, weights) row."""
-    num: int = ranged(ge=1)               # samples per set, row and T' (paper: 50,000; params: >= 2, for FID)
-    sets: int = ranged(1, ge=1)           # disjoint sample sets, image seeds [k num, (k+1) num), shared by
-                                          # every model (paired); FID is reported as mean +- interval over them
-    respacings: list = ranged(default_factory=lambda: [20, 100], ge=1)
-    weights: list = dataclasses.field(default_factory=lambda: ["raw", "ema", "swa"])
-    batch_size: int = ranged(256, ge=1)
-    eps_scale: float = ranged(1.0, gt=0)  # ADM-ES lambda; the paper samples with 1 (off)
-    device: str = "auto"
-    compile: str = "off"                  # torch.compile mode of the forward (flatlib.config.compiled)
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_compile_mode("sample.compile", self.compile, SAMPLE_COMPILE_MODES)
-
-    @property
-    def seeds(self) -> list[int]:
-        """The image seeds of every sample set, set after set."""
-        return list(range(self.num * self.sets))
-
-    def split(self, images):
-        """The sample sets of ``images`` (generated from :attr:`seeds`): ``sets`` slices of ``num``."""
-        return [images[k * self.num:(k + 1) * self.num] for k in range(self.sets)]
+from flatlib.measure.quant import quantize_model
 
 
 @torch.no_grad()
@@ -61,7 +34,7 @@ def generate(model: torch.nn.Module, diffusion: GaussianDiffusion, seeds: list[i
              batch_size: int, device: str | torch.device = "cpu", eps_scale: float = 1.0,
              progress: bool = True, compile: str = "off") -> torch.Tensor:
     """uint8 samples ``len(seeds) x C x H x W``; image i depends only on seeds[i] (never on batch_size).
-    ``compile``: a :func:`flatlib.config.compiled` mode for the model's forward."""
+    ``compile``: a :func:`flatlib.model.device.compiled` mode for the model's forward."""
     model.eval()
     forward = compiled(model, compile)
     out, starts, steps = [], range(0, len(seeds), batch_size), diffusion.num_timesteps
@@ -91,8 +64,9 @@ def save_grid(images: torch.Tensor, path: str | Path, columns: int = 8) -> None:
 def sample_run(model: torch.nn.Module, run, respacing: str | int, seeds: list[int], cfg: SampleConfig,
                device: str | torch.device, progress: bool = True) -> torch.Tensor:
     """uint8 samples of a run's model at T' = ``respacing`` (the diffusion and image shape of its
-    :class:`~flatlib.train.RunConfig`): the one sampling path of the CLI, the sample, quant and rho-sweep stages."""
-    return generate(model, run.diffusion.build(run.model.learn_sigma, respacing), seeds, run.model.image_shape,
+    :class:`~flatlib.schema.RunConfig`): the one sampling path of the CLI, the sample, quant and rho-sweep stages."""
+    diffusion = diffusion_from_config(run.diffusion, run.model.learn_sigma, respacing)
+    return generate(model, diffusion, seeds, run.model.image_shape,
                     cfg.batch_size, device, cfg.eps_scale, progress=progress, compile=cfg.compile)
 
 
@@ -103,9 +77,9 @@ def save_samples(samples: torch.Tensor, out: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = SampleConfig(num=1)  # the defaults of the other fields
-    parser = cli_parser("python -m flatlib.sample", __doc__)
-    parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.train")
+    defaults = SampleConfig(num=1, sets=1, respacings=[])  # the defaults of the other fields
+    parser = cli_parser("python -m flatlib.measure.sample", __doc__)
+    parser.add_argument("--run", required=True, type=Path, help="run folder written by flatlib.training.train")
     parser.add_argument("--weights", choices=WEIGHT_KINDS, default="ema", help="which weights of the run")
     parser.add_argument("--step", type=int, help="checkpoint step (default: the run's last)")
     parser.add_argument("--respacing", default="100", help="T': number of sampling steps (or a section string)")
@@ -127,13 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    with cli_errors("sample", args.debug):
+    with cli_errors("measure.sample", args.debug):
         return _sample_command(args)
 
 
 def _sample_command(args) -> dict:
-    cfg = SampleConfig(num=args.num, batch_size=args.batch_size, eps_scale=args.eps_scale, device=args.device,
-                       compile=args.compile)
+    cfg = SampleConfig(num=args.num, sets=1, respacings=[args.respacing], batch_size=args.batch_size,
+                       eps_scale=args.eps_scale, device=args.device, compile=args.compile)
     device = resolve_device(cfg.device)
     model, run, step = load_model(args.run, args.weights, args.step, device)
     info = dict(run=str(args.run), weights=args.weights, step=step, respacing=str(args.respacing),

@@ -19,26 +19,9 @@ import dataclasses
 import torch
 import torch.nn as nn
 
-from flatlib.config import ConfigError, StrictConfig, ranged
+from flatlib.schema import QuantConfig
 
 LAYER_TYPES = {"conv": (nn.Conv1d, nn.Conv2d), "linear": (nn.Linear,)}
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class QuantConfig(StrictConfig):
-    """params.yaml ``quant``: the quantized-sampling experiment."""
-    bits: list = ranged(default_factory=lambda: [8, 4], ge=2, le=16)  # integers, checked below
-    per_channel: bool = False             # reproduction choice: per-tensor scales
-    layer_types: list = dataclasses.field(default_factory=lambda: ["conv", "linear"])
-    respacing: int = ranged(20, ge=1)     # the paper's quantization result is at T' = 20
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not all(isinstance(b, int) for b in self.bits):
-            raise ConfigError(f"quant.bits must be integers in [2, 16], got {self.bits}")
-        unknown = sorted(set(self.layer_types) - set(LAYER_TYPES))
-        if unknown:
-            raise ConfigError(f"quant.layer_types {unknown} unknown; choose from {sorted(LAYER_TYPES)}")
 
 
 def quantize_tensor(w: torch.Tensor, bits: int, per_channel: bool = False) -> torch.Tensor:

@@ -19,11 +19,12 @@ import pickle
 from pathlib import Path
 
 import torch
-import yaml
 
 from flatlib import atomic, layout
+from flatlib.config import load_yaml
 from flatlib.errors import CorruptFileError, MissingInputError
-from flatlib.unet import create_unet
+from flatlib.model.unet import create_unet
+from flatlib.schema import load_run_config
 
 
 def weights_path(run_dir: str | Path, kind: str, step: int, ema_rate: float) -> Path:
@@ -53,8 +54,14 @@ def configured_step(config: dict, swa_phase: bool) -> int:
 def read_run_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / layout.RUN_CONFIG
     if not path.is_file():
-        raise MissingInputError(f"{path} not found: is {run_dir} a run folder written by flatlib.train?")
-    return yaml.safe_load(path.read_text())
+        raise MissingInputError(f"{path} not found: is {run_dir} a run folder written by flatlib.training.train?")
+    return load_yaml(path)
+
+
+def run_plateau(run_dir: str | Path) -> dict | None:
+    """The plateau criterion a finished train phase recorded in its ``metrics.json`` (None if not measured)."""
+    path = Path(run_dir) / layout.RUN_METRICS
+    return json.loads(path.read_text()).get("plateau") if path.is_file() else None
 
 
 def record_checksums(run_dir: str | Path, paths: list[Path]) -> None:
@@ -99,11 +106,9 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
 
 def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None, device: str | torch.device = "cpu"):
     """``(model, run config, step)``: the UNet of a run folder with its raw / EMA / SWA weights at ``step``, in
-    eval mode, and the run's typed :class:`flatlib.train.RunConfig`. The default step is the one the run's
+    eval mode, and the run's typed :class:`flatlib.schema.RunConfig`. The default step is the one the run's
     config.yaml trains to (:func:`configured_step`), never simply the newest file: a run trained further under
     another ``train.steps`` is not silently evaluated at a later step (issue 14, guarantee 0)."""
-    from flatlib.train import RunConfig  # train writes run folders with this module's names
-
     config = read_run_config(run_dir)
     if step is None:
         step = configured_step(config, is_swa_phase(run_dir))
@@ -111,7 +116,7 @@ def load_model(run_dir: str | Path, kind: str = "ema", step: int | None = None, 
             raise MissingInputError(
                 f"{Path(run_dir).resolve()} holds no complete checkpoint of its configured step {step} "
                 f"(saved: {saved_steps(run_dir) or 'none'}): rerun its training to finish it")
-    run = RunConfig.from_dict(config, str(Path(run_dir) / layout.RUN_CONFIG))
+    run = load_run_config(Path(run_dir) / layout.RUN_CONFIG)
     path = weights_path(run_dir, kind, step, run.train.ema_rate)
     if not path.is_file():
         raise MissingInputError(f"{path} not found ({kind} weights at step {step})")

@@ -38,31 +38,7 @@ from collections import defaultdict
 import numpy as np
 from scipy import stats as _scipy_stats
 
-from flatlib.config import ConfigError, StrictConfig, ranged
-
-OUTCOMES = ("reproduced", "contradicted", "weaker than the paper", "inconclusive")
-NOT_EVALUATED = "not evaluated"
-#: statsmodels ``multipletests`` methods offered for the family of claims
-MULTIPLICITY = ("holm", "fdr_bh")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class VerdictConfig(StrictConfig):
-    """params.yaml ``verdict``: the confidence level of every interval and verdict, and the multiplicity
-    correction over the family of claims."""
-    confidence: float = ranged(0.95, ge=0.5, lt=1)
-    multiplicity: str = "holm"
-    barely: float = ranged(0.2, gt=0, lt=1)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.multiplicity not in MULTIPLICITY:
-            raise ConfigError(f"verdict.multiplicity must be one of {MULTIPLICITY}, got {self.multiplicity!r}")
-
-
-    @property
-    def alpha(self) -> float:
-        return 1 - self.confidence
+from flatlib.schema import VerdictConfig
 
 
 class _Bounds:

@@ -14,7 +14,7 @@ logs (runs/) it writes
 
 A row the profile does not measure (an import's missing weights, no SAM variant) is left out, never an error.
 
-    python -m flatlib.summary                # in the repository root, after the measurement stages
+    python -m flatlib.stages.summary                # in the repository root, after the measurement stages
 """
 from __future__ import annotations
 
@@ -27,13 +27,11 @@ import pandas as pd
 from flatlib import atomic, layout
 from flatlib.cli import cli_parser
 from flatlib.errors import MissingInputError, add_debug_flag, cli_errors
-from flatlib.layout import label
+from flatlib.vocabulary import NOT_EVALUATED, OUTCOMES, label
 from flatlib.report import claims, exposure_table, flatness_table, quant_table, table1
 from flatlib.report.claims import ADDED, PAPER, claim_parts, claim_seed_values, counts
-from flatlib.report.artifacts import (ArtifactMissing, exposure_entries, flatness_entries, load_params,
+from flatlib.report.artifacts import (ArtifactMissing, respacings, exposure_entries, flatness_entries, load_params,
                                       load_training_log, mean_columns)
-from flatlib.report.paper import RESPACINGS
-from flatlib.stats import NOT_EVALUATED, OUTCOMES
 
 #: summary key suffix -> Table 1 row whose FID is a headline number
 FID_ROWS = {"adm": "ADM", "ema": "+EMA", "sam": "+SAM", "sam_ema": "+SAM+EMA"}
@@ -53,7 +51,7 @@ def headline(workspace) -> dict[str, float | int]:
     claims, of the added claims (``added_``), and of the fragile verdicts."""
     out = {}
     fid = table1(workspace)
-    for t in RESPACINGS:
+    for t in respacings(workspace):
         for key, row in FID_ROWS.items():
             _put(out, f"fid{t}_{key}", fid, row, f"measured T'={t}")
     flatness, exposure = flatness_table(workspace), exposure_table(workspace)
@@ -96,7 +94,7 @@ def fid(workspace) -> pd.DataFrame:
     """T, row, fid: FID per Table 1 row and T' (mean over training seeds and sample sets)."""
     table = table1(workspace)
     records = [{"T": t, "row": row, "fid": table.loc[row, f"measured T'={t}"]}
-               for t in RESPACINGS if f"measured T'={t}" in table for row in table.index]
+               for t in respacings(workspace) if f"measured T'={t}" in table for row in table.index]
     return pd.DataFrame(records, columns=["T", "row", "fid"])
 
 
@@ -141,7 +139,7 @@ def write(workspace) -> dict[str, float | int]:
 
 
 def build_parser():
-    parser = cli_parser("python -m flatlib.summary", __doc__)
+    parser = cli_parser("python -m flatlib.stages.summary", __doc__)
     parser.add_argument("--workspace", default=".", help="the repository root the pipeline ran in")
     add_debug_flag(parser)
     return parser
@@ -149,7 +147,7 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    with cli_errors("summary", args.debug):
+    with cli_errors("stages.summary", args.debug):
         try:
             write(args.workspace)
         except ArtifactMissing as err:  # a measurement stage has not run: one line, not a traceback
