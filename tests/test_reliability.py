@@ -357,8 +357,11 @@ def test_ctrl_c_under_dvc_repro_is_the_trainer_line_and_exit_130(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "PYTHONPATH": REPO,
            "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    process = subprocess.Popen(stage_command("train", variant="adm", seed=0), shell=True, cwd=tmp_path, env=env,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    from dvc.stage.run import _make_cmd, get_executable  # the shell DVC runs a stage's command in ($SHELL)
+
+    command = _make_cmd(get_executable(), stage_command("train", variant="adm", seed=0))
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     log = tmp_path / "runs" / "adm" / "seed0" / "log.csv"
     deadline = time.monotonic() + 120
     while not log.is_file() and process.poll() is None and time.monotonic() < deadline:

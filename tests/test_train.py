@@ -32,7 +32,7 @@ TINY_SECTIONS = {
     "swa": {"start_step": 3, "steps": 4, "window": 2, "lr_min": 1e-5},
 }
 TINY = {**load_yaml(ROOT / "params.yaml"), **TINY_SECTIONS}
-TINY["flatness"] = {**TINY["flatness"], "surface_variants": ["adm"]}
+TINY["flatness"] = {**TINY["flatness"], "surface_variants": ["adm"], "t_max": 100}  # t_max <= diffusion.steps
 TINY["rho_sweep"] = {**TINY["rho_sweep"], "seeds": []}
 
 
