@@ -61,7 +61,7 @@ def load(path):
 @pytest.mark.parametrize("bad, message", [
     ({"optim": {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9}}, "unknown key in .*'momentum'"),
     ({"train": {**TINY["train"], "steps": "many"}}, "params.train.steps must be"),
-    ({"variants": {"adm": {"rho": -0.1}}}, "optim.rho must be >= 0"),
+    ({"variants": {"adm": {"rho": -0.1}}}, r"variants.adm.rho must be >= 0, got -0.1"),
     ({"optim": {"optimizer": "sgd", "lr": 1e-3}}, "optim.optimizer must be one of"),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, bad, message):
