@@ -7,8 +7,10 @@ A dataclass default exists only where it equals params.yaml's value (tests/test_
 section that params.yaml gives whole has no defaults to disagree with. Names of registered plug-ins
 (``optim.optimizer``, ``data.name``, ``fid.extractor``) are checked where the registries live, by preflight
 (flatlib.stages.preflight) and when a plug-in is built; everything else is checked here, before any work starts:
-types, ranges, and what spans sections (every T' at most ``diffusion.steps``, the SWA phase inside the run at a
-saved step, ...). An import's weights and flags are checked by flatlib.gd.importer.check_imports.
+types, each number's range (declared on its field with flatlib.config.ranged, checked by StrictConfig), and what
+spans sections (every T' at most ``diffusion.steps``, ``flatness.t_min < t_max``, ...; the SWA phase inside the
+run at a saved step: :func:`check_swa_phase`). Relations with the data set and the machine (``data.holdout``,
+``fid.reference_size``, ``launch.nproc_per_node``) are the preflight's. An import's weights and flags are checked by flatlib.gd.importer.check_imports.
 
     params = load_params("params.yaml", overrides=["train.steps=8"])
     run = params.run_config("sam", seed=1)    # RunConfig of one variant and training seed

@@ -111,7 +111,8 @@ def test_several_ranks_go_through_torchrun_and_end_with_their_status(workspace, 
     write_imported_params(workspace / "params.yaml", IMPORTS, launch={"nproc_per_node": 2})
     runs.main(["train", "--variant", "sam", "--seed", "0"])
     runs.main(["train", "--variant", "adm", "--seed", "0"])  # imported: no ranks to launch
-    assert launched == [(["train", "--variant", "sam", "--seed", "0"], 2)]
+    runs.main(["rho", "--seed", "0"])  # the rho sweep's runs start through the launcher too
+    assert launched == [(["train", "--variant", "sam", "--seed", "0"], 2), (["rho", "--seed", "0"], 2)]
     monkeypatch.undo()
 
     def stopped(config):
