@@ -1,9 +1,11 @@
 """Typed, strict configuration: the base of every params section (flatlib.schema) and the one YAML reader and
 writer of the package. Imports no torch.
 
-Every section of params.yaml maps onto a frozen dataclass (:class:`StrictConfig`). Unknown keys, missing
-required keys and wrong types raise ``ConfigError`` before any work starts (nanoGPT's rule: a typo must not be
-silently ignored). ``--set section.key=value`` overrides are parsed as YAML scalars.
+Every section of params.yaml maps onto a frozen dataclass (:class:`StrictConfig`). Unknown keys, missing required keys,
+wrong types and values out of a field's declared range (:func:`ranged`) raise ``ConfigError`` before any work
+starts (nanoGPT's rule: a typo must not be silently ignored). ``--set section.key=value`` overrides are parsed
+as YAML scalars. A parameter file that is not one (a folder, not UTF-8, malformed YAML, a duplicate key) is a
+``ConfigError`` naming the file, and the line and column where YAML says.
 
 params.yaml is read as YAML 1.2, as DVC writes it: ``dvc exp run -S key=value`` rewrites the file through ruamel,
 which drops the quotes of strings such as ``"off"`` that YAML 1.1 (PyYAML) reads as false.
@@ -18,6 +20,7 @@ import typing
 from pathlib import Path
 
 from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
 
 from flatlib.errors import FlatlibError
 
@@ -25,6 +28,15 @@ from flatlib.errors import FlatlibError
 class ConfigError(FlatlibError, ValueError):
     """A configuration value is unknown, missing, or of the wrong type (an expected failure: one line, no
     traceback, from every command line)."""
+
+
+class FieldError(ConfigError):
+    """One field's value is of the wrong type or out of its range: ``"{owner}.{field} {problem}"``, which
+    ``from_dict`` reports under the key path it read the field from (``params.flatness.draws ...``)."""
+
+    def __init__(self, owner: str, field: str, problem: str):
+        super().__init__(f"{owner}.{field} {problem}")
+        self.field, self.problem = field, problem
 
 
 def _nearest(key: str, valid) -> str:
@@ -45,18 +57,77 @@ def _accepts(kind, value) -> bool:
     return isinstance(value, kind)
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a numeric field accepts: ``low <= v`` (``low < v`` when ``low_open``) and ``v <= high``
+    (``v < high`` when ``high_open``); ``also`` lists single values accepted outside it (a sentinel such as -1)."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    also: tuple = ()
+
+    def __contains__(self, value) -> bool:
+        if value in self.also:
+            return True
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            text = f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+        elif self.low is not None:
+            text = f"{'>' if self.low_open else '>='} {self.low}"
+        else:
+            text = f"{'<' if self.high_open else '<='} {self.high}"
+        return text + "".join(f" or {value}" for value in self.also)
+
+
+def ranged(default=dataclasses.MISSING, *, gt=None, ge=None, lt=None, le=None, also: tuple = (),
+           default_factory=dataclasses.MISSING) -> typing.Any:
+    """A dataclass field whose value (each item, for a list) must lie in the range the bounds give; checked by
+    :class:`StrictConfig` on construction, so the range travels with the schema::
+
+        draws: int = ranged(20, ge=1)
+        sigmas: list = ranged(default_factory=lambda: [0.01], ge=0)
+    """
+    bounds = Range(low=gt if gt is not None else ge, high=lt if lt is not None else le,
+                   low_open=gt is not None, high_open=lt is not None, also=also)
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"range": bounds})
+
+
+def field_range(field: dataclasses.Field) -> Range | None:
+    """The :class:`Range` a field declares with :func:`ranged`, or None."""
+    return field.metadata.get("range")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class StrictConfig:
-    """Base of every config section: type-checked on construction, built from dicts with ``from_dict``."""
+    """Base of every config section: type- and range-checked on construction (:func:`ranged`), built from
+    dicts with ``from_dict``."""
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            owner = type(self).__name__
             if not _accepts(hints[field.name], value):
-                raise ConfigError(f"{type(self).__name__}.{field.name} must be {hints[field.name]}, got {value!r}")
+                raise FieldError(owner, field.name, f"must be {hints[field.name]}, got {value!r}")
             if hints[field.name] is float and isinstance(value, int):
                 object.__setattr__(self, field.name, float(value))
+            bounds = field_range(field)
+            if bounds is None or value is None:
+                continue
+            if isinstance(value, list):
+                if not all(_number(item) and item in bounds for item in value):
+                    raise FieldError(owner, field.name, f"must be a list of numbers {bounds}, got {value!r}")
+            elif value not in bounds:
+                raise FieldError(owner, field.name, f"must be {bounds}, got {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict, where: str = ""):
@@ -83,6 +154,8 @@ class StrictConfig:
             kwargs[name] = value
         try:
             return cls(**kwargs)
+        except FieldError as err:
+            raise ConfigError(f"{where}.{err.field} {err.problem}") from None
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
 
@@ -90,9 +163,18 @@ class StrictConfig:
         return dataclasses.asdict(self)
 
 
-def parse_yaml(text) -> typing.Any:
-    """YAML 1.2 through ruamel's pure-Python safe loader (plain dicts, lists and scalars; no Python objects)."""
-    return YAML(typ="safe", pure=True).load(text)
+def parse_yaml(text, source: str = "YAML") -> typing.Any:
+    """YAML 1.2 through ruamel's pure-Python safe loader (plain dicts, lists and scalars; no Python objects).
+    Malformed YAML and duplicate keys raise one-line :class:`ConfigError` naming ``source``, line and column."""
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
+        problem = " ".join(str(err.problem or err.context or type(err).__name__).split())
+        raise ConfigError(f"{where}: {problem}" + (f" ({err.context})" if err.context and err.problem else "")
+                          ) from None
+
 
 
 def dump_yaml(data) -> str:
@@ -105,11 +187,24 @@ def dump_yaml(data) -> str:
 
 
 def load_yaml(path: str | Path) -> dict:
+    """A parameter file as a dict: a missing file, a folder, bytes that are not UTF-8 or malformed YAML raise a
+    one-line :class:`ConfigError` naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"parameter file {path.resolve()} is a folder, not a file")
     if not path.is_file():
         raise ConfigError(f"parameter file not found: {path.resolve()}")
-    with open(path) as f:
-        return parse_yaml(f) or {}
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path.resolve()}, line {line}: not UTF-8 (byte 0x{data[err.start]:02x} at offset "
+                          f"{err.start}): save the file as UTF-8") from None
+    params = parse_yaml(text, str(path.resolve())) or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path.resolve()} must be a mapping of sections, got {type(params).__name__}")
+    return params
 
 
 def apply_overrides(params: dict, overrides: list[str]) -> dict:
@@ -126,5 +221,5 @@ def apply_overrides(params: dict, overrides: list[str]) -> dict:
             node = node[part]
         if leaf not in node:
             raise ConfigError(f"override {item!r}: unknown key {leaf!r}{_nearest(leaf, node)} (known: {sorted(node)})")
-        node[leaf] = parse_yaml(raw)
+        node[leaf] = parse_yaml(raw, f"override {item!r}")
     return params

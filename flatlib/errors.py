@@ -5,14 +5,19 @@ parameter, a corrupt or mismatched checkpoint, a run folder another trainer hold
 Its message says what is wrong, which path or key, and what to do. A command line wraps its work in
 :func:`cli_errors`: an expected failure prints one line ``flatlib.<cli>: error: <message>`` and exits with
 status 2 (or the error's own ``exit_code``), no traceback; ``--debug`` or ``FLATLIB_DEBUG=1`` re-raises it
-with its traceback. Any other exception is a bug and always raises with its traceback.
+with its traceback. A full disk (``OSError`` ENOSPC, wherever it is raised) is one too (:class:`DiskFullError`).
+Under torchrun every rank stops at the same step on a signal; rank 0 alone says so. Any other exception is a bug
+and always raises with its traceback.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
+import shutil
 import sys
+from pathlib import Path
 
 
 class FlatlibError(Exception):
@@ -30,6 +35,19 @@ class CorruptFileError(FlatlibError):
 
 class RunFolderError(FlatlibError):
     """A run folder cannot be written now (another trainer holds it)."""
+
+
+class DiskFullError(FlatlibError):
+    """A write failed for lack of space (ENOSPC): names the path and the space left; nothing is half-written
+    (atomic writes), so rerunning the same command after freeing space resumes."""
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> DiskFullError:
+        path = Path(path).absolute()
+        folder = next(p for p in (path, *path.parents) if p.exists())
+        free = shutil.disk_usage(folder).free
+        return cls(f"no space left on the device writing {path} ({free / 2 ** 20:.1f} MiB free there): free some "
+                   "space and rerun the same command (training resumes from its newest complete checkpoint)")
 
 
 class Interrupted(FlatlibError):
@@ -55,8 +73,13 @@ def cli_errors(cli: str, debug: bool = False):
     stderr and exit with its ``exit_code`` (2 by default); re-raise it when debugging is requested."""
     try:
         yield
-    except FlatlibError as err:
+    except (FlatlibError, OSError) as err:
+        if isinstance(err, OSError) and not isinstance(err, FlatlibError):
+            if err.errno != errno.ENOSPC:
+                raise  # another OSError is a bug, or a FlatlibError subclass of it
+            err = DiskFullError.of(err.filename or os.getcwd())
         if debug_requested(debug):
             raise
-        print(f"flatlib.{cli}: error: {err}", file=sys.stderr)
+        if not (isinstance(err, Interrupted) and os.environ.get("RANK", "0") != "0"):
+            print(f"flatlib.{cli}: error: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None

@@ -63,7 +63,9 @@ def rho_run_dir(rho: float, seed: int) -> Path:
 # ------------------------------------------------------------------------------------ files of a run folder
 RUN_CONFIG = "config.yaml"
 RUN_LOG = "log.csv"
-RUN_METRICS = "metrics.json"
+RUN_METRICS = "metrics.json"   # what the training computed: bitwise the same on a retrain
+RUN_TIMINGS = "timings.json"   # wall time, steps per second, steps run: .dvcignore'd, so DVC never hashes it
+CHECKSUMS = "checksums.json"   # checkpoint file name -> SHA-256 recorded when it was written
 
 
 def weights_file(kind: str, step: int, ema_rate: float) -> str:

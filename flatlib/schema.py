@@ -7,8 +7,10 @@ A dataclass default exists only where it equals params.yaml's value (tests/test_
 section that params.yaml gives whole has no defaults to disagree with. Names of registered plug-ins
 (``optim.optimizer``, ``data.name``, ``fid.extractor``) are checked where the registries live, by preflight
 (flatlib.stages.preflight) and when a plug-in is built; everything else is checked here, before any work starts:
-types, ranges, and what spans sections (every T' at most ``diffusion.steps``, the SWA phase inside the run at a
-saved step, ...). An import's weights and flags are checked by flatlib.gd.importer.check_imports.
+types, each number's range (declared on its field with flatlib.config.ranged, checked by StrictConfig), and what
+spans sections (every T' at most ``diffusion.steps``, ``flatness.t_min < t_max``, ...; the SWA phase inside the
+run at a saved step: :func:`check_swa_phase`). Relations with the data set and the machine (``data.holdout``,
+``fid.reference_size``, ``launch.nproc_per_node``) are the preflight's. An import's weights and flags are checked by flatlib.gd.importer.check_imports.
 
     params = load_params("params.yaml", overrides=["train.steps=8"])
     run = params.run_config("sam", seed=1)    # RunConfig of one variant and training seed
@@ -19,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from flatlib.config import ConfigError, StrictConfig, apply_overrides, load_yaml
+from flatlib.config import ConfigError, StrictConfig, apply_overrides, load_yaml, ranged
 from flatlib.vocabulary import MULTIPLICITY, PAPER_DATASETS, WEIGHT_KINDS
 
 #: ``train.compile`` / ``sample.compile``: "off" runs eagerly, any other value is a torch.compile (inductor) mode
@@ -35,6 +37,8 @@ QUANT_LAYER_TYPES = ("conv", "linear")
 #: channel_mult "" at an image size: guided-diffusion's script_util (256, 128, 64), DDPM-IP's and ADM-ES's
 #: addition (32), and ours (16, the CPU profiles)
 DEFAULT_CHANNEL_MULT = {256: "1,1,2,2,4,4", 128: "1,1,2,3,4", 64: "1,2,3,4", 32: "1,2,2,2", 16: "1,2,2"}
+#: groups of every GroupNorm of the UNet (flatlib.model.unet.GroupNorm32): its widths are multiples of it
+GROUPS = 32
 
 
 def check_choice(key: str, value, choices) -> None:
@@ -57,11 +61,12 @@ class DataConfig(StrictConfig):
     """params.yaml ``data``: which data set (a name of flatlib.training.data.DATASETS) and how it is fed."""
     name: str
     root: str = "data"
-    image_size: int
+    image_size: int = ranged(ge=1)
     path: str | None = None  # image_folder only: folder under root
     hflip: bool = False
-    num_workers: int = 0
-    holdout: int             # images held out of training (the plateau criterion's set), spread evenly
+    num_workers: int = ranged(0, ge=0)
+    holdout: int = ranged(ge=0)  # images held out of training (the plateau criterion's set), spread evenly;
+                                 # below the data set's size (flatlib.stages.preflight)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -70,19 +75,19 @@ class UNetConfig(StrictConfig):
     in_channels. channel_mult "" means :data:`DEFAULT_CHANNEL_MULT` of the image size. attention_resolutions are
     resolutions ("16,8"), turned into the downsample rates image_size // r that UNetModel takes. learn_sigma
     doubles the output channels."""
-    image_size: int
-    num_channels: int
-    num_res_blocks: int
-    in_channels: int
+    image_size: int = ranged(ge=1)        # divisible by 2 per level of channel_mult but the last: checked below
+    num_channels: int = ranged(ge=1)      # a multiple of GROUPS (GroupNorm32): checked below
+    num_res_blocks: int = ranged(ge=1)
+    in_channels: int = ranged(ge=1)
     channel_mult: str
     attention_resolutions: str
-    num_heads: int = 4
-    num_head_channels: int
-    num_heads_upsample: int = -1
+    num_heads: int = ranged(4, ge=1)
+    num_head_channels: int = ranged(ge=1, also=(-1,))       # -1: num_heads heads; else divides num_channels
+    num_heads_upsample: int = ranged(-1, ge=1, also=(-1,))  # -1: num_heads
     use_scale_shift_norm: bool = True
     resblock_updown: bool = False
     use_new_attention_order: bool = False
-    dropout: float
+    dropout: float = ranged(ge=0, lt=1)
     learn_sigma: bool = True
     use_checkpoint: bool = False
 
@@ -92,6 +97,15 @@ class UNetConfig(StrictConfig):
             raise ConfigError(f"no default channel_mult for image_size {self.image_size}: set channel_mult")
         if min(self.channel_mult_tuple) <= 0:
             raise ConfigError(f"channel_mult must be positive, got {self.channel_mult!r}")
+        if self.num_channels % GROUPS:
+            raise ConfigError(f"num_channels {self.num_channels} must be a multiple of {GROUPS} (GroupNorm32)")
+        downsamples = len(self.channel_mult_tuple) - 1
+        if self.image_size % 2 ** downsamples:
+            raise ConfigError(f"image_size {self.image_size} must be divisible by 2^{downsamples} (one halving per "
+                              f"level of channel_mult {self.channel_mult_tuple} but the last)")
+        if self.num_head_channels > 0 and self.num_channels % self.num_head_channels:
+            raise ConfigError(f"num_head_channels {self.num_head_channels} must divide num_channels "
+                              f"{self.num_channels}")
         levels = {self.image_size >> level for level in range(len(self.channel_mult_tuple))}
         if not set(_parse_ints("attention_resolutions", self.attention_resolutions)) <= levels:
             raise ConfigError(f"attention_resolutions {self.attention_resolutions!r} must be among the "
@@ -120,7 +134,7 @@ class UNetConfig(StrictConfig):
 class DiffusionConfig(StrictConfig):
     """params.yaml ``diffusion``: create_diffusion arguments; learn_sigma comes from ``model.learn_sigma``
     (flatlib.model.diffusion.diffusion_from_config builds it)."""
-    steps: int = 1000
+    steps: int = ranged(1000, ge=1)
     noise_schedule: str = "cosine"
     rescale_learned_sigmas: bool = True
 
@@ -134,66 +148,56 @@ class OptimConfig(StrictConfig):
     """params.yaml ``optim`` (a variant overrides some keys): the optimizer (a name of
     flatlib.training.optimizers.OPTIMIZERS) and the perturbation methods."""
     optimizer: str = "adam"           # "adam" (ADM) or "adam-sam" (SAM around Adam, official --optimizer)
-    lr: float
-    weight_decay: float = 0.0         # AdamW with 0 = Adam, as in the lineage
-    rho: float = 0.1                  # SAM radius (official README: 0.1)
+    lr: float = ranged(gt=0)
+    weight_decay: float = ranged(0.0, ge=0)  # AdamW with 0 = Adam, as in the lineage
+    rho: float = ranged(0.1, ge=0)    # SAM radius (official README: 0.1)
     adaptive: bool = False            # ASAM; reproduction choice: plain SAM
     sam_sync_first_backward: bool = False  # DDP: all-reduce the ascent gradient too (SAM paper: per replica)
-    grad_clip: float = 0.0            # 0 = off; applied after SAM's second backward
-    ip_gamma: float = 0.0             # Input Perturbation gamma (DDPM-IP: 0.15 CIFAR-10, 0.1 elsewhere)
-
-    def __post_init__(self):
-        super().__post_init__()
-        for name in ("lr", "rho", "grad_clip", "ip_gamma", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"optim.{name} must be >= 0, got {getattr(self, name)}")
+    grad_clip: float = ranged(0.0, ge=0)  # 0 = off; applied after SAM's second backward
+    ip_gamma: float = ranged(0.0, ge=0)   # Input Perturbation gamma (DDPM-IP: 0.15 CIFAR-10, 0.1 elsewhere)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig(StrictConfig):
     """params.yaml ``train``: the loop."""
-    steps: int
-    batch_size: int                   # global batch, split over DDP ranks
-    ema_rate: float
+    steps: int = ranged(ge=1)
+    batch_size: int = ranged(ge=1)    # global batch, split over DDP ranks (divisible by launch.nproc_per_node)
+    ema_rate: float = ranged(ge=0, lt=1)
     ema_warmup: bool                  # reproduction choice for short runs (see flatlib.training.averaging)
     timestep_sampler: str = "uniform"  # or "loss-second-moment"
     precision: str = "fp32"           # "bf16" autocast on GPU (never an fp16 scaler: SAM would do nothing)
     channels_last: bool = False
     compile: str = "off"              # torch.compile mode of forward/backward (flatlib.model.device.compiled)
-    log_every: int
-    save_every: int
+    log_every: int = ranged(ge=1)
+    save_every: int = ranged(ge=1)
     device: str = "auto"              # "auto": cuda:LOCAL_RANK when available, else cpu
-    plateau_triples: int = 256        # fixed (x0, t, eps) set (held-out images when data.holdout) whose
-                                      # L_simple is logged as eval_mse; 0 = off
-    plateau_window: float = 0.25      # the last fraction of training the plateau criterion looks at
-    plateau_tol: float = 0.05         # converged: |relative change of eval_mse over that window| < tol
+    plateau_triples: int = ranged(256, ge=0)  # fixed (x0, t, eps) set (held-out images when data.holdout)
+                                      # whose L_simple is logged as eval_mse; 0 = off
+    plateau_window: float = ranged(0.25, gt=0, le=1)  # the last fraction of training the plateau criterion looks at
+    plateau_tol: float = ranged(0.05, gt=0)  # converged: |relative change of eval_mse over that window| < tol
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("train.precision", self.precision, PRECISIONS)
         check_choice("train.compile", self.compile, TRAIN_COMPILE_MODES)
         check_choice("train.timestep_sampler", self.timestep_sampler, TIMESTEP_SAMPLERS)
-        if min(self.steps, self.batch_size, self.log_every, self.save_every) <= 0:
-            raise ConfigError("train.steps, batch_size, log_every and save_every must be positive")
-        if not 0 < self.plateau_window <= 1 or self.plateau_tol <= 0 or self.plateau_triples < 0:
-            raise ConfigError("train.plateau_window must be in (0, 1], plateau_tol > 0, plateau_triples >= 0")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SWAConfig(StrictConfig):
     """params.yaml ``swa``: the separate SWA phase (official README: window 100, lr_min 1e-6)."""
-    start_step: int                   # resume the run's checkpoint at this step (paper: 180000 of 200000)
-    steps: int                        # length of the SWA phase
-    window: int
-    lr_min: float = 1e-6
+    start_step: int = ranged(ge=1)    # resume the run's checkpoint at this step (paper: 180000 of 200000)
+    steps: int = ranged(ge=0)         # length of the SWA phase (0 in an import's run config; an SWA phase: >= 1)
+    window: int = ranged(ge=1)
+    lr_min: float = ranged(1e-6, ge=0)
 
 
 def check_swa_phase(train: TrainConfig, swa: SWAConfig) -> None:
     """The SWA phase starts from a checkpoint the train phase saves, before its last step: checked where an SWA
     phase runs or is planned (flatlib.training.train.train_run, the preflight of the pipeline), so a train phase
     of any length can be trained on its own (``python -m flatlib.training.train --set train.steps=2``)."""
-    if swa.window < 1 or swa.steps < 1:
-        raise ConfigError(f"swa.window ({swa.window}) and swa.steps ({swa.steps}) must be >= 1")
+    if swa.steps < 1:
+        raise ConfigError(f"swa.steps {swa.steps} must be >= 1 (the SWA phase of every trained variant)")
     if not 0 < swa.start_step < train.steps or swa.start_step % train.save_every:
         raise ConfigError(f"swa.start_step {swa.start_step} must be a saved step (a multiple of train.save_every "
                           f"{train.save_every}) below train.steps {train.steps}")
@@ -202,7 +206,7 @@ def check_swa_phase(train: TrainConfig, swa: SWAConfig) -> None:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunConfig(StrictConfig):
     """One training run: what flatlib.training.train.train_run takes and a run folder's ``config.yaml`` holds."""
-    seed: int
+    seed: int = ranged(ge=0)
     data: DataConfig
     model: UNetConfig
     diffusion: DiffusionConfig
@@ -215,29 +219,27 @@ class RunConfig(StrictConfig):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FeatureNetConfig(StrictConfig):
     """params.yaml ``featurenet``: the CPU-profile FID feature extractor (flatlib.measure.metrics.FeatureNet)."""
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
+    epochs: int = ranged(5, ge=1)
+    batch_size: int = ranged(128, ge=1)
+    lr: float = ranged(1e-3, gt=0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SampleConfig(StrictConfig):
     """params.yaml ``sample``: the Table 1 samples of every (variant, weights) row."""
-    num: int                              # samples per set, row and T' (paper: 50,000)
-    sets: int                             # disjoint sample sets, image seeds [k num, (k+1) num), shared by
+    num: int = ranged(ge=1)               # samples per set, row and T' (paper: 50,000; params: >= 2, for FID)
+    sets: int = ranged(ge=1)              # disjoint sample sets, image seeds [k num, (k+1) num), shared by
                                           # every model (paired); FID is reported as mean +- interval over them
-    respacings: list
+    respacings: list = ranged(ge=1)       # T' values, each at most diffusion.steps (Params)
     weights: list = dataclasses.field(default_factory=lambda: list(WEIGHT_KINDS))
-    batch_size: int = 256
-    eps_scale: float = 1.0                # ADM-ES lambda; the paper samples with 1 (off)
+    batch_size: int = ranged(256, ge=1)
+    eps_scale: float = ranged(1.0, gt=0)  # ADM-ES lambda; the paper samples with 1 (off)
     device: str = "auto"
     compile: str = "off"                  # torch.compile mode of the forward (flatlib.model.device.compiled)
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("sample.compile", self.compile, SAMPLE_COMPILE_MODES)
-        if self.num < 1 or self.sets < 1:
-            raise ConfigError(f"sample.num ({self.num}) and sample.sets ({self.sets}) must be >= 1")
 
     @property
     def seeds(self) -> list[int]:
@@ -255,25 +257,26 @@ class FIDConfig(StrictConfig):
     set of FID/KID/precision-recall."""
     extractor: str                        # "featurenet" (CPU profiles), "inception" (paper profiles)
     inception_weights: str | None = None  # path of torch-fidelity's Inception weights file (placed by hand)
-    reference_size: int = 5000            # training images in the reference set (paper: all of CIFAR-10)
+    reference_size: int = ranged(ge=2)    # training images in the reference set (paper: all of CIFAR-10); at
+                                          # most the training images (flatlib.stages.preflight)
     kid: bool = True
     prc: bool = True
-    batch_size: int = 256
-    floor_draws: int                      # real-vs-real floor: draws of two real sets at the sample counts
+    batch_size: int = ranged(256, ge=1)
+    floor_draws: int = ranged(ge=1)       # real-vs-real floor: draws of two real sets at the sample counts
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class QuantConfig(StrictConfig):
     """params.yaml ``quant``: the quantized-sampling experiment."""
-    bits: list = dataclasses.field(default_factory=lambda: [8, 4])
+    bits: list = ranged(default_factory=lambda: [8, 4], ge=2, le=16)  # integers, checked below
     per_channel: bool = False             # reproduction choice: per-tensor scales
     layer_types: list = dataclasses.field(default_factory=lambda: list(QUANT_LAYER_TYPES))
-    respacing: int = 20                   # the paper's quantization result is at T' = 20
+    respacing: int = ranged(20, ge=1)     # the paper's quantization result is at T' = 20
 
     def __post_init__(self):
         super().__post_init__()
-        if not all(isinstance(b, int) and not isinstance(b, bool) and b >= 2 for b in self.bits):
-            raise ConfigError(f"quant.bits must be integers >= 2, got {self.bits}")
+        if not all(isinstance(b, int) for b in self.bits):
+            raise ConfigError(f"quant.bits must be integers in [2, 16], got {self.bits}")
         unknown = sorted(set(self.layer_types) - set(QUANT_LAYER_TYPES))
         if unknown:
             raise ConfigError(f"quant.layer_types {unknown} unknown; choose from {sorted(QUANT_LAYER_TYPES)}")
@@ -282,30 +285,30 @@ class QuantConfig(StrictConfig):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FlatnessConfig(StrictConfig):
     """params.yaml ``flatness``: the fixed loss set and every measure's settings."""
-    num_triples: int                      # fixed (x0, t, eps) set shared by every measure and model
-    t_min: int = 0
-    t_max: int = 1000                     # official README: t_range 1000
+    num_triples: int = ranged(ge=1)       # fixed (x0, t, eps) set shared by every measure and model
+    t_min: int = ranged(0, ge=0)          # t in [t_min, t_max), t_max <= diffusion.steps (Params)
+    t_max: int = ranged(1000, ge=1)       # official README: t_range 1000
     hybrid_loss: bool = False             # reproduction choice: L_simple (eps MSE)
-    sigmas: list = dataclasses.field(default_factory=lambda: [0.005, 0.01])
-    draws: int                            # LPF Monte Carlo draws (Bisla et al.: 100)
+    sigmas: list = ranged(default_factory=lambda: [0.005, 0.01], ge=0)
+    draws: int = ranged(ge=1)             # LPF Monte Carlo draws (Bisla et al.: 100)
     filter_relative: bool = False
-    curve_span: float = 1.0               # 1-D curves over alpha in [-span, span], filter-normalised d
-    curve_points: int = 21
-    curve_directions: int = 1
+    curve_span: float = ranged(1.0, gt=0)  # 1-D curves over alpha in [-span, span], filter-normalised d
+    curve_points: int = ranged(21, ge=2)
+    curve_directions: int = ranged(1, ge=1)
     surface_variants: list = dataclasses.field(default_factory=lambda: ["adm", "sam"])  # 2-D surfaces: ADM vs SAM
     surface_weights: list = dataclasses.field(default_factory=lambda: ["raw"])
-    surface_points: int
-    hessian_iters: int                    # power iteration: at most this many iterations, stops at hessian_tol
-    hessian_tol: float                    # relative change of the eigenvalue estimate that counts as converged
-    hessian_samples: int                  # Hutchinson draws (the report draws the trace from 32)
-    batch_size: int = 256
+    surface_points: int = ranged(ge=2)
+    hessian_iters: int = ranged(ge=1)     # power iteration: at most this many iterations, stops at hessian_tol
+    hessian_tol: float = ranged(gt=0, lt=1)  # relative change of the eigenvalue estimate that counts as converged
+    hessian_samples: int = ranged(ge=1)   # Hutchinson draws (the report draws the trace from 32)
+    batch_size: int = ranged(256, ge=1)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ExposureConfig(StrictConfig):
     """params.yaml ``exposure``: chains per model, T' and how the per-step gap is reduced to one number."""
-    num: int = 64                         # chains and real images
-    respacing: int = 20
+    num: int = ranged(64, ge=1)           # chains and real images
+    respacing: int = ranged(20, ge=2)     # T' (at least 2: the aggregate drops the last step)
     aggregate: str = "mean_before_last"   # reproduction choice: mean gap over sampling steps but t = 0
 
     def __post_init__(self):
@@ -317,18 +320,14 @@ class ExposureConfig(StrictConfig):
 class VerdictConfig(StrictConfig):
     """params.yaml ``verdict``: the confidence level of every interval and verdict, and the multiplicity
     correction over the family of claims (flatlib.measure.stats)."""
-    confidence: float = 0.95
+    confidence: float = ranged(0.95, ge=0.5, lt=1)
     multiplicity: str                     # a statsmodels multipletests method of vocabulary.MULTIPLICITY
-    barely: float                         # the rho claim's "barely flattens": a relative change below this
+    barely: float = ranged(gt=0, lt=1)    # the rho claim's "barely flattens": a relative change below this
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0.5 <= self.confidence < 1:
-            raise ConfigError(f"verdict.confidence must be in [0.5, 1), got {self.confidence}")
         if self.multiplicity not in MULTIPLICITY:
             raise ConfigError(f"verdict.multiplicity must be one of {MULTIPLICITY}, got {self.multiplicity!r}")
-        if not 0 < self.barely < 1:
-            raise ConfigError(f"verdict.barely must be in (0, 1), got {self.barely}")
 
     @property
     def alpha(self) -> float:
@@ -348,7 +347,7 @@ class ImportConfig(StrictConfig):
     swa: str | None = None
     flags: str | dict | None = None
     published: str | None = None
-    step: int | None = None
+    step: int | None = ranged(None, ge=1)
     reference: str | None = None
     reference_weights: str | None = None
 
@@ -368,8 +367,9 @@ class ImportConfig(StrictConfig):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LaunchConfig(StrictConfig):
-    """params.yaml ``launch``: how the DVC training stages start (torchrun + DDP)."""
-    nproc_per_node: int = 1               # training processes (GPUs) per run; the global batch is split
+    """params.yaml ``launch``: how the DVC training stages start (flatlib.stages.runs: in this process for 1,
+    torchrun's launcher and DDP above)."""
+    nproc_per_node: int = ranged(1, ge=1)  # training processes (GPUs) per run; the global batch is split
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -378,9 +378,9 @@ class RhoSweepConfig(StrictConfig):
     SAM variant's run at their last step, per training seed of ``seeds``: the training seeds, or none (no
     sweep, e.g. where adm or sam is imported). DVC's foreach over the sweep's stages reads that list."""
     seeds: list
-    rhos: list                            # 0 and optim.rho reuse the adm and sam runs
-    sigma: float = 0.01
-    respacing: int = 20
+    rhos: list = ranged(gt=0)             # > 0: rho 0 is the adm run, optim.rho sam's (they reuse those runs)
+    sigma: float = ranged(0.01, ge=0)
+    respacing: int = ranged(20, ge=1)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -390,8 +390,8 @@ class Params(StrictConfig):
     each, paired across variants (same initial weights and data order). ``paper_dataset``: the paper's column
     (flatlib.vocabulary.PAPER_DATASETS) the results are compared with, or None (no paper column). ``imports``
     maps a variant to the weights it is evaluated from instead of being trained (:class:`ImportConfig`)."""
-    seed: int
-    seeds: list
+    seed: int = ranged(ge=0)
+    seeds: list = ranged(ge=0)            # integers, distinct: checked below
     paper_dataset: str | None
     launch: LaunchConfig = LaunchConfig()
     data: DataConfig
@@ -419,8 +419,7 @@ class Params(StrictConfig):
         if self.paper_dataset is not None:
             check_choice("paper_dataset", self.paper_dataset, PAPER_DATASETS)
         for variant in self.variants:  # a variant may only override optim keys, with valid values
-            if self.run_config(variant).optim.lr <= 0:
-                raise ConfigError(f"optim.lr must be > 0 (variant {variant!r})")
+            self.run_config(variant)
         object.__setattr__(self, "imports", {variant: ImportConfig.from_dict(entry or {}, f"imports.{variant}")
                                              for variant, entry in self.imports.items()})
         self._check_across_sections()
@@ -451,6 +450,10 @@ class Params(StrictConfig):
             bad = [t for t in values if not isinstance(t, int) or not 1 <= t <= steps]
             if bad:
                 raise ConfigError(f"{key} {bad}: every T' must be an integer in [1, diffusion.steps = {steps}]")
+        flat = self.flatness
+        if not flat.t_min < flat.t_max <= steps:
+            raise ConfigError(f"flatness.t_min {flat.t_min} and t_max {flat.t_max}: need t_min < t_max <= "
+                              f"diffusion.steps = {steps} (t is drawn from [t_min, t_max))")
         if self.quant.respacing not in self.sample.respacings:
             raise ConfigError(f"quant.respacing {self.quant.respacing} must be one of sample.respacings "
                               f"{self.sample.respacings}: the full-precision FID is taken from those samples")
@@ -459,8 +462,8 @@ class Params(StrictConfig):
             raise ConfigError(f"sample.weights {unknown} unknown; choose from {list(WEIGHT_KINDS)}")
         if self.data.image_size != self.model.image_size:
             raise ConfigError(f"data.image_size {self.data.image_size} != model.image_size {self.model.image_size}")
-        if not all(isinstance(r, (int, float)) and r > 0 for r in self.rho_sweep.rhos):
-            raise ConfigError(f"rho_sweep.rhos {self.rho_sweep.rhos} must be > 0 (rho 0 is the adm run)")
+        if self.sample.num < 2:
+            raise ConfigError(f"sample.num {self.sample.num} must be >= 2 (the FID of a set needs two samples)")
         missing = sorted(set(self.flatness.surface_variants) - set(self.variants))
         if missing:
             raise ConfigError(f"flatness.surface_variants {missing} are not variants {sorted(self.variants)}")

@@ -30,12 +30,14 @@ def test_variant_merges_into_optim_once(params_file):
 
 @pytest.mark.parametrize("override, message", [
     ("sample.respacings=[20, 2000]", r"sample.respacings \[2000\].*diffusion.steps = 1000"),
-    ("quant.bits=[8, 1]", "quant.bits must be integers >= 2"),
-    ("quant.bits=[8.5]", "quant.bits must be integers >= 2"),
-    ("rho_sweep.rhos=[0.0, 0.5]", r"rho_sweep.rhos \[0.0, 0.5\] must be > 0"),
+    ("quant.bits=[8, 1]", r"quant.bits must be a list of numbers in \[2, 16\], got \[8, 1\]"),
+    ("quant.bits=[8.5]", r"quant.bits must be integers in \[2, 16\]"),
+    ("swa.window=0", "swa.window must be >= 1, got 0"),
+    ("rho_sweep.rhos=[0.0, 0.5]", r"rho_sweep.rhos must be a list of numbers > 0, got \[0.0, 0.5\]"),
     ("seeds=[0, 0]", "seeds .* distinct integers"),
     ("seeds=[]", "seeds .* distinct integers"),
     ("optim.lr=0.0", "optim.lr must be > 0"),
+    ("variants={adm: {}, sam: {lr: -1e-4}}", r"variants.sam.lr must be > 0, got -0.0001"),
     ("quant.respacing=50", "quant.respacing 50 must be one of sample.respacings"),
     ("exposure.aggregate=median", "exposure.aggregate must be one of"),
     ("variants={sam: {rhoo: 0.2}}", r"'rhoo' \(did you mean 'rho'\?\)"),
@@ -46,8 +48,40 @@ def test_cross_field_errors_before_any_work(params_file, override, message):
         load_params(params_file, [override])
 
 
+# Issue 22: values that passed the preflight, then failed later or silently did the wrong thing.
 @pytest.mark.parametrize("override, message", [
-    ("swa.window=0", "swa.window"),
+    ("fid.reference_size=-5", r"params.fid.reference_size must be >= 2, got -5"),
+    ("fid.reference_size=0", r"params.fid.reference_size must be >= 2, got 0"),
+    ("flatness.draws=-2", r"params.flatness.draws must be >= 1, got -2"),
+    ("flatness.sigmas=[-0.01]", r"params.flatness.sigmas must be a list of numbers >= 0, got \[-0.01\]"),
+    ("quant.bits=[33]", r"params.quant.bits must be a list of numbers in \[2, 16\], got \[33\]"),
+    ("exposure.num=0", r"params.exposure.num must be >= 1, got 0"),
+    ("featurenet.epochs=0", r"params.featurenet.epochs must be >= 1, got 0"),
+    ("train.ema_rate=2.0", r"params.train.ema_rate must be in \[0, 1\), got 2.0"),
+    ("flatness.hessian_iters=0", r"params.flatness.hessian_iters must be >= 1, got 0"),
+    ("flatness.curve_points=1", r"params.flatness.curve_points must be >= 2, got 1"),
+    ("flatness.t_min=900", r"flatness.t_min 900 and t_max 100: need t_min < t_max <= diffusion.steps = 1000"),
+    ("fid.batch_size=0", r"params.fid.batch_size must be >= 1, got 0"),
+    ("sample.batch_size=-1", r"params.sample.batch_size must be >= 1, got -1"),
+    ("launch.nproc_per_node=0", r"params.launch.nproc_per_node must be >= 1, got 0"),
+    ("model.num_channels=0", r"params.model.num_channels must be >= 1, got 0"),
+    ("model.num_channels=48", r"num_channels 48 must be a multiple of 32 \(GroupNorm32\)"),
+    ("model.dropout=1.0", r"params.model.dropout must be in \[0, 1\), got 1.0"),
+    ("model.num_head_channels=0", r"params.model.num_head_channels must be >= 1 or -1, got 0"),
+    ("optim.rho=-0.1", r"params.optim.rho must be >= 0, got -0.1"),
+    ("verdict.confidence=1.0", r"params.verdict.confidence must be in \[0.5, 1\), got 1.0"),
+])
+def test_out_of_range_values_fail_before_any_work(params_file, override, message):
+    overrides = [override] + (["flatness.t_max=100"] if override.startswith("flatness.t_min") else [])
+    with pytest.raises(ConfigError, match=message):
+        load_params(params_file, overrides)
+
+
+def test_a_malformed_override_is_one_line(params_file):
+    with pytest.raises(ConfigError, match=r"^override 'train.steps=\[1,', line 1, column 4: expected the node content"):
+        load_params(params_file, ["train.steps=[1,"])
+@pytest.mark.parametrize("override, message", [
+    ("swa.steps=0", "swa.steps 0 must be >= 1"),
     ("swa.start_step=1700", "swa.start_step 1700 must be a saved step"),
     ("swa.start_step=2000", "swa.start_step 2000 must be a saved step"),
 ])

@@ -13,6 +13,7 @@ one-line errors, --debug -> test_expected_failures_are_one_line_bugs_and_debug_k
 import copy
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -235,3 +236,138 @@ def test_sigterm_stops_with_a_checkpoint_and_rerun_resumes(tmp_path):
     straight = tmp_path / "straight"
     run(tmp_path, "adm", straight, train__steps=12, train__save_every=1000)
     assert_same_weights(straight / "model000012.pt", out / "model000012.pt")
+
+
+# ------------------------------------------------------------------------------------- issue 22
+def dvc_folder_hash(repo, folder) -> str:
+    """The hash DVC records for ``folder`` as an output (its .dvcignore applied)."""
+    from dvc_data.hashfile.build import build
+
+    _, _, obj = build(repo.cache.local, str(folder), repo.fs, "md5", ignore=repo.dvcignore)
+    return obj.hash_info.value
+
+
+def test_identical_retrain_keeps_the_folder_hash(tmp_path):
+    """Timings go to timings.json, which .dvcignore keeps out of the hash: a retrain from scratch with the same
+    weights leaves the run folder's DVC hash, and so every downstream stage, unchanged."""
+    from dvc.repo import Repo
+
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / ".dvcignore").write_text(open(os.path.join(REPO, ".dvcignore")).read())
+    repo = Repo(str(tmp_path))
+    out = tmp_path / "runs" / "adm" / "seed0"
+    first = run(tmp_path, "adm", out, train__log_every=1)
+    before, timings = dvc_folder_hash(repo, out), json.loads((out / "timings.json").read_text())
+    assert timings["steps_run"] == 6 and timings["seconds"] > 0 and "seconds" not in first.get("plateau", {})
+    shutil.rmtree(out)
+    run(tmp_path, "adm", out, train__log_every=1)
+    assert dvc_folder_hash(repo, out) == before
+    assert "steps_per_second" not in (out / "log.csv").read_text()
+
+
+def test_resume_cuts_the_log_back_to_the_checkpoint(tmp_path):
+    """A crash after step 6 was logged but before its checkpoint was complete (kill -9 between the log row and
+    the training state): the resume from step 3 logs steps 4 to 6 once, as an uninterrupted run does."""
+    straight, crashed = tmp_path / "straight", tmp_path / "crashed"
+    run(tmp_path, "adm", straight, train__log_every=1)
+    run(tmp_path, "adm", crashed, train__log_every=1)
+    (crashed / "opt000006.pt").unlink()  # the training state is written last: step 6 never completed
+    assert run(tmp_path, "adm", crashed, train__log_every=1)["steps_run"] == 3
+    assert (crashed / "log.csv").read_text() == (straight / "log.csv").read_text()
+
+
+def test_a_changed_checkpoint_is_skipped_like_a_truncated_one(tmp_path, capsys):
+    straight, changed = tmp_path / "straight", tmp_path / "changed"
+    run(tmp_path, "adm", straight)
+    run(tmp_path, "adm", changed)
+    ema = changed / "ema_0.9_000006.pt"
+    data = bytearray(ema.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 4] = b"\xff\xff\xff\xff"  # same length, loads without error
+    ema.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match=f"{ema} changed after it was written"):
+        load_model(changed, "ema")
+    capsys.readouterr()
+    assert run(tmp_path, "adm", changed)["steps_run"] == 3  # from step 3, not "done"
+    assert "skipping the checkpoint of step 6" in capsys.readouterr().err
+    for name in ["model000006.pt", "ema_0.9_000006.pt"]:
+        assert_same_weights(straight / name, changed / name)
+
+
+def test_files_get_the_mode_of_a_plain_open(tmp_path):
+    previous = os.umask(0o002)  # a group-shared workspace
+    try:
+        run(tmp_path, "adm", tmp_path / "run", train__steps=2, train__save_every=2)
+        (tmp_path / "plain").write_text("")
+    finally:
+        os.umask(previous)
+    plain = (tmp_path / "plain").stat().st_mode & 0o777
+    assert plain == 0o664
+    assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").glob("*.*")} == {
+        p.name: plain for p in (tmp_path / "run").glob("*.*")}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 1 MiB at tmp_path/disk (grow it with ``mount -o remount,size=...``), or a skip."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root: the disk-full test runs as root (CI container) only")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True,
+                             text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}): the disk-full test needs one")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_mid_run_is_one_line_and_resumes(tmp_path, small_disk, capsys):
+    straight = tmp_path / "straight"
+    run(tmp_path, "adm", straight)
+    checkpoint = sum(p.stat().st_size for p in straight.glob("*000003.pt"))
+    size = int(1.5 * checkpoint) // 4096 * 4096  # room for the checkpoint of step 3, not for step 6's
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(small_disk)], check=True)
+    out = small_disk / "run"
+    err = expect_exit(capsys, tmp_path, "adm", out)
+    assert len(err.splitlines()) == 1 and "no space left on the device writing " + str(out) in err, err
+    assert "MiB free there): free some space and rerun the same command" in err
+    assert not list(out.glob(".*.tmp")) and (out / "opt000003.pt").is_file()
+    subprocess.run(["mount", "-o", f"remount,size={4 * size}", str(small_disk)], check=True)  # space freed
+    assert run(tmp_path, "adm", out)["steps_run"] == 3  # resumed from step 3
+    for name in ["model000006.pt", "ema_0.9_000006.pt"]:
+        assert_same_weights(straight / name, out / name)
+
+
+def stage_command(stage: str, **item) -> str:
+    """The command dvc.yaml gives a matrix stage, as ``dvc repro`` runs it."""
+    cmd = yaml.safe_load(open(os.path.join(REPO, "dvc.yaml")))["stages"][stage]["cmd"]
+    for key, value in item.items():
+        cmd = cmd.replace("${item.%s}" % key, str(value))
+    return cmd.replace("${launch.nproc_per_node}", "1")
+
+
+def test_ctrl_c_under_dvc_repro_is_the_trainer_line_and_exit_130(tmp_path):
+    """Ctrl-C sends SIGINT to the foreground process group (DVC ignores it while a stage runs): the train stage's
+    command ends with the trainer's line and status 130, no launcher traceback."""
+    params = yaml.safe_load(open(os.path.join(REPO, "params.yaml")))
+    params["train"].update(steps=1000, log_every=1, save_every=500)
+    params["swa"].update(start_step=500)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "PYTHONPATH": REPO,
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    from dvc.stage.run import _make_cmd, get_executable  # the shell DVC runs a stage's command in ($SHELL)
+
+    command = _make_cmd(get_executable(), stage_command("train", variant="adm", seed=0))
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    log = tmp_path / "runs" / "adm" / "seed0" / "log.csv"
+    deadline = time.monotonic() + 120
+    while not log.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("flatlib.stages.runs: error: stopped by SIGINT at "
+                                                                     "step "), err

@@ -94,3 +94,35 @@ def test_preflight_checks_every_imported_file_and_records_its_digest(workspace, 
     assert f"{workspace / 'data/imported/ADM-baseline.pt'} not found" in found[0]
     assert "DDPM-IP publishes ADM-baseline.pt for cifar10 at https://drive.google.com/" in found[0]
     assert found[1].startswith("imports.ip.swa: ") and "most likely flag: --num_channels 64 (given 32" in found[1]
+
+
+def test_several_ranks_go_through_torchrun_and_end_with_their_status(workspace, monkeypatch):
+    """launch.nproc_per_node > 1: torchrun's launcher runs in-process; its SignalException (Ctrl-C, passed once to
+    every rank) and ChildFailedError (a rank's expected failure, which the rank printed) become the ranks' exit
+    status, without torchrun's traceback."""
+    import signal
+
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    launched = []
+    monkeypatch.setattr(runs, "launch_ranks", lambda argv, nproc: launched.append((argv, nproc)))
+    write_imported_params(workspace / "params.yaml", IMPORTS, launch={"nproc_per_node": 2})
+    runs.main(["train", "--variant", "sam", "--seed", "0"])
+    runs.main(["train", "--variant", "adm", "--seed", "0"])  # imported: no ranks to launch
+    runs.main(["rho", "--seed", "0"])  # the rho sweep's runs start through the launcher too
+    assert launched == [(["train", "--variant", "sam", "--seed", "0"], 2), (["rho", "--seed", "0"], 2)]
+    monkeypatch.undo()
+
+    def stopped(config):
+        raise SignalException("Process 1 got signal: 2", signal.SIGINT)
+
+    def failed(config):
+        raise ChildFailedError("flatlib.runs", {1: ProcessFailure(1, 11, -9, ""), 0: ProcessFailure(0, 10, 2, "")})
+
+    for fake, status in ((stopped, 130), (failed, 2)):
+        monkeypatch.setattr(torchrun, "run", fake)
+        with pytest.raises(SystemExit) as exit_info:
+            runs.launch_ranks(["train", "--variant", "sam", "--seed", "0"], 2)
+        assert exit_info.value.code == status

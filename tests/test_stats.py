@@ -27,7 +27,7 @@ def test_sample_sets_are_averaged_within_a_seed():
 
 
 def test_confidence_is_checked():
-    with pytest.raises(ConfigError, match="verdict.confidence"):
+    with pytest.raises(ConfigError, match=r"VerdictConfig.confidence must be in \[0.5, 1\), got 1.0"):
         VerdictConfig(confidence=1.0, multiplicity="holm", barely=0.2)
     with pytest.raises(ConfigError, match="verdict.multiplicity"):
         VerdictConfig(multiplicity="bonferroni", barely=0.2)

@@ -32,7 +32,7 @@ TINY_SECTIONS = {
     "swa": {"start_step": 3, "steps": 4, "window": 2, "lr_min": 1e-5},
 }
 TINY = {**load_yaml(ROOT / "params.yaml"), **TINY_SECTIONS}
-TINY["flatness"] = {**TINY["flatness"], "surface_variants": ["adm"]}
+TINY["flatness"] = {**TINY["flatness"], "surface_variants": ["adm"], "t_max": 100}  # t_max <= diffusion.steps
 TINY["rho_sweep"] = {**TINY["rho_sweep"], "seeds": []}
 
 
@@ -60,8 +60,8 @@ def load(path):
 
 @pytest.mark.parametrize("bad, message", [
     ({"optim": {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9}}, "unknown key in .*'momentum'"),
-    ({"train": {**TINY["train"], "steps": "many"}}, "TrainConfig.steps must be"),
-    ({"variants": {"adm": {"rho": -0.1}}}, "optim.rho must be >= 0"),
+    ({"train": {**TINY["train"], "steps": "many"}}, "params.train.steps must be"),
+    ({"variants": {"adm": {"rho": -0.1}}}, r"variants.adm.rho must be >= 0, got -0.1"),
     ({"optim": {"optimizer": "sgd", "lr": 1e-3}}, "optim.optimizer must be one of"),
 ])
 def test_bad_config_fails_before_any_work(tmp_path, bad, message):

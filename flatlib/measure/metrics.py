@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from flatlib import layout
+from flatlib.atomic import sha256_file
 from flatlib.training.checkpoints import read_checkpoint
 from flatlib.training.data import uint8_to_float
 from flatlib.errors import CorruptFileError, MissingInputError
@@ -137,14 +138,6 @@ def _require_file(path, what: str) -> Path:
     if path is None or not Path(path).is_file():
         raise MissingInputError(f"{what} not found: {'no path given' if path is None else Path(path).resolve()}")
     return Path(path)
-
-
-def sha256_file(path: str | Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def check_inception_weights(path) -> Path:

@@ -26,14 +26,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from flatlib.schema import UNetConfig
+from flatlib.schema import GROUPS, UNetConfig
 
 
 class GroupNorm32(nn.GroupNorm):
     """GroupNorm with 32 groups, computed in float32 and cast back (stable under reduced precision)."""
 
     def __init__(self, channels):
-        super().__init__(32, channels)
+        super().__init__(GROUPS, channels)
 
     def forward(self, x):
         return super().forward(x.float()).type(x.dtype)

@@ -4,19 +4,21 @@
     python -m flatlib.stages.preflight --params params.yaml --out data/preflight.json   # as the DVC stage runs it
 
 Checks (issue 14, guarantee 1): params.yaml parses (:class:`flatlib.schema.Params`, every section and
-the checks across sections); the data set is on disk (:func:`flatlib.training.data.check_dataset`, without reading images);
-the Inception weights, when ``fid.extractor`` is inception, exist and are the published file (SHA-256);
-every imported weights file exists and loads strictly into the UNet of its flags (:func:`import_problems`;
-their SHA-256 go into ``--out``); the workspace is writable; the disk holds the checkpoints and samples the
-profile will write (:func:`disk_needed`); every named device exists. It prints one list of every problem, each
-with the path or key to fix, and exits with status 2; with none it prints a one-line summary (and writes
-``--out``).
+the checks across sections); the data set is on disk (:func:`flatlib.training.data.check_dataset`, without reading
+images); the held-out images and the FID reference set fit it (:func:`data_size_problems`); the Inception weights,
+when ``fid.extractor`` is inception, exist and are the published file (SHA-256); every imported weights file
+exists and loads strictly into the UNet of its flags (:func:`import_problems`; their SHA-256 go into ``--out``);
+the workspace is writable; the disk holds the checkpoints and samples the profile will write, and DVC's cache
+copy of them (:func:`disk_problems`); every named device exists, and ``launch.nproc_per_node`` fits the devices
+and the batch (:func:`launch_problems`). It prints one list of every problem, each with the path or key to fix
+(one problem: one line), and exits with status 2; with none it prints a one-line summary (and writes ``--out``).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import math
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -70,6 +72,52 @@ def disk_needed(params: Params, workspace: Path) -> tuple[int, str]:
     return max(0, total - present), how
 
 
+def dvc_cache(workspace: Path) -> Path | None:
+    """The local cache folder of the DVC repository at ``workspace`` when it stores copies of the outputs
+    (cache.type includes copy, DVC's default "reflink,copy"; links alone take no space), else None."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        repo = Repo(str(workspace), uninitialized=False)
+    except NotDvcRepoError:
+        return None
+    try:
+        return Path(repo.cache.local.path) if "copy" in repo.cache.local.cache_types else None
+    finally:
+        repo.close()
+
+
+def _file_system(path: Path) -> Path:
+    """``path``, or its nearest existing parent (a cache folder DVC has not created yet)."""
+    path = path.resolve()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def disk_problems(params: Params, workspace: Path) -> list[str]:
+    """Free disk against :func:`disk_needed` on the workspace's file system and, counted again, on the file
+    system of DVC's cache (:func:`dvc_cache`), which keeps a copy of every run folder, sample set and
+    reference: both on the workspace's when they share it."""
+    needed, how = disk_needed(params, workspace)
+    needs = {workspace.resolve(): (needed, how)}
+    cache = dvc_cache(workspace)
+    if cache is not None:
+        cache_fs = _file_system(cache)
+        if cache_fs.stat().st_dev == workspace.resolve().stat().st_dev:
+            needs[workspace.resolve()] = (2 * needed, f"{how}, and DVC's cache copy of them in {cache}")
+        else:
+            needs[cache_fs] = (needed, f"DVC's cache copy of {how}")
+    found = []
+    for path, (size, what) in needs.items():
+        free = shutil.disk_usage(path).free
+        if size > free:
+            found.append(f"not enough free disk in {path}: the profile writes about "
+                         f"{math.ceil(size / GiB * 10) / 10} GiB there ({what}), {free / GiB:.1f} GiB are free")
+    return found
+
+
 def import_problems(params: Params, workspace: Path) -> list[str]:
     """Every imported weights file (params.yaml ``imports``) and reference output: present (else where it is
     published), and a weights-only state_dict that loads strictly into the UNet of its flags."""
@@ -121,8 +169,11 @@ def problems(params: dict, workspace: Path) -> list[str]:
     except FlatlibError as err:
         return [str(err)]
     found, data, fid = [], cfg.data, cfg.fid
-    inputs = [lambda: check_dataset(data.name, workspace / data.root, data.image_size, data.path),
-              lambda: check_choice("fid.extractor", fid.extractor, EXTRACTORS), lambda: check_imports(cfg),
+    try:
+        found += data_size_problems(cfg, check_dataset(data.name, workspace / data.root, data.image_size, data.path))
+    except FlatlibError as err:
+        found.append(str(err))
+    inputs = [lambda: check_choice("fid.extractor", fid.extractor, EXTRACTORS), lambda: check_imports(cfg),
               lambda: check_swa_phase(cfg.train, cfg.swa)]
     inputs += [lambda v=v: check_choice(f"optim.optimizer of variant {v}", cfg.run_config(v).optim.optimizer,
                                         OPTIMIZERS) for v in cfg.variants]
@@ -141,16 +192,36 @@ def problems(params: dict, workspace: Path) -> list[str]:
             pass
     except OSError as err:
         found.append(f"the workspace {workspace.resolve()} is not writable ({err})")
-    needed, how = disk_needed(cfg, workspace)
-    free = shutil.disk_usage(workspace).free
-    if needed > free:
-        found.append(f"not enough free disk for the profile in {workspace.resolve()}: it writes about "
-                     f"{math.ceil(needed / GiB * 10) / 10} GiB ({how}), {free / GiB:.1f} GiB are free")
+    found += disk_problems(cfg, workspace)
     devices = {"train.device": cfg.train.device, "sample.device": cfg.sample.device}
     found += [problem for key, name in devices.items() if (problem := _device_problem(key, name))]
-    nproc = cfg.launch.nproc_per_node
-    if torch.cuda.is_available() and nproc > torch.cuda.device_count():
-        found.append(f"launch.nproc_per_node is {nproc} but there are {torch.cuda.device_count()} CUDA devices")
+    return found + launch_problems(cfg)
+
+
+def data_size_problems(params: Params, images: int) -> list[str]:
+    """What does not fit a data set of ``images`` images: the held-out images, the FID reference set (drawn
+    from the training images)."""
+    data, found = params.data, []
+    if not data.holdout < images:
+        found.append(f"data.holdout {data.holdout} must be below the {images} images of {data.name}")
+    elif params.fid.reference_size > images - data.holdout:
+        found.append(f"fid.reference_size {params.fid.reference_size} must be at most the {images - data.holdout} "
+                     f"training images of {data.name} (the reference set is drawn from them)")
+    return found
+
+
+def launch_problems(params: Params) -> list[str]:
+    """``launch.nproc_per_node`` against the devices a rank trains on (CUDA devices, else CPU cores) and the
+    global batch it splits."""
+    nproc, train, found = params.launch.nproc_per_node, params.train, []
+    on_gpu = train.device.startswith("cuda") or (train.device == "auto" and torch.cuda.is_available())
+    available, kind = (torch.cuda.device_count(), "CUDA devices") if on_gpu else (os.cpu_count() or 1, "CPU cores")
+    if nproc > available:
+        found.append(f"launch.nproc_per_node is {nproc} but there are {available} {kind} for train.device "
+                     f"{train.device!r}")
+    if train.batch_size % nproc:
+        found.append(f"train.batch_size {train.batch_size} must be divisible by launch.nproc_per_node {nproc} "
+                     "(the global batch is split over the ranks)")
     return found
 
 
@@ -168,9 +239,11 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     with cli_errors("stages.preflight", args.debug):
         found = problems(load_yaml(args.params), args.workspace)
+        if len(found) == 1:
+            raise FlatlibError(f"{args.params}: {found[0]}")
         if found:
-            raise FlatlibError(f"{len(found)} problem{'s' * (len(found) > 1)} found before any work "
-                               f"({args.params}):\n" + "\n".join(f"  - {problem}" for problem in found))
+            raise FlatlibError(f"{len(found)} problems found before any work ({args.params}):\n"
+                               + "\n".join(f"  - {problem}" for problem in found))
         if args.out:
             digests = import_digests(Params.from_dict(load_yaml(args.params), "params"), args.workspace)
             atomic.write_json(args.out, {"checks": list(CHECKS), **({"imports": digests} if digests else {})},

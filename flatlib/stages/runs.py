@@ -1,8 +1,8 @@
 """The DVC training stages: every run folder of flatlib.layout, trained here or imported; the one owner of them.
 
-    torchrun --standalone --nproc_per_node 1 -m flatlib.stages.runs train --variant sam --seed 0   # runs/sam/seed0
-    torchrun --standalone --nproc_per_node 1 -m flatlib.stages.runs swa --variant sam --seed 0     # runs/sam_swa/seed0
-    torchrun --standalone --nproc_per_node 1 -m flatlib.stages.runs rho --seed 0   # runs/rho_sweep/seed0/rho_*
+    python -m flatlib.stages.runs train --variant sam --seed 0   # runs/sam/seed0
+    python -m flatlib.stages.runs swa --variant sam --seed 0     # runs/sam_swa/seed0
+    python -m flatlib.stages.runs rho --seed 0                   # runs/rho_sweep/seed0/rho_*
 
 A variant of params.yaml ``variants`` is trained by :func:`flatlib.training.train.train_run` with the typed run
 config of ``Params.run_config`` (the swa phase: its SWA phase from the train phase's checkpoint), replacing a run
@@ -11,12 +11,21 @@ variant's run but for ``optim.rho``. A variant that params.yaml ``imports`` name
 imports its raw and EMA weights, the swa phase its SWA weights, through flatlib.gd.importer (strict load,
 SHA-256 and flags in ``import.json``); without SWA weights its SWA folder holds only an ``import.json`` without
 weights, and its swa rows are not evaluated (``Params.weights_of``). A folder that holds anything else (another
-import, a trained run) is replaced. Under torchrun every rank trains (DDP) and rank 0 alone imports.
+import, a trained run) is replaced. Imports run in this process (under torchrun, rank 0 alone imports).
+
+Launch (issue 22): with ``launch.nproc_per_node`` 1 a phase trains in this process, without torchrun; with N > 1
+it runs torchrun's launcher in-process (:func:`launch_ranks`): N ranks run this same command (DDP), and the
+launcher ends with the exit status of the ranks, silently (they printed their own line). Ctrl-C reaches the
+launcher alone (torchrun starts each rank in a session of its own), which passes it once to every rank: each
+finishes its step, saves, prints ``flatlib.stages.runs: error: stopped by SIGINT ...`` (rank 0) and the stage
+exits 130. The train, swa and rho phases all start this way.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 
 from flatlib import atomic, layout, vocabulary
 from flatlib.cli import cli_parser
@@ -74,20 +83,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def launch_ranks(argv: list[str], nproc: int) -> None:
+    """Run ``python -m flatlib.stages.runs ARGV`` as ``nproc`` DDP ranks through torchrun's launcher, in this
+    process, and exit with their status: 0, the status of the first failed rank (the lowest of those that failed
+    in the same second; 2 for an expected failure, which that rank printed), or 128 + the signal that stopped the
+    launcher (the ranks got it too, saved and said so).
+    torchrun's own traceback and log lines are not shown: each rank reports for itself."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    for name in list(logging.root.manager.loggerDict):  # each module's logger sets its own level (LOGLEVEL)
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(["--standalone", "--nproc_per_node", str(nproc), "-m", "flatlib.stages.runs", *argv]))
+    except SignalException as err:
+        raise SystemExit(128 + int(err.sigval)) from None
+    except ChildFailedError as err:
+        first = min(err.failures.values(), key=lambda failure: (failure.timestamp, failure.local_rank))
+        raise SystemExit(first.exitcode if first.exitcode > 0 else 128 - first.exitcode) from None
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     with cli_errors("stages.runs", args.debug):
         params = load_params(args.params)
         if args.seed not in params.seeds or (args.phase != "rho") != (args.variant in params.variants):
             raise ConfigError(f"--variant {args.variant} --seed {args.seed}: choose a seed of {params.seeds} and, "
                               f"for train and swa only, a variant of {sorted(params.variants)} (params.yaml)")
-        if args.phase == "rho":
+        if args.phase != "rho" and args.variant in params.imports:
+            if int(os.environ.get("RANK", 0)) == 0:
+                check_imports(params)
+                import_phase(params, args.variant, args.seed, args.phase)
+        elif params.launch.nproc_per_node > 1 and "RANK" not in os.environ:
+            launch_ranks(argv, params.launch.nproc_per_node)
+        elif args.phase == "rho":
             rho_runs(params, args.seed, args.progress)
-        elif args.variant not in params.imports:
+        else:
             train_phase(params, args.variant, args.seed, args.phase, args.progress)
-        elif int(os.environ.get("RANK", 0)) == 0:
-            check_imports(params)
-            import_phase(params, args.variant, args.seed, args.phase)
 
 
 if __name__ == "__main__":

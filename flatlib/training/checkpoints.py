@@ -6,7 +6,11 @@ A run folder also holds ``config.yaml``, the resolved training config that rebui
 
 Every checkpoint is read with ``torch.load(weights_only=True)`` (tensors and plain containers only: a
 crafted file cannot run code) through :func:`read_checkpoint`, which turns an unreadable file into a
-:class:`~flatlib.errors.CorruptFileError` naming it (issue 14, guarantees 3 and 5).
+:class:`~flatlib.errors.CorruptFileError` naming it (issue 14, guarantees 3 and 5). A run folder's
+``checksums.json`` holds the SHA-256 of each checkpoint file, recorded when the trainer wrote it
+(:func:`record_checksums`); :func:`read_checkpoint` checks a file against it first, so a file changed since
+(even at the same length) is a ``CorruptFileError`` like a truncated one (issue 22). Folders written
+without it (imported weights, which ``import.json`` records) are read unchecked.
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ import pickle
 from pathlib import Path
 
 import torch
-from flatlib import layout
+
+from flatlib import atomic, layout
 from flatlib.config import load_yaml
 from flatlib.errors import CorruptFileError, MissingInputError
 from flatlib.model.unet import create_unet
@@ -59,9 +64,38 @@ def run_plateau(run_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()).get("plateau") if path.is_file() else None
 
 
+def record_checksums(run_dir: str | Path, paths: list[Path]) -> None:
+    """Add the SHA-256 of ``paths`` (files of ``run_dir``) to its ``checksums.json``."""
+    record = Path(run_dir) / layout.CHECKSUMS
+    checksums = json.loads(record.read_text()) if record.is_file() else {}
+    checksums.update({Path(path).name: atomic.sha256_file(path) for path in paths})
+    atomic.write_json(record, dict(sorted(checksums.items())), indent=1)
+
+
+def verify_checksum(path: str | Path) -> None:
+    """Raise :class:`CorruptFileError` unless ``path`` matches the SHA-256 its folder's ``checksums.json``
+    recorded for it (a file of a folder with no such record is not checked)."""
+    path = Path(path)
+    record = path.parent / layout.CHECKSUMS
+    if not record.is_file():
+        return
+    expected = json.loads(record.read_text()).get(path.name)
+    if expected is None:
+        raise CorruptFileError(f"{path.resolve()} has no SHA-256 in {record.name}: the checkpoint was cut short "
+                               "before it was recorded")
+    actual = atomic.sha256_file(path)
+    if actual != expected:
+        raise CorruptFileError(f"{path.resolve()} changed after it was written (SHA-256 {actual[:12]}, recorded "
+                               f"{expected[:12]} in {record.name})")
+
+
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", remedy: str = ""):
-    """``torch.load(path, weights_only=True)``; a truncated, corrupt or code-carrying file raises
-    :class:`CorruptFileError` naming it, followed by ``remedy`` (what to do)."""
+    """``torch.load(path, weights_only=True)`` after :func:`verify_checksum`; a truncated, changed, corrupt or
+    code-carrying file raises :class:`CorruptFileError` naming it, followed by ``remedy`` (what to do)."""
+    try:
+        verify_checksum(path)
+    except CorruptFileError as err:
+        raise CorruptFileError(f"{err}" + (f": {remedy}" if remedy else "")) from None
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:

@@ -186,31 +186,40 @@ def load_cifar10(root: str | Path = "data", train: bool = True) -> ArrayImageDat
     return ArrayImageDataset(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)))
 
 
+#: images in each data set of a known size (a CIFAR-10 training batch holds 10,000)
+SIZES = {"mnist5k": 5000, "digits": 1797}
+CIFAR10_BATCH_IMAGES = 10000
+
+
 def _check_packaged(name: str):
-    def check(root: Path, image_size: int | None, path: str | None) -> None:
+    def check(root: Path, image_size: int | None, path: str | None) -> int:
         _require_package(name)
+        return SIZES[name]
     return check
 
 
-def _check_cifar10(root: Path, image_size: int | None, path: str | None) -> None:
+def _check_cifar10(root: Path, image_size: int | None, path: str | None) -> int:
     if image_size not in (None, 32):
         raise ConfigError(f"cifar10 is 32x32; got data.image_size={image_size}")
-    _cifar10_batches(root)
+    return CIFAR10_BATCH_IMAGES * len(_cifar10_batches(root))
 
 
-def _check_image_folder(root: Path, image_size: int | None, path: str | None) -> None:
+def _check_image_folder(root: Path, image_size: int | None, path: str | None) -> int:
     if path is None or image_size is None:
         raise ConfigError("image_folder needs data.path and data.image_size")
-    if next(_image_files(Path(root) / path), None) is None:
+    count = sum(1 for _ in _image_files(Path(root) / path))
+    if not count:
         raise _no_images(Path(root) / path)
+    return count
 
 
 @dataclasses.dataclass(frozen=True)
 class DataSet:
     """A data set that params.yaml's ``data.name`` names: ``check(root, image_size, path)`` finds its files
-    without reading the images (raising :class:`DatasetMissingError` naming the path to fill, or ConfigError);
-    ``load(root, image_size, path)`` returns it as a torch Dataset of (image in [-1, 1], label)."""
-    check: typing.Callable[[Path, int | None, str | None], None]
+    without reading the images and returns how many images it holds (an image folder's files are counted;
+    raising :class:`DatasetMissingError` naming the path to fill, or ConfigError); ``load(root, image_size,
+    path)`` returns it as a torch Dataset of (image in [-1, 1], label)."""
+    check: typing.Callable[[Path, int | None, str | None], int]
     load: typing.Callable[[Path, int | None, str | None], Dataset]
 
 
@@ -225,12 +234,12 @@ DATASETS = {
 
 
 def check_dataset(name: str, root: str | Path = "data", image_size: int | None = None,
-                  path: str | Path | None = None) -> None:
-    """Check, without reading the images, that :func:`load_dataset` finds what it needs: raises
-    :class:`DatasetMissingError` naming the path to fill, or ``ConfigError``."""
+                  path: str | Path | None = None) -> int:
+    """Check, without reading the images, that :func:`load_dataset` finds what it needs, and return how many
+    images it holds: raises :class:`DatasetMissingError` naming the path to fill, or ``ConfigError``."""
     if name not in DATASETS:
         raise ConfigError(f"unknown data set {name!r}; choose one of {sorted(DATASETS)}")
-    DATASETS[name].check(Path(root), image_size, path)
+    return DATASETS[name].check(Path(root), image_size, path)
 
 
 def load_dataset(name: str, root: str | Path = "data", image_size: int | None = None,

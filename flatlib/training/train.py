@@ -12,9 +12,10 @@ The run config comes from params.yaml through flatlib.schema (``Params.run_confi
 profile is merged into params.yaml by flatlib.profiles (``profiles/*.yaml``); ``--params`` reads another
 parameter file. The DVC stages train through :func:`train_run` (flatlib.stages.runs), not this command line.
 
-A run folder holds ``config.yaml`` (resolved), the checkpoints of flatlib.training.trainer, ``log.csv``,
-``metrics.json`` and ``code.json`` (the digest of the code that trained it: :func:`code_digest` of
-flatlib.sources.TRAINING_CODE). Reliability (issue 14): resume only continues a run of the same params and
+A run folder holds ``config.yaml`` (resolved), the checkpoints of flatlib.training.trainer and
+``checksums.json`` (their SHA-256, checked at load), ``log.csv``, ``metrics.json``, ``code.json`` (the digest of
+the code that trained it: :func:`code_digest` of flatlib.sources.TRAINING_CODE) and ``timings.json`` (wall time
+and speed, .dvcignore'd: the one file that differs between two identical runs). Reliability (issue 14): resume only continues a run of the same params and
 training code (:func:`check_run_folder`); a rerun with nothing left to do writes nothing; a ``train.steps``
 below the newest checkpoint is refused; the SWA phase checks its ``--init`` run (:func:`check_init_run`); a
 trainer holds its folder with an exclusive ``flock`` on ``RUN/.lock`` (:func:`hold_run_folder`).

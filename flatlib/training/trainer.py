@@ -7,9 +7,13 @@ The objective is the hybrid loss of improved DDPM (flatlib.model.diffusion.train
 initial weights, the data order and the training noise; runs of one seed share the first two across variants
 (paired). A checkpoint holds ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
 ``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state) and
-``swa{step:06d}.pt`` in the SWA phase; resuming from the newest ``opt*.pt`` continues bitwise identically (CPU).
-Every file is written atomically, the training state last, and a newest checkpoint that fails to load is
-reported and skipped; SIGINT/SIGTERM stop the run after the current step with a checkpoint (:class:`StopSignal`).
+``swa{step:06d}.pt`` in the SWA phase, and ``checksums.json`` their SHA-256; resuming from the newest intact
+``opt*.pt`` continues bitwise identically (CPU). Every file is written atomically, the training state last, and
+a newest checkpoint that fails to load or to match its recorded SHA-256 is reported and skipped; SIGINT/SIGTERM
+stop the run after the current step with a checkpoint (:class:`StopSignal`). A run writes ``metrics.json`` (what
+the training computed: a retrain writes the same bytes) and ``timings.json`` (wall time and speed: the one file
+that differs between two identical runs, kept out of DVC's hash by .dvcignore); a resume cuts ``log.csv`` back
+to its step (:meth:`RunningLog.cut_back`, issue 22).
 
 A two-pass optimizer (SAM's ``first_step`` / ``second_step``, flatlib.training.optimizers) reuses the same batch,
 timesteps, noise, IP noise and dropout masks in its second pass (the global RNG state is restored before the
@@ -41,7 +45,8 @@ from flatlib.model.unet import create_unet
 from flatlib.progress import progress_bar
 from flatlib.schema import RunConfig
 from flatlib.training.averaging import EMA, SWA
-from flatlib.training.checkpoints import read_checkpoint, saved_steps, training_state_path, weights_path
+from flatlib.training.checkpoints import (read_checkpoint, record_checksums, saved_steps, training_state_path,
+                                         weights_path)
 from flatlib.training.data import BatchStream, batch_iterator, dataset_from_config, evaluation_subset, random_hflip
 from flatlib.training.optimizers import build_optimizer, is_two_pass
 
@@ -96,19 +101,23 @@ class Trainer:
         return state
 
     def save(self) -> None:
-        """Write the checkpoint of the current step, each file atomically and the training state last: a
-        crash at any point leaves the previous checkpoint the newest complete one (``saved_steps``)."""
+        """Write the checkpoint of the current step, each file atomically and the training state last, then
+        record their SHA-256 (``checksums.json``): a crash at any point leaves the previous checkpoint the
+        newest complete one (``saved_steps``, then :func:`~flatlib.training.checkpoints.verify_checksum`)."""
         if self.rank:
             return
         step, rate = self.step, self.cfg.train.ema_rate
-        atomic.torch_save(self.model.state_dict(), weights_path(self.out_dir, "raw", step, rate))
-        atomic.torch_save(self.ema.model.state_dict(), weights_path(self.out_dir, "ema", step, rate))
+        files = {weights_path(self.out_dir, "raw", step, rate): self.model.state_dict(),
+                 weights_path(self.out_dir, "ema", step, rate): self.ema.model.state_dict()}
         if self.swa is not None:
-            atomic.torch_save(self.swa.model.state_dict(), weights_path(self.out_dir, "swa", step, rate))
-        state = dict(step=step, optimizer=self.optimizer.state_dict(), ema_updates=self.ema.num_updates,
-                     timestep_sampler=self.timestep_sampler.state_dict(), rng=self._rng_state(),
-                     swa=None if self.swa is None else self.swa.state_dict())
-        atomic.torch_save(state, training_state_path(self.out_dir, step))
+            files[weights_path(self.out_dir, "swa", step, rate)] = self.swa.model.state_dict()
+        files[training_state_path(self.out_dir, step)] = dict(
+            step=step, optimizer=self.optimizer.state_dict(), ema_updates=self.ema.num_updates,
+            timestep_sampler=self.timestep_sampler.state_dict(), rng=self._rng_state(),
+            swa=None if self.swa is None else self.swa.state_dict())
+        for path, obj in files.items():
+            atomic.torch_save(obj, path)
+        record_checksums(self.out_dir, list(files))
 
     def resume(self) -> bool:
         """Load the newest checkpoint of the run folder that loads; a newer one that does not (a crash cut it
@@ -201,9 +210,12 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------- the loop
     def run(self, progress: bool = True) -> dict:
-        """Train to the last step and write ``metrics.json``; a run already there writes nothing and returns
-        its stored metrics with ``steps_run`` 0. SIGINT/SIGTERM stop it after the current step with a
-        checkpoint and raise :class:`Interrupted` (exit status 130/143); rerunning resumes."""
+        """Train to the last step and write ``metrics.json`` (what the training computed: a retrain writes the
+        same bytes) and ``timings.json`` (wall time, steps per second, steps run: .dvcignore'd); returns both
+        merged. A run already there writes nothing and returns its stored metrics with ``steps_run`` 0. A
+        resumed run first cuts ``log.csv`` back to the resumed step (rows a crash left after the checkpoint
+        would be logged twice). SIGINT/SIGTERM stop it after the current step with a checkpoint and raise
+        :class:`Interrupted` (exit status 130/143); rerunning resumes."""
         cfg = self.cfg
         if max(self.step, self.first_step) >= self.last_step:
             stored = self.out_dir / layout.RUN_METRICS
@@ -216,6 +228,7 @@ class Trainer:
         if self.step < self.first_step:
             self.step = self.first_step
         log = RunningLog(self.out_dir / layout.RUN_LOG, self.diffusion.num_timesteps, self.device, enabled=self.rank == 0)
+        log.cut_back(self.step)
         self.plateau_set = None
         if cfg.train.plateau_triples and self.rank == 0:
             source = dataset_from_config(cfg.data, "holdout") if cfg.data.holdout else dataset
@@ -242,16 +255,18 @@ class Trainer:
                                       "command to resume", signum)
         bar.close()
         elapsed = time.perf_counter() - start
-        metrics = dict(phase=self.phase, step=self.step, steps_run=self.step - start_step, seconds=round(elapsed, 2),
-                       steps_per_second=round((self.step - start_step) / elapsed, 3) if elapsed else None,
-                       final_loss=log.last.get("loss"), final_mse=log.last.get("mse"),
-                       swa_snapshots=None if self.swa is None else self.swa.num_averaged)
+        metrics = dict(phase=self.phase, step=self.step, final_loss=log.last.get("loss"),
+                       final_mse=log.last.get("mse"), swa_snapshots=None if self.swa is None else self.swa.num_averaged)
         if self.plateau_set is not None and self.phase == "train":
             metrics["plateau"] = plateau_of_log(self.out_dir / layout.RUN_LOG, cfg.train.plateau_window,
                                                 cfg.train.plateau_tol)
+        timings = dict(steps_run=self.step - start_step, seconds=round(elapsed, 2),
+                       steps_per_second=round((self.step - start_step) / elapsed, 3) if elapsed else None,
+                       device=str(self.device), world_size=self.world_size)
         if self.rank == 0:
             atomic.write_json(self.out_dir / layout.RUN_METRICS, metrics, indent=2)
-        return metrics
+            atomic.write_json(self.out_dir / layout.RUN_TIMINGS, timings, indent=2)
+        return {**metrics, **timings}
 
     def plateau_loss(self) -> float:
         """L_simple of the raw weights on the fixed (x0, t, eps) set (eval mode; consumes no random numbers,
@@ -288,7 +303,8 @@ class Trainer:
 
 class RunningLog:
     """Loss sums kept on the device (no host sync per step), written to CSV every ``log_every`` steps:
-    the hybrid loss, its MSE and VB parts, and the loss per quarter of the timestep range."""
+    the hybrid loss, its MSE and VB parts, and the loss per quarter of the timestep range (no timings: a
+    retrain writes the same bytes)."""
 
     QUARTERS = 4
 
@@ -297,7 +313,20 @@ class RunningLog:
         self.sums = torch.zeros(3, device=device)
         self.quarter_sums = torch.zeros(self.QUARTERS, device=device)
         self.quarter_counts = torch.zeros(self.QUARTERS, device=device)
-        self.count, self.tick = 0, time.perf_counter()
+        self.count = 0
+
+    def cut_back(self, step: int) -> None:
+        """Drop the rows logged after ``step`` (the resumed checkpoint), so that the steps a crash logged
+        after its last checkpoint are not logged twice; a rerun from scratch (step 0) starts a new log."""
+        if not self.enabled or not self.path.is_file():
+            return
+        with open(self.path, newline="") as f:
+            lines = f.read().splitlines(keepends=True)
+        kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
+        if step == 0:
+            self.path.unlink()
+        elif len(kept) < len(lines):
+            atomic.write_text(self.path, "".join(kept))
 
     def add(self, out: dict) -> None:
         self.sums += torch.stack([out["loss"].mean(), out["mse"].mean(), out["vb"].mean()])
@@ -309,20 +338,20 @@ class RunningLog:
     def flush(self, step: int, lr: float, extra: dict | None = None) -> dict:
         if not self.enabled or self.count == 0:
             return {}
-        now = time.perf_counter()
         loss, mse, vb = (self.sums / self.count).tolist()
         quarters = (self.quarter_sums / self.quarter_counts.clamp(min=1)).tolist()
         row = dict(step=step, loss=loss, mse=mse, vb=vb, **{f"loss_q{i + 1}": q for i, q in enumerate(quarters)},
-                   lr=lr, steps_per_second=self.count / (now - self.tick), **(extra or {}))
+                   lr=lr, **(extra or {}))
         new_file = not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new_file:
-                writer.writeheader()
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        with atomic.disk_full_as_error(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(row))
+                if new_file:
+                    writer.writeheader()
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         self.sums.zero_(); self.quarter_sums.zero_(); self.quarter_counts.zero_()
-        self.count, self.tick, self.last = 0, now, row
+        self.count, self.last = 0, row
         return row
 
 
