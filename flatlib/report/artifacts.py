@@ -2,6 +2,7 @@
 ArtifactMissing naming the DVC stage that writes it), and the typed params of the workspace."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -169,6 +170,25 @@ def load_params(workspace) -> Params:
 def _parsed(path: Path, text: str) -> Params:
     """:func:`flatlib.schema.load_params` of a file with this text (Params are frozen: shared safely)."""
     return _parse_params(path)
+
+
+def num_parameters(workspace) -> int:
+    """The parameter count of the UNet of the workspace's ``model`` params (built once per model config)."""
+    return _num_parameters(load_params(workspace).model)
+
+
+@functools.lru_cache(maxsize=4)
+def _num_parameters(model) -> int:
+    from flatlib.model.unet import count_parameters, create_unet
+    return count_parameters(create_unet(model))
+
+
+def num_training_images(workspace) -> int:
+    """The number of training images of the workspace's ``data`` params (the data set less its held-out images),
+    with ``data.root`` taken relative to the workspace, as the stages take it."""
+    from flatlib.training.data import dataset_from_config
+    data = load_params(workspace).data
+    return len(dataset_from_config(dataclasses.replace(data, root=str(workspace_path(workspace, data.root)))))
 
 
 def seeds(workspace) -> list[int]:

@@ -17,10 +17,10 @@ from flatlib.vocabulary import FLATNESS_ROWS, IP_ROWS, NOT_EVALUATED, OUTCOMES, 
 from flatlib.schema import params_comments
 from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
                                       load_featurenet, load_fid, load_import_record, load_params, plateau_table,
-                                      floor_text, load_quant, metric_label, paper_dataset,
+                                      floor_text, load_quant, metric_label, num_parameters, paper_dataset,
                                       seed_values, workspace_path)
 from flatlib.report.display import SECTIONS, Shown, show, table_view, verdict_view
-from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, paper_fid
+from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_UNET_PARAMS, paper_fid
 from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, save_table, sigmas
 from flatlib.measure.stats import Part, base_outcome, decide, kind_of, rule_text
 
@@ -236,16 +236,11 @@ def _ip_exposure(ws, metric):
             for _, ip, adm in pairs]
 
 
-#: the paper's CIFAR-10 UNet with the official README flags (DESIGN.md's provenance section)
-PAPER_UNET_PARAMS = 52.5e6
-
-
 def rho_per_parameter(workspace) -> str:
     """rho as a per-parameter radius, rho / sqrt(number of parameters), here and in the paper's UNet: rho is an
     absolute L2 radius, so the same rho perturbs each weight of a small model more."""
-    from flatlib.model.unet import count_parameters, create_unet
     p = load_params(workspace)
-    n = count_parameters(create_unet(p.model))
+    n = num_parameters(workspace)
     rho = p.variant_rho("sam") if "sam" in p.variants else p.optim.rho
     ours, paper = rho / n ** 0.5, 0.1 / PAPER_UNET_PARAMS ** 0.5
     return (f"rho {rho:g} in this {n:,}-parameter UNet is {ours:.3g} per parameter (rho / sqrt(#params)); the "

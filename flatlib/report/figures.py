@@ -20,12 +20,11 @@ from flatlib import layout, vocabulary
 from flatlib.vocabulary import label
 from flatlib.report.artifacts import (HALF_WIDTH, ArtifactMissing, exposure_entries, flatness_entries, fmt,
                                       load_fid_floor, load_params, load_quant, load_training_log,
-                                      mean_columns, metric_label, quant_grid_path,
+                                      mean_columns, metric_label, num_parameters, quant_grid_path,
                                       rows,
                                       sample_grid_path, seeds, variants, weights_kinds, workspace_path)
 from flatlib.measure.stats import estimate
-from flatlib.model.unet import count_parameters, create_unet
-from flatlib.report.paper import PAPER_TABLE1
+from flatlib.report.paper import PAPER_TABLE1, PAPER_UNET_PARAMS
 from flatlib.report.tables import exposure_table, flatness_table, quant_table, rho_table, table1
 
 
@@ -576,7 +575,7 @@ def plot_rho_sweep(workspace) -> Figure | None:
     rhos = table.index.to_numpy(dtype=float)
     x = np.arange(len(rhos))
     fig, axes = _subplots(1, 2, figsize=(10, 4.4), layout="constrained")
-    floor, per_param = load_fid_floor(workspace), 1 / np.sqrt(count_parameters(create_unet(load_params(workspace).model)))
+    floor, per_param = load_fid_floor(workspace), 1 / np.sqrt(num_parameters(workspace))
     for ax, column, ylabel in zip(axes, ("FID", "MC sharpness"),
                                   (f"{metric_label(workspace)} at T'={table.attrs.get('respacing')} (lower is better)",
                                    rf"MC sharpness, $\sigma$={table.attrs.get('sigma')} (lower is flatter)")):
@@ -596,7 +595,7 @@ def plot_rho_sweep(workspace) -> Figure | None:
         f"{metric_label(workspace)} at T' = {table.attrs.get('respacing')} (left) and MC sharpness at sigma = "
         f"{table.attrs.get('sigma')} (right) against SAM's radius rho (rho = 0: the ADM run, plain Adam); mean ± interval over training seeds. "
         "Below each rho: rho / sqrt(N), the radius per parameter of this N-parameter UNet (the paper's 0.1 in its "
-        "52.5M-parameter UNet is 1.4e-05 per parameter).",
+        f"{PAPER_UNET_PARAMS / 1e6:g}M-parameter UNet is {0.1 / PAPER_UNET_PARAMS ** 0.5:.2g} per parameter).",
         "Two line plots with error bars over the rho values on a categorical axis.")
 
 

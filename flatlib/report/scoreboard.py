@@ -12,7 +12,7 @@ import html
 
 import pandas as pd
 
-from flatlib.report.artifacts import load_params, metric_label
+from flatlib.report.artifacts import load_params, metric_label, num_parameters, num_training_images
 from flatlib.report.claims import ADDED, PAPER, claims, counts, counts_text, is_paper_profile, scale
 from flatlib.report.display import SECTIONS, VERDICT_COLORS, Shown, claim_anchor, show, verdict_mark
 from flatlib.measure.stats import base_outcome
@@ -25,15 +25,12 @@ PAGES = {"fid": "table1_fid", "flatness": "flatness", "quant": "quantization", "
 
 def scale_note(workspace) -> str:
     """The scale caveat: data, model, steps, seeds, metric."""
-    from flatlib.training.data import dataset_from_config
-    from flatlib.model.unet import count_parameters, create_unet
-
     p = load_params(workspace)
     trained = set(p.variants) - set(p.imports)
     training = (f"{p.train.steps:,} training steps at batch {p.train.batch_size}" if trained
                 else "imported weights (nothing trained here)")
-    return (f"At {scale(workspace)} ({len(dataset_from_config(p.data)):,} training images), a "
-            f"{count_parameters(create_unet(p.model)):,}-parameter UNet, {training}, {len(p.seeds)} training "
+    return (f"At {scale(workspace)} ({num_training_images(workspace):,} training images), a "
+            f"{num_parameters(workspace):,}-parameter UNet, {training}, {len(p.seeds)} training "
             f"seed{'s' if len(p.seeds) != 1 else ''}, {p.sample.sets * p.sample.num:,} samples per row and T', "
             f"{metric_label(workspace)}. "
             + ("The paper's setting: its numbers are comparable." if is_paper_profile(workspace) else
