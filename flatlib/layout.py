@@ -13,9 +13,11 @@ Every training run and every measurement of it exists once per training seed (``
     samples/{variant}/seed{s}/{weights}_T{T'}.npz|.png      Table 1 samples (every sample set) and their grids
     samples/quant/{variant}/seed{s}/{weights}_T{T'}_{b}bit.png   quantized-sampling grids
     metrics/{fid,quant,flatness,exposure}/{variant}/seed{s}.json, metrics/rho_sweep/seed{s}.json
+    metrics/train/{run folder under runs/}/         each run's log.csv, metrics.json (or import.json): what the report
+                                                    reads of a run, beside the metrics (not the checkpoints)
     metrics/featurenet.json
     results/summary.json, results/plots/{plot}.csv  headline numbers and plot data (python -m flatlib.stages.summary)
-    reports/{notebook}.ipynb, reports/tables/, reports/figures/
+    reports/{notebook}.ipynb, reports/tables/, reports/figures/   the executed notebooks (stage notebooks)
 """
 from __future__ import annotations
 
@@ -132,6 +134,17 @@ def rho_sweep_metrics(seed: int) -> Path:
     return RHO_SWEEP_METRICS / f"{seed_dir(seed)}.json"
 
 
+TRAIN_RECORDS = METRICS / "train"
+#: the small files of a run folder that its training stage copies to :func:`run_record` (what the report reads)
+RECORD_FILES = (RUN_LOG, RUN_METRICS, IMPORT_RECORD)
+
+
+def run_record(folder: str | Path) -> Path:
+    """Where a run folder's :data:`RECORD_FILES` are published: runs/X -> metrics/train/X (the summary and the
+    notebooks depend on metrics/, not on the checkpoints)."""
+    return TRAIN_RECORDS / Path(folder).relative_to(RUNS)
+
+
 # ------------------------------------------------------------------------------------------------ results
 #: The summary stage's outputs, outside metrics/: the stage depends on the whole metrics/ tree (every measurement
 #: stage, the rho sweep's where a profile has one), and DVC refuses a stage whose outputs lie inside its deps.
@@ -185,6 +198,8 @@ def stage_of(relpath: str | Path) -> str:
         return "featurenet"
     if Path(relpath) == FID_FLOOR:
         return "fid_floor"
+    if parts[:2] == TRAIN_RECORDS.parts:
+        return stage_of(RUNS.joinpath(*parts[2:]))
     if parts[:2] == RHO_SWEEP_METRICS.parts:
         return f"rho_sweep@{_seed_of(parts[2])}"
     if parts[0] == RUNS.name:
@@ -201,7 +216,7 @@ def stage_of(relpath: str | Path) -> str:
     if parts[0] == RESULTS.name:
         return "summary"
     if parts[0] == REPORTS.name:
-        return f"notebooks@{Path(parts[-1]).stem}"
+        return "notebooks"
     if parts[0] == DOCS.name:
         return "publish"
     raise ValueError(f"{relpath} is not an artifact of the pipeline")

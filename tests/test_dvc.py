@@ -28,9 +28,7 @@ def expand_stages(root: Path = ROOT) -> dict[str, dict]:
 
 
 def module_of(cmd: str) -> str:
-    """The flatlib module a stage command runs (papermill notebooks import flatlib.report)."""
-    if cmd.lstrip().startswith("mkdir -p reports && papermill"):
-        return "flatlib.report"
+    """The flatlib module a stage command runs."""
     found = re.search(r"-m (flatlib(?:\.\w+)*)", cmd)
     assert found, f"cannot tell which flatlib module runs in {cmd!r}"
     return found.group(1)
@@ -58,12 +56,15 @@ TRAINING_STAGES = ("train", "swa", "rho_train")
 
 def wanted_code(name: str, stage: dict, root: Path = ROOT) -> set[str]:
     """The code deps a stage must list: the training code (training stages), nothing (a stage that always runs:
-    its deps would be inert), else the import closure of the module it runs."""
+    its deps would be inert), else the import closure of the module it runs (for the notebooks stage, with that
+    of flatlib.report, which the notebooks import)."""
     if name.split("@")[0] in TRAINING_STAGES:
         return set(TRAINING_CODE)
     if stage.get("always_changed"):
         return set()
-    return import_closure(module_of(stage["cmd"]), root)
+    module = module_of(stage["cmd"])
+    return import_closure(module, root) | (import_closure("flatlib.report", root)
+                                           if module == "flatlib.stages.notebooks" else set())
 
 
 def missing_and_extra(name: str, stage: dict, root: Path = ROOT) -> tuple[set, set]:
@@ -99,11 +100,12 @@ def test_stage_outputs_follow_the_layout(stages):
     params = load_params(ROOT / "params.yaml")
     expected = {"preflight": [layout.PREFLIGHT], "reference": [layout.REFERENCE], "featurenet": [layout.FEATURENET, layout.FEATURENET_METRICS]}
     for s in params.rho_sweep.seeds:
-        expected.update({f"rho_train@{s}": [layout.rho_runs_dir(s)],
+        expected.update({f"rho_train@{s}": [layout.rho_runs_dir(s), layout.run_record(layout.rho_runs_dir(s))],
                          f"rho_sweep@{s}": [layout.rho_sweep_metrics(s)]})
     for s in params.seeds:
         for v in params.variants:
-            expected.update({f"train@{v}-{s}": [layout.run_dir(v, s)], f"swa@{v}-{s}": [layout.run_dir(v, s, "swa")],
+            expected.update({f"train@{v}-{s}": [layout.run_dir(v, s), layout.run_record(layout.run_dir(v, s))],
+                             f"swa@{v}-{s}": [layout.run_dir(v, s, "swa"), layout.run_record(layout.run_dir(v, s, "swa"))],
                              f"sample@{v}-{s}": [layout.samples_dir(v, s)],
                              f"fid@{v}-{s}": [layout.variant_metrics("fid", v, s)],
                              f"quant@{v}-{s}": [layout.quant_dir(v, s), layout.variant_metrics("quant", v, s)],
@@ -111,17 +113,17 @@ def test_stage_outputs_follow_the_layout(stages):
                              f"exposure@{v}-{s}": [layout.variant_metrics("exposure", v, s)]})
     expected["summary"] = [layout.SUMMARY, layout.PLOTS, layout.CLAIM_PARTS, layout.CLAIM_SEEDS]
     expected["fid_floor"] = [layout.FID_FLOOR]
-    expected.update({f"notebooks@{n}": [layout.report_notebook(n)] for n in layout.NOTEBOOK_NAMES})
+    expected["notebooks"] = [layout.REPORTS]
     expected["publish"] = [layout.DOCS]
     written = {name: sorted(s["outs"] + s["metrics"]) for name, s in stages.items()}
     assert written == {name: sorted(p.as_posix() for p in ps) for name, ps in expected.items()}
     for name, outs in written.items():  # and the layout names the stage of each artifact it writes
-        assert all(layout.stage_of(p) == name for p in outs if not p.startswith("reports/")), name
+        assert all(layout.stage_of(p) == name for p in outs), name
 
 
 def test_every_artifact_a_stage_reads_is_written_by_a_stage(stages):
     written = {p for s in stages.values() for p in s["outs"] + s["metrics"]}
-    inputs = {"params.yaml", "metrics", "samples", "runs"}  # the notebooks read whole trees
+    inputs = {"params.yaml", "metrics", "samples"}  # the summary and the notebooks read whole trees
     for name, stage in stages.items():
         for dep in stage["deps"]:
             if dep.split("/")[0] in ("flatlib", "notebooks") or dep in inputs:

@@ -43,6 +43,9 @@ def test_train_and_swa_stages_import_an_imported_variant(workspace):
     assert sorted(p.name for p in layout.run_dir("adm", 0, "swa").iterdir()) == [".lock", IMPORT_RECORD]
     assert is_swa_phase(layout.run_dir("ip", 0, "swa")) and load_model(layout.run_dir("ip", 0, "swa"), "swa")[2] == 1
     assert not is_swa_phase(layout.run_dir("ip", 0))
+    for folder in (layout.run_dir("adm", 0), layout.run_dir("adm", 0, "swa")):  # the report reads the copies
+        assert sorted(p.name for p in layout.run_record(folder).iterdir()) == [IMPORT_RECORD]
+        assert (layout.run_record(folder) / IMPORT_RECORD).read_bytes() == (folder / IMPORT_RECORD).read_bytes()
 
 
 def test_an_import_replaces_what_the_folder_held_and_a_rerun_writes_nothing(workspace):

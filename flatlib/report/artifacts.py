@@ -130,14 +130,15 @@ def check_workspace(workspace, notebook: str) -> None:
     """Fail early, with what to do, when the workspace lacks the runs and samples the notebooks read (a fresh
     clone has the metrics in git, the runs and samples only after ``dvc repro``)."""
     params = load_params(workspace)
-    needed = [layout.run_dir(v, s) / layout.RUN_METRICS for v in params.variants for s in params.seeds
-              if v not in params.imports] + [layout.samples_dir(v, s) for v in params.variants for s in params.seeds]
+    needed = [layout.run_record(layout.run_dir(v, s)) / layout.RUN_METRICS for v in params.variants
+              for s in params.seeds if v not in params.imports]
+    needed += [layout.samples_dir(v, s) for v in params.variants for s in params.seeds]
     missing = [str(p) for p in needed if not workspace_path(workspace, p).exists()]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise ArtifactMissing(f"{missing[0]}{more}", f"notebooks@{notebook}", hint=
+        raise ArtifactMissing(f"{missing[0]}{more}", "notebooks", hint=
             f". A fresh clone has the metrics in git but not the runs and samples (DVC cache). Run `dvc repro "
-            f"notebooks@{notebook}` (or `make repro`) in the repository root, or read {layout.docs_page(notebook)}, "
+            f"notebooks` (or `make repro`) in the repository root, or read {layout.docs_page(notebook)}, "
             "the page rendered from the default run.")
 
 
@@ -288,7 +289,7 @@ def load_rho_sweep(workspace) -> list[dict]:
 
 def load_import_record(workspace, variant: str, seed: int, weights: str) -> dict:
     """The import.json of the run folder that holds an imported variant's ``weights`` (flatlib.gd.importer)."""
-    return _json(workspace, layout.weights_run_dir(variant, seed, weights) / layout.IMPORT_RECORD)
+    return _json(workspace, layout.run_record(layout.weights_run_dir(variant, seed, weights)) / layout.IMPORT_RECORD)
 
 
 def load_featurenet(workspace) -> dict:
@@ -297,7 +298,7 @@ def load_featurenet(workspace) -> dict:
 
 def load_training_log(workspace, variant: str, seed: int, phase: str = "train") -> pd.DataFrame:
     """The log.csv of a variant's training run (``phase="train"``) or its SWA phase (``phase="swa"``)."""
-    return pd.read_csv(_require(workspace, layout.run_dir(variant, seed, phase) / layout.RUN_LOG))
+    return pd.read_csv(_require(workspace, layout.run_record(layout.run_dir(variant, seed, phase)) / layout.RUN_LOG))
 
 
 #: the plateau table's "converged" of a run imported, not trained here (it has no training log)
@@ -316,7 +317,7 @@ def plateau_table(workspace) -> pd.DataFrame:
     records = []
     for name, seed, folder in runs:
         imported = name in params.imports
-        plateau = {} if imported else _json(workspace, folder / layout.RUN_METRICS).get("plateau") or {}
+        plateau = {} if imported else _json(workspace, layout.run_record(folder) / layout.RUN_METRICS).get("plateau") or {}
         records.append({"run": name, "seed": seed, "final held-out loss": plateau.get("final_eval_mse", float("nan")),
                         "relative change": plateau.get("rel_change", float("nan")),
                         "window": plateau.get("window", float("nan")), "tolerance": plateau.get("tol", float("nan")),

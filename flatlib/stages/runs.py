@@ -39,11 +39,22 @@ from flatlib.training.train import hold_run_folder, train_run
 PHASES = ("train", "swa", "rho")
 
 
+def publish_record(folder) -> None:
+    """Copy a run folder's small files (:data:`flatlib.layout.RECORD_FILES`: log, metrics, import record) to its
+    :func:`flatlib.layout.run_record`, a declared output of the stage beside the checkpoints (rank 0 alone)."""
+    if int(os.environ.get("RANK", 0)) != 0:
+        return
+    for name in layout.RECORD_FILES:
+        if (folder / name).is_file():
+            atomic.write_bytes(layout.run_record(folder) / name, (folder / name).read_bytes())
+
+
 def train_phase(params: Params, variant: str, seed: int, phase: str, progress: bool = True) -> None:
     """Train the run folder of ``phase`` (train, or swa from the train phase's checkpoint) of a variant and seed."""
     init = layout.run_dir(variant, seed) if phase == "swa" else None
     train_run(params.run_config(variant, seed), layout.run_dir(variant, seed, phase), phase, init, restart=True,
               progress=progress)
+    publish_record(layout.run_dir(variant, seed, phase))
 
 
 def rho_runs(params: Params, seed: int, progress: bool = True) -> None:
@@ -51,6 +62,7 @@ def rho_runs(params: Params, seed: int, progress: bool = True) -> None:
     for rho in params.rho_sweep.rhos:
         train_run(params.run_config("sam", seed, rho=rho), layout.rho_run_dir(rho, seed), restart=True,
                   progress=progress)
+        publish_record(layout.rho_run_dir(rho, seed))
 
 
 def import_phase(params: Params, variant: str, seed: int, phase: str) -> None:
@@ -117,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             if int(os.environ.get("RANK", 0)) == 0:
                 check_imports(params)
                 import_phase(params, args.variant, args.seed, args.phase)
+                publish_record(layout.run_dir(args.variant, args.seed, args.phase))
         elif params.launch.nproc_per_node > 1 and "RANK" not in os.environ:
             launch_ranks(argv, params.launch.nproc_per_node)
         elif args.phase == "rho":

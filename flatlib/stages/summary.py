@@ -1,5 +1,5 @@
-"""The DVC summary stage. From the per-seed measurements (metrics/) and the training
-logs (runs/) it writes
+"""The DVC summary stage. From the per-seed measurements and the training runs' records (both under metrics/:
+metrics/train/ holds each run's log and metrics, flatlib.layout.run_record) it writes
 
 - ``results/summary.json``: the headline numbers as one flat JSON object (``dvc metrics show``, ``dvc exp show``):
   FID at each T' of ADM, +EMA, +SAM and +SAM+EMA, and for ADM and +SAM the MC sharpness (largest measured sigma),
