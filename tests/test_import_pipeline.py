@@ -18,6 +18,7 @@ from flatlib import layout
 from flatlib.layout import IMPORT_RECORD
 from flatlib.measure.metrics import sha256_file
 from flatlib.report.display import verdict_mark
+from flatlib.vocabulary import NOT_EVALUATED, OUTCOMES
 from tests.imported_workspace import FLAGS, save_gd_weights, write_cifar10_batches, write_imported_params
 from tests.workspace import ROOT, copy_repository, run
 
@@ -59,9 +60,10 @@ def test_imports_are_evaluated_like_trained_runs_with_the_weights_they_have(work
             metrics = json.loads((workspace / layout.variant_metrics(kind, variant, 0)).read_text())
             assert set(metrics.get("rows", metrics)) == weights, (kind, variant)
     summary = json.loads((workspace / layout.SUMMARY).read_text())  # the rows these imports lack are left out
+    counted = [w.replace(" ", "_") for w in OUTCOMES + (NOT_EVALUATED,)]  # verdict counts, paper's and added
     assert set(summary) == ({f"fid{t}_{r}" for t in (20, 100) for r in ("ema", "sam", "sam_ema")}
-                            | {"sharp_sam", "dfid8_sam", "gap_sam", "reproduced", "contradicted", "inconclusive",
-                               "not_evaluated"})
+                            | {"sharp_sam", "dfid8_sam", "gap_sam", "fragile"} | set(counted)
+                            | {f"added_{w}" for w in counted})
     assert set(pd.read_csv(workspace / layout.plot_file("training_loss"))["row"]) == {"+SAM"}  # the one trained
     flatness = json.loads((workspace / layout.variant_metrics("flatness", "adm", 0)).read_text())
     assert "surface" in flatness["ema"]
