@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _sample_command(args) -> dict:
-    cfg = SampleConfig(num=args.num, sets=1, respacings=[args.respacing], batch_size=args.batch_size,
+    cfg = SampleConfig(num=args.num, sets=1, respacings=[], batch_size=args.batch_size,  # T': --respacing
                        eps_scale=args.eps_scale, device=args.device, compile=args.compile)
     device = resolve_device(cfg.device)
     model, run, step = load_model(args.run, args.weights, args.step, device)
