@@ -4,8 +4,8 @@ averaging code, is what computes the trained weights (flatlib.sources.TRAINING_C
 folder and the train stages' code deps); run folders, the command line and launching are flatlib.training.train.
 
 The objective is the hybrid loss of improved DDPM (flatlib.model.diffusion.training_losses). The seed fixes the
-initial weights, the data order and the training noise; runs of one seed share the first two across variants
-(paired). A checkpoint holds ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
+initial weights, the data order and the training noise, each its own stream of flatlib.seeding (issue 21); runs of
+one seed share the first two across variants (paired). A checkpoint holds ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
 ``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state) and
 ``swa{step:06d}.pt`` in the SWA phase, and ``checksums.json`` their SHA-256; resuming from the newest intact
 ``opt*.pt`` continues bitwise identically (CPU). Every file is written atomically, the training state last, and
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from flatlib import atomic, layout
+from flatlib import atomic, layout, seeding
 from flatlib.config import ConfigError
 from flatlib.errors import CorruptFileError, Interrupted, MissingInputError
 from flatlib.model.device import compiled, resolve_device
@@ -62,8 +62,9 @@ class Trainer:
             raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.world_size} ranks")
         self.local_batch = cfg.train.batch_size // self.world_size
 
-        torch.manual_seed(cfg.seed + self.rank)  # global RNG: initialisation (same on all ranks via DDP) + dropout
+        torch.manual_seed(seeding.derive(cfg.seed, "init"))  # the same initial weights on every rank
         self.model = create_unet(cfg.model).to(self.device)
+        torch.manual_seed(seeding.derive(cfg.seed, "dropout", self.rank))  # the global RNG from here: dropout
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
@@ -74,9 +75,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
         self.ema = EMA(self.model, cfg.train.ema_rate, warmup=cfg.train.ema_warmup)
         self.swa = None
-        seed = cfg.seed * 1000 + self.rank
-        self.cpu_generator = torch.Generator().manual_seed(seed)            # timesteps, flips
-        self.noise_generator = torch.Generator(self.device).manual_seed(seed + 500)  # eps and IP xi
+        self.cpu_generator = seeding.generator(cfg.seed, "timesteps", self.rank)  # timesteps, flips
+        self.noise_generator = seeding.generator(cfg.seed, "noise", self.rank, device=self.device)  # eps, IP xi
 
         self.step = 0
         if phase == "swa":
@@ -232,8 +232,9 @@ class Trainer:
         self.plateau_set = None
         if cfg.train.plateau_triples and self.rank == 0:
             source = dataset_from_config(cfg.data, "holdout") if cfg.data.holdout else dataset
-            images = evaluation_subset(source, cfg.train.plateau_triples, cfg.seed)
-            self.plateau_set = DiffusionLossSet(self.diffusion, images, seed=cfg.seed, device=self.device)
+            images = evaluation_subset(source, cfg.train.plateau_triples, seeding.derive(cfg.seed, "heldout_images"))
+            self.plateau_set = DiffusionLossSet(self.diffusion, images, seed=seeding.derive(cfg.seed, "heldout_triples"),
+                                                device=self.device)
         self.model.train()
         bar = progress_bar(self.last_step, f"{self.phase} {self.out_dir}", initial=self.step,
                            enabled=progress and self.rank == 0)
