@@ -79,7 +79,8 @@ def test_every_notebook_reports_what_the_imports_can_and_cannot_test(workspace):
     assert f"{verdict_mark('inconclusive')}: +IP is flatter than ADM" in summary  # one seed decides nothing
     assert f"{verdict_mark('inconclusive')}: SAM adds to EMA: +SAM+EMA beats +EMA" in summary  # imported vs trained
     assert "runs:     1 training seed; imported (not trained here): adm seed 0, ip seed 0" in summary
-    assert "runs:     1 training seed; NOT converged: sam seed 0; imported (not trained here): adm seed 0" in summary
+    assert "runs:     1 training seed; 0 of 1 plateaued" in summary and "converged" not in summary
+    assert "NOT plateaued: sam seed 0 (" in summary and "; imported (not trained here): adm seed 0" in summary
     assert "no rho sweep in this profile (rho_sweep.seeds: [])" in printed(workspace, "rho_sweep")
     assert "imported: not trained here" in printed(workspace, "table1_fid")
 
