@@ -1,6 +1,6 @@
 """The training code digest (flatlib.training.train.code_digest) covers exactly the code that computes the trained
-weights: an edit of the model, diffusion, data, optimizers, averaging, the training loop or the seeding changes it (a run
-folder of the old code is retrained); an edit of the command line, run-folder handling, layout, progress, schema,
+weights: an edit of the model, diffusion, data, optimizers, averaging, the training loop or the seeding changes it
+(a run folder of the old code is retrained); an edit of the command line, run-folder handling, layout, progress, schema,
 the report, flatness or any evaluation or stage code does not."""
 import shutil
 

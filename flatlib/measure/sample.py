@@ -4,8 +4,8 @@
     python -m flatlib.measure.sample --run runs/sam/seed0 --respacing 20 --num 1000 --quant-bits 8 --out sam_ema_T20_8bit.npz
 
 Image ``i`` draws x_T and every step's noise from its own generator, stream (image seed ``seed + i``, sampling)
-of flatlib.seeding (EDM's per-image seeds), so the samples do not depend on the batch size. Output: an ``.npz`` with ``samples`` (uint8
-NxCxHxW, truncated as in the lineage: ``((x+1)*127.5).clamp(0,255)`` then a uint8 cast) and a PNG grid
+of flatlib.seeding (EDM's per-image seeds), so the samples do not depend on the batch size. Output: an ``.npz``
+with ``samples`` (uint8 NxCxHxW, truncated as in the lineage: ``((x+1)*127.5).clamp(0,255)`` then a uint8 cast) and a PNG grid
 of the first 64 images next to it; a JSON sidecar records what was sampled.
 """
 from __future__ import annotations
@@ -41,7 +41,8 @@ def generate(model: torch.nn.Module, diffusion: GaussianDiffusion, seeds: list[i
     out, starts, steps = [], range(0, len(seeds), batch_size), diffusion.num_timesteps
     with progress_bar(len(starts) * steps, f"sampling {len(seeds)} images, T'={steps}", enabled=progress) as bar:
         for start in starts:
-            rng = StackedRandomGenerator(device, [seeding.derive(s, "sampling") for s in seeds[start:start + batch_size]])
+            batch = seeds[start:start + batch_size]
+            rng = StackedRandomGenerator(device, [seeding.derive(s, "sampling") for s in batch])
             x_T = rng.randn((len(rng.generators), *shape), device=device)
             for step in diffusion.p_sample_loop_progressive(forward, x_T, rng, clip_denoised=True, eps_scale=eps_scale):
                 bar.update()

@@ -176,8 +176,9 @@ def loss_set(params: Params, device) -> DiffusionLossSet:
     diffusion = diffusion_from_config(params.diffusion, params.model.learn_sigma)
     images = evaluation_subset(dataset_from_config(params.data), cfg.num_triples,
                                seeding.derive(params.seed, "flatness_images"))
-    return DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max), seed=seeding.derive(params.seed, "flatness_triples"),
-                                     batch_size=cfg.batch_size, hybrid=cfg.hybrid_loss, device=device)
+    return DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max),
+                            seed=seeding.derive(params.seed, "flatness_triples"),
+                            batch_size=cfg.batch_size, hybrid=cfg.hybrid_loss, device=device)
 
 
 def flatness_report(model, losses, cfg: FlatnessConfig, seed: int, progress: bool) -> dict:
@@ -246,7 +247,8 @@ def stage_rho_sweep(params: Params, args) -> None:
     for rho, folder in rho_runs(params, args.seed).items():
         model, run, _ = load_model(folder, "raw", device=device)
         samples = sample_run(model, run, cfg.respacing, params.sample.seeds, params.sample, device, args.progress)
-        sharp = flatness.lpf(model, losses, cfg.sigma, params.flatness.draws, seeding.derive(params.seed, "flatness_lpf"),
+        sharp = flatness.lpf(model, losses, cfg.sigma, params.flatness.draws,
+                             seeding.derive(params.seed, "flatness_lpf"),
                              params.flatness.filter_relative, progress=args.progress)
         results[str(rho)] = dict(fid=fid_of_sets(samples, params, device)["fid"], mc_sharpness=sharp["mc_sharpness"],
                                  base_loss=sharp["base_loss"], lpf=sharp["lpf"], run=str(folder),

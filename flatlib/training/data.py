@@ -286,8 +286,8 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 class BatchStream(Sampler):
     """Deterministic infinite stream of index batches, resumable from any step.
 
-    Epoch ``e`` visits a permutation drawn from stream (``seed``, data_order, ``e``) of :mod:`flatlib.seeding`; each of ``world_size`` ranks takes its own
-    ``batch_size`` slice of every global batch, and a partial global batch at the end of an epoch is dropped.
+    Epoch ``e`` visits a permutation drawn from stream (``seed``, data_order, ``e``) of :mod:`flatlib.seeding`;
+    each of ``world_size`` ranks takes its own ``batch_size`` slice of every global batch, and a partial global batch at the end of an epoch is dropped.
     Batch ``step`` therefore depends only on (seed, step, rank), so resuming needs nothing but the step.
     """
 

@@ -5,8 +5,8 @@ folder and the train stages' code deps); run folders, the command line and launc
 
 The objective is the hybrid loss of improved DDPM (flatlib.model.diffusion.training_losses). The seed fixes the
 initial weights, the data order and the training noise, each its own stream of flatlib.seeding (issue 21); runs of
-one seed share the first two across variants (paired). A checkpoint holds ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
-``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state) and
+one seed share the first two across variants (paired). A checkpoint holds ``model{step:06d}.pt`` (guided-diffusion
+layout), ``ema_{rate}_{step:06d}.pt``, ``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state) and
 ``swa{step:06d}.pt`` in the SWA phase, and ``checksums.json`` their SHA-256; resuming from the newest intact
 ``opt*.pt`` continues bitwise identically (CPU). Every file is written atomically, the training state last, and
 a newest checkpoint that fails to load or to match its recorded SHA-256 is reported and skipped; SIGINT/SIGTERM
@@ -234,8 +234,8 @@ class Trainer:
         if cfg.train.plateau_triples and self.rank == 0:
             source = dataset_from_config(cfg.data, "holdout") if cfg.data.holdout else dataset
             images = evaluation_subset(source, cfg.train.plateau_triples, seeding.derive(cfg.seed, "heldout_images"))
-            self.plateau_set = DiffusionLossSet(self.diffusion, images, seed=seeding.derive(cfg.seed, "heldout_triples"),
-                                                device=self.device)
+            triples = seeding.derive(cfg.seed, "heldout_triples")
+            self.plateau_set = DiffusionLossSet(self.diffusion, images, seed=triples, device=self.device)
         self.model.train()
         bar = progress_bar(self.last_step, f"{self.phase} {self.out_dir}", initial=self.step,
                            enabled=progress and self.rank == 0)
