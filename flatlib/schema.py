@@ -174,7 +174,8 @@ class TrainConfig(StrictConfig):
     plateau_triples: int = ranged(256, ge=0)  # fixed (x0, t, eps) set (held-out images when data.holdout)
                                       # whose L_simple is logged as eval_mse; 0 = off
     plateau_window: float = ranged(0.25, gt=0, le=1)  # the last fraction of training the plateau criterion looks at
-    plateau_tol: float = ranged(0.05, gt=0)  # converged: |relative change of eval_mse over that window| < tol
+    plateau_tol: float = ranged(0.02, gt=0)  # plateaued needs |relative change of eval_mse per doubling of steps| < tol
+    plateau_level: float = ranged(0.05, gt=0, lt=1)  # ... and the window's OLS slope not significant at this level
 
     def __post_init__(self):
         super().__post_init__()

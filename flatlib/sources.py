@@ -13,12 +13,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent  # the folder that holds the flatlib package
 
 #: The modules whose code changes the trained weights: the model and diffusion (and where they run), the data
-#: pipeline, the optimizers, EMA/SWA and the training loop. Not the command line and run-folder handling
-#: (flatlib/training/train.py), checkpoint names and loading (checkpoints.py: the bytes a resume reads are the ones
-#: a save wrote), the schema (params.yaml's values are DVC params deps), layout, progress, the report, flatness
+#: pipeline, the optimizers, EMA/SWA, the training loop and its random streams (seeding). Not the command line and
+#: run-folder handling (flatlib/training/train.py), checkpoint names and loading (checkpoints.py: the bytes a resume
+#: reads are the ones a save wrote), the schema (params.yaml's values are DVC params deps), layout, progress, the report, flatness
 #: (its loss set computes the logged eval_mse, never a gradient) or evaluation code. tests/test_digest.py edits each
 #: kind of module in a copy of the package and checks which change the digest.
-TRAINING_CODE = ("flatlib/model/device.py", "flatlib/model/diffusion.py", "flatlib/model/unet.py",
+TRAINING_CODE = ("flatlib/seeding.py", "flatlib/model/device.py", "flatlib/model/diffusion.py", "flatlib/model/unet.py",
                  "flatlib/training/averaging.py", "flatlib/training/data.py", "flatlib/training/optimizers.py",
                  "flatlib/training/sam.py", "flatlib/training/trainer.py")
 

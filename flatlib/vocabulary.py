@@ -45,3 +45,8 @@ def measured_respacings(params) -> tuple[int, ...]:
     """The T' every Table 1 row is sampled at: ``sample.respacings``."""
     return tuple(params.sample.respacings)
 
+
+#: what a run's held-out loss did over its last window (flatlib.training.trainer.plateau, issue 21): only PLATEAUED
+#: is a plateau; no run is called "converged"
+PLATEAUED, DESCENDING, RISING, NOISY, NOT_LEARNED, TOO_FEW = (
+    "plateaued", "still descending", "rising", "not shown flat (noisy)", "not learned", "too few points")

@@ -1,6 +1,6 @@
 """The training code digest (flatlib.training.train.code_digest) covers exactly the code that computes the trained
-weights: an edit of the model, diffusion, data, optimizers, averaging or the training loop changes it (a run
-folder of the old code is retrained); an edit of the command line, run-folder handling, layout, progress, schema,
+weights: an edit of the model, diffusion, data, optimizers, averaging, the training loop or the seeding changes it
+(a run folder of the old code is retrained); an edit of the command line, run-folder handling, layout, progress, schema,
 the report, flatness or any evaluation or stage code does not."""
 import shutil
 
@@ -11,7 +11,7 @@ from flatlib.training.train import code_digest
 
 CHANGES_THE_WEIGHTS = ["flatlib/model/unet.py", "flatlib/model/diffusion.py", "flatlib/model/device.py",
                        "flatlib/training/data.py", "flatlib/training/optimizers.py", "flatlib/training/sam.py",
-                       "flatlib/training/averaging.py", "flatlib/training/trainer.py"]
+                       "flatlib/training/averaging.py", "flatlib/training/trainer.py", "flatlib/seeding.py"]
 LEAVES_THE_WEIGHTS = ["flatlib/cli.py", "flatlib/layout.py", "flatlib/progress.py", "flatlib/schema.py",
                       "flatlib/vocabulary.py", "flatlib/training/train.py", "flatlib/training/checkpoints.py",
                       "flatlib/model/loss_set.py", "flatlib/measure/flatness.py", "flatlib/measure/sample.py",

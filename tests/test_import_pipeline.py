@@ -83,7 +83,8 @@ def test_every_notebook_reports_what_the_imports_can_and_cannot_test(workspace):
     assert f"{verdict_mark('inconclusive')}: +IP is flatter than ADM" in summary  # one seed decides nothing
     assert f"{verdict_mark('inconclusive')}: SAM adds to EMA: +SAM+EMA beats +EMA" in summary  # imported vs trained
     assert re.search(r"runs: +imported \(not trained here\): adm seed 0, ip seed 0\n", summary)
-    assert re.search(r"runs: +[^\n]*sam seed 0; imported \(not trained here\): adm seed 0, ip seed 0\n", summary)
+    assert re.search(r"runs: +[^\n]*NOT plateaued: sam seed 0 \([^\n]*; imported \(not trained here\): adm seed 0, "
+                     r"ip seed 0\n", summary) and "converged" not in summary
     assert NO_RHO_SWEEP in printed(workspace, "rho_sweep")
     assert "imported: not trained here" in printed(workspace, "table1_fid")
 

@@ -56,7 +56,7 @@ def test_every_stage_ran_and_wrote_its_artifacts(workspace):
         assert all(len(t["fid"]) == params.sample.sets for row in fid["rows"].values() for t in row.values())
         assert all(isinstance(t["fid_all"], float) for row in fid["rows"].values() for t in row.values())
         plateau = json.loads((workspace / layout.run_dir(variant, seed) / layout.RUN_METRICS).read_text())["plateau"]
-        assert set(plateau) >= {"rel_change", "converged"}  # recorded (4 smoke steps converge nothing)
+        assert set(plateau) >= {"rel_change", "per_doubling", "slope_p", "status"}  # recorded (4 smoke steps)
     for kind in layout.PER_VARIANT_METRICS:
         assert sorted(p.parent.name for p in (workspace / layout.METRICS / kind).glob("*/*.json")) == ["adm", "ip", "sam"]
     assert {"fid20_adm", "sharp_sam", "gap_sam", "dfid8_sam", "reproduced"} <= set(

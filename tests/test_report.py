@@ -127,15 +127,17 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
             "sigma": 0.01, "respacing": 20,
             "rows": {str(float(r)): {"fid": [40.0 - r + 10 * j + d for d in sets], "mc_sharpness": x * (1 + j),
                                      "base_loss": 0.05, "lpf": 0.05 + x, "run": "runs/x",
-                                     "plateau": {"converged": True}}
+                                     "plateau": {"plateaued": True}}
                      for r, x in sweep.items()}})
     return root
 
 
-def write_plateau(folder: Path, converged: bool) -> None:
+def write_plateau(folder: Path, plateaued: bool) -> None:
     write_json(folder / "metrics.json", {"phase": "train", "plateau": {
-        "rel_change": -0.01 if converged else -0.05, "window": 0.25, "tol": 0.02, "points": 9,
-        "final_eval_mse": 0.16, "converged": converged}})
+        "rel_change": -0.002 if plateaued else -0.02, "slope": -1e-7 if plateaued else -1e-5,
+        "slope_p": 0.4 if plateaued else 0.001, "per_doubling": -0.005 if plateaued else -0.05, "window": 0.25,
+        "tol": 0.02, "level": 0.05, "points": 9, "final_eval_mse": 0.16, "learned": True,
+        "status": "plateaued" if plateaued else "still descending", "plateaued": plateaued}})
 
 
 def verdict(ws, claim_id):
@@ -207,22 +209,27 @@ def test_flatness_quant_exposure_rho_verdicts(tmp_path):
     assert df.loc["rho", "verdict"] == "contradicted"
 
 
-def test_a_claim_on_an_unconverged_run_says_so(tmp_path, capsys):
+def test_a_claim_on_a_run_still_descending_says_so(tmp_path, capsys):
     ws = make_workspace(tmp_path, unconverged={("sam", 1), ("sam rho=0.5", 2)})
     df = report.claims(ws)
-    assert df.loc["sam_T20", "runs"] == "NOT converged: sam seed 1"
-    assert df.loc["ema", "runs"] == "all 3 converged"
-    assert df.loc["rho", "runs"] == "NOT converged: sam seed 1, sam rho=0.5 seed 2"
-    assert df.loc["sam_vs_indirect", "runs"] == "NOT converged: sam seed 1"
+    sam_note = ("5 of 6 plateaued (change per doubling -5.0% to -0.5%); NOT plateaued: sam seed 1 (still "
+                "descending)")
+    assert df.loc["sam_T20", "runs"] == sam_note
+    assert df.loc["ema", "runs"] == "all 3 plateaued (change per doubling -0.5% to -0.5%)"
+    assert df.loc["rho", "runs"] == ("7 of 9 plateaued (change per doubling -5.0% to -0.5%); NOT plateaued: sam seed 1 "
+                                     "(still descending), sam rho=0.5 seed 2 (still descending)")
+    assert df.loc["sam_vs_indirect", "runs"].endswith("NOT plateaued: sam seed 1 (still descending)")
+    assert "converged" not in " ".join(df["runs"])
     report.show_verdicts(df, ws)
     out = capsys.readouterr().out
-    assert "Judged on runs that did not reach their loss plateau (see the runs column): sam_T20," in out
-    assert "runs:           NOT converged: sam seed 1\n" in out and "\n3 training seeds\n" in out  # seeds: caption
+    assert "Judged on runs not shown to have plateaued (see the runs column): sam_T20," in out
+    assert f"runs:           {sam_note}\n" in out and "\n3 training seeds\n" in out  # seeds: caption
     assert "The paper's claims (17): 17 reproduced, 0 contradicted." in out
     assert "Added claims (not the paper's) (3): 3 reproduced, 0 contradicted." in out
     assert "Procedure: per training seed the paired difference A - B" in out
     plateau = report.plateau_table(ws)
-    assert not plateau.loc[("sam", 1), "converged"] and plateau.loc[("adm", 0), "converged"]
+    assert plateau.loc[("sam", 1), "status"] == "still descending" and plateau.loc[("adm", 0), "status"] == "plateaued"
+    assert plateau.loc[("sam", 1), "change per doubling"] == -0.05 and plateau.loc[("sam", 1), "slope p"] == 0.001
 
 
 def test_the_real_vs_real_floor_is_printed_and_drawn_beside_fid(tmp_path, capsys):
@@ -284,7 +291,7 @@ def test_other_tables_and_printed_text(tmp_path, capsys):
     assert exposure.loc["ADM", "gap (mean_before_last)"] == pytest.approx(5.0)
     assert exposure.loc["ADM", "gap at t=0"] == pytest.approx(8.0)
     rho = report.rho_table(ws)
-    assert list(rho.index) == [0.0, 0.1, 0.5] and rho.loc[0.5, "converged"] == "3/3"
+    assert list(rho.index) == [0.0, 0.1, 0.5] and rho.loc[0.5, "plateaued"] == "3/3"
     report.show_table(report.table1(ws), ws, "table1_fid", title="T1")
     report.show_verdicts(report.claims(ws), ws)
     report.show_choices(ws, "quantization")
@@ -370,7 +377,7 @@ def test_imported_rows_are_reported_and_what_they_cannot_test_is_not_evaluated(t
     assert "no ADM (adm is imported with ema weights only)" in df.loc["sam_T20", "measured"]
     assert df.loc["rho", "measured"] == "(no rho sweep in this profile (rho_sweep.seeds: []))"
     assert df.loc["ip_flatness", "runs"] == "imported (not trained here): adm seed 0, ip seed 0"
-    assert report.plateau_table(ws).loc[("adm", 0), "converged"] == artifacts.IMPORTED
+    assert report.plateau_table(ws).loc[("adm", 0), "status"] == artifacts.IMPORTED
     report.print_profile_note(ws)
     report.show_table(report.rho_table(ws), ws, "rho_sweep")
     assert report.plot_rho_sweep(ws) is None

@@ -213,27 +213,42 @@ def test_seed_plumbing_pairs_variants_and_separates_seeds(tmp_path, monkeypatch)
     assert not all(torch.equal(a, b) for a, b in zip(seen[("adm", 0)], seen[("adm", 1)]))
 
 
-def test_plateau_criterion_on_synthetic_curves():
+def test_plateau_measures_on_synthetic_curves():
+    """Issue 21: "plateaued" needs an OLS slope over the last quarter not distinguishable from zero AND a change per
+    doubling of steps under the tolerance; a curve that still creeps down is "still descending"."""
     import numpy as np
 
     steps = np.arange(50, 2001, 50)
-    settled = 0.15 + 0.05 * np.exp(-steps / 200.0)          # flat long before the last quarter
-    assert plateau(steps, settled, 0.25, 0.02)["converged"]
-    noisy = settled + 0.002 * np.random.default_rng(0).standard_normal(len(steps))  # +-1.3% checkpoint noise
-    assert plateau(steps, noisy, 0.25, 0.02)["converged"]
-    falling = 0.2 - 0.00002 * steps                         # still descending: -6% over the last 500 steps
-    result = plateau(steps, falling, 0.25, 0.02)
-    assert not result["converged"] and result["rel_change"] == pytest.approx(-0.01 / 0.16)
-    assert result["points"] == 11
-    untrained = plateau(steps, np.full(len(steps), 1.0), 0.25, 0.02)  # flat at "predict zero noise"
-    assert untrained["rel_change"] == pytest.approx(0.0) and not untrained["learned"] and not untrained["converged"]
-    too_few = plateau(steps[-2:], falling[-2:], 0.25, 0.02)  # no trend can be fitted: not shown
-    assert not too_few["converged"] and too_few["points"] == 2
+    noise = 0.0005 * np.random.default_rng(0).standard_normal(len(steps))  # +-0.3% checkpoint noise
+    flat = plateau(steps, np.full(len(steps), 0.15), 0.25, 0.02, 0.05)
+    assert flat["status"] == "plateaued" and flat["plateaued"] and flat["per_doubling"] == pytest.approx(0.0)
+    noisy = plateau(steps, 0.15 + noise, 0.25, 0.02, 0.05)
+    assert noisy["plateaued"] and noisy["slope_p"] >= 0.05 and abs(noisy["per_doubling"]) < 0.02
+    # four times the noise: the slope is not significant, but a quarter cannot bound the change per doubling
+    assert plateau(steps, 0.15 + 4 * noise, 0.25, 0.02, 0.05)["status"] == "not shown flat (noisy)"
+    creeping = 0.2 - 0.004 * np.log2(steps)  # a slow log decrease: -2.6% per doubling of steps
+    for curve in (creeping, creeping + noise):
+        result = plateau(steps, curve, 0.25, 0.02, 0.05)
+        assert result["status"] == "still descending" and not result["plateaued"] and result["per_doubling"] < 0
+    exact = plateau(steps, creeping, 0.25, 0.02, 0.05)
+    assert exact["per_doubling"] == pytest.approx(-0.004 / exact["final_eval_mse"], rel=0.01)
+    assert plateau(steps, creeping, 0.25, 0.05, 0.05)["slope_p"] < 1e-6  # significant though under a 5% tolerance
+    assert plateau(steps, creeping, 0.25, 0.05, 0.05)["status"] == "still descending"
+    falling = 0.2 - 0.00002 * steps  # -6% over the last 500 steps
+    result = plateau(steps, falling, 0.25, 0.02, 0.05)
+    assert result["status"] == "still descending" and result["rel_change"] == pytest.approx(-0.01 / 0.16)
+    assert result["points"] == 11 and result["slope"] == pytest.approx(-0.00002)
+    assert plateau(steps, 0.15 + 0.00001 * steps, 0.25, 0.02, 0.05)["status"] == "rising"
+    untrained = plateau(steps, np.full(len(steps), 1.0), 0.25, 0.02, 0.05)  # flat at "predict zero noise"
+    assert untrained["status"] == "not learned" and not untrained["plateaued"]
+    too_few = plateau(steps[-2:], falling[-2:], 0.25, 0.02, 0.05)  # no trend can be fitted: not shown
+    assert too_few["status"] == "too few points" and not too_few["plateaued"] and too_few["points"] == 2
 
 
 def test_every_run_records_its_plateau(tmp_path):
     out = tmp_path / "run"
     run(tmp_path, "adm", out, train__log_every=1)
     plateau = json.loads((out / "metrics.json").read_text())["plateau"]
-    assert set(plateau) == {"rel_change", "window", "tol", "points", "final_eval_mse", "learned", "converged"}
+    assert set(plateau) == {"rel_change", "slope", "slope_p", "per_doubling", "window", "tol", "level", "points",
+                            "final_eval_mse", "learned", "status", "plateaued"}
     assert "eval_mse" in (out / "log.csv").read_text().splitlines()[0]

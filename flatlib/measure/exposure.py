@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from flatlib import atomic
+from flatlib import atomic, seeding
 from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
 from flatlib.vocabulary import WEIGHT_KINDS
@@ -46,8 +46,9 @@ AGGREGATES = {"mean": torch.mean, "sum": torch.sum, "max": torch.max,
 def predicted_noise_norms(model, diffusion: GaussianDiffusion, real_images: torch.Tensor, seed: int = 0,
                           batch_size: int = 256, device="cpu", eps_scale: float = 1.0, clip_denoised: bool = True,
                           aggregate: str = "mean", progress: bool = True) -> dict:
-    """Per-step sampling and training norms of eps_theta for ``len(real_images)`` chains (image i seeded
-    ``seed + i``; the forward-process noise uses ``seed + 10**6 + i``). Steps are listed from t = T down."""
+    """Per-step sampling and training norms of eps_theta for ``len(real_images)`` chains (image i's chain draws
+    from stream (``seed``, exposure_chain, i) of flatlib.seeding, its forward-process noise from (``seed``,
+    exposure_forward, i)). Steps are listed from t = T down."""
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {sorted(AGGREGATES)}, got {aggregate!r}")
     model.eval()
@@ -57,13 +58,13 @@ def predicted_noise_norms(model, diffusion: GaussianDiffusion, real_images: torc
     with progress_bar(len(starts) * 2 * steps, f"exposure {n} chains, T'={steps}", enabled=progress) as bar:
         for start in starts:  # per batch: the sampling chain's steps, then the forward process's
             x0 = real_images[start:start + batch_size].to(device)
-            seeds = range(seed + start, seed + start + len(x0))
-            chain_rng = StackedRandomGenerator(device, seeds)
+            images = range(start, start + len(x0))
+            chain_rng = StackedRandomGenerator(device, [seeding.derive(seed, "exposure_chain", i) for i in images])
             x_T = chain_rng.randn_like(x0)
             for out in diffusion.p_sample_loop_progressive(model, x_T, chain_rng, clip_denoised, eps_scale):
                 sampling[steps - 1 - out["index"]] += out["eps"].flatten(1).norm(dim=1).sum()
                 bar.update()
-            forward_rng = StackedRandomGenerator(device, [s + 10 ** 6 for s in seeds])
+            forward_rng = StackedRandomGenerator(device, [seeding.derive(seed, "exposure_forward", i) for i in images])
             for index in range(steps - 1, -1, -1):
                 t = torch.full((len(x0),), index, dtype=torch.long, device=device)
                 x_t = diffusion.q_sample(x0, t, forward_rng.randn_like(x0))
@@ -84,7 +85,7 @@ def exposure_of_run(run_dir: Path, weights: str, cfg: ExposureConfig, seed: int,
     """:func:`predicted_noise_norms` of a run's weights against ``cfg.num`` real images of its own data set
     (a seeded subset): the one exposure measurement of the CLI and the exposure stage."""
     model, run, _ = load_model(run_dir, weights, step, device)
-    real = evaluation_subset(dataset_from_config(run.data), cfg.num, seed)
+    real = evaluation_subset(dataset_from_config(run.data), cfg.num, seeding.derive(seed, "exposure_images"))
     diffusion = diffusion_from_config(run.diffusion, run.model.learn_sigma, cfg.respacing)
     return predicted_noise_norms(model, diffusion, real, seed, batch_size, device, aggregate=cfg.aggregate,
                                  progress=progress)

@@ -41,7 +41,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from flatlib import layout
+from flatlib import layout, seeding
 from flatlib.atomic import sha256_file
 from flatlib.training.checkpoints import read_checkpoint
 from flatlib.training.data import uint8_to_float
@@ -95,10 +95,11 @@ def train_feature_net(dataset: Dataset, epochs: int = 5, batch_size: int = 128, 
                       ) -> tuple[FeatureNet, dict]:
     """Train a :class:`FeatureNet` with Adam and cross-entropy on ``dataset`` ((image in [-1, 1], label)).
 
-    A seeded ``val_fraction`` of the set is held out; initialisation and batch order come from ``seed`` only
-    (the global RNG is left as it was). Returns ``(model in eval mode, dict(train_acc, val_acc))``.
+    A seeded ``val_fraction`` of the set is held out; initialisation and batch order come from ``seed`` only (streams
+    featurenet_init and featurenet_data of flatlib.seeding; the global RNG is left as it was). Returns ``(model
+    in eval mode, dict(train_acc, val_acc))``.
     """
-    generator = torch.Generator().manual_seed(seed)  # a DataLoader would draw its base seed from the global RNG
+    generator = seeding.generator(seed, "featurenet_data")  # a DataLoader would draw its base seed from the global RNG
     images, labels = next(iter(DataLoader(dataset, batch_size=len(dataset), generator=generator)))
     labels = torch.as_tensor(labels).long()
     if labels.min() < 0:
@@ -107,7 +108,7 @@ def train_feature_net(dataset: Dataset, epochs: int = 5, batch_size: int = 128, 
     num_val = max(1, round(val_fraction * len(labels)))
     val, train = order[:num_val], order[num_val:]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(seeding.derive(seed, "featurenet_init"))
         model = FeatureNet(images.shape[1], int(labels.max()) + 1).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     with progress_bar(epochs * -(-len(train) // batch_size), "featurenet", enabled=progress) as bar:

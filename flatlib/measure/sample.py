@@ -3,9 +3,9 @@
     python -m flatlib.measure.sample --run runs/sam/seed0 --weights ema --respacing 20 --num 1000 --out sam_ema_T20.npz
     python -m flatlib.measure.sample --run runs/sam/seed0 --respacing 20 --num 1000 --quant-bits 8 --out sam_ema_T20_8bit.npz
 
-Image ``i`` draws x_T and every step's noise from its own generator seeded ``seed + i`` (EDM's per-image
-seeds), so the samples do not depend on the batch size. Output: an ``.npz`` with ``samples`` (uint8
-NxCxHxW, truncated as in the lineage: ``((x+1)*127.5).clamp(0,255)`` then a uint8 cast) and a PNG grid
+Image ``i`` draws x_T and every step's noise from its own generator, stream (image seed ``seed + i``, sampling)
+of flatlib.seeding (EDM's per-image seeds), so the samples do not depend on the batch size. Output: an ``.npz``
+with ``samples`` (uint8 NxCxHxW, truncated as in the lineage: ``((x+1)*127.5).clamp(0,255)`` then a uint8 cast) and a PNG grid
 of the first 64 images next to it; a JSON sidecar records what was sampled.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flatlib import atomic
+from flatlib import atomic, seeding
 from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
 from flatlib.vocabulary import WEIGHT_KINDS
@@ -33,14 +33,16 @@ from flatlib.measure.quant import quantize_model
 def generate(model: torch.nn.Module, diffusion: GaussianDiffusion, seeds: list[int], shape: tuple,
              batch_size: int, device: str | torch.device = "cpu", eps_scale: float = 1.0,
              progress: bool = True, compile: str = "off") -> torch.Tensor:
-    """uint8 samples ``len(seeds) x C x H x W``; image i depends only on seeds[i] (never on batch_size).
+    """uint8 samples ``len(seeds) x C x H x W``; image i depends only on seeds[i] (never on batch_size): its
+    noise is the stream (seeds[i], sampling) of flatlib.seeding.
     ``compile``: a :func:`flatlib.model.device.compiled` mode for the model's forward."""
     model.eval()
     forward = compiled(model, compile)
     out, starts, steps = [], range(0, len(seeds), batch_size), diffusion.num_timesteps
     with progress_bar(len(starts) * steps, f"sampling {len(seeds)} images, T'={steps}", enabled=progress) as bar:
         for start in starts:
-            rng = StackedRandomGenerator(device, seeds[start:start + batch_size])
+            batch = seeds[start:start + batch_size]
+            rng = StackedRandomGenerator(device, [seeding.derive(s, "sampling") for s in batch])
             x_T = rng.randn((len(rng.generators), *shape), device=device)
             for step in diffusion.p_sample_loop_progressive(forward, x_T, rng, clip_denoised=True, eps_scale=eps_scale):
                 bar.update()

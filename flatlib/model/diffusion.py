@@ -128,11 +128,11 @@ def discretized_gaussian_log_likelihood(x, means, log_scales):
 # ------------------------------------------------------------------------------------ randomness
 
 class StackedRandomGenerator:
-    """One torch.Generator per image (EDM style): image i always draws from seeds[i], so samples do
-    not depend on how images are batched."""
+    """One torch.Generator per image (EDM style): image i always draws from seeds[i] (64-bit, as
+    flatlib.seeding derives them), so samples do not depend on how images are batched."""
 
     def __init__(self, device, seeds):
-        self.generators = [torch.Generator(device).manual_seed(int(s) % (1 << 32)) for s in seeds]
+        self.generators = [torch.Generator(device).manual_seed(int(s) % (1 << 64)) for s in seeds]
 
     def randn(self, shape, **kwargs):
         assert shape[0] == len(self.generators), (shape, len(self.generators))

@@ -301,15 +301,16 @@ def load_training_log(workspace, variant: str, seed: int, phase: str = "train") 
     return pd.read_csv(_require(workspace, layout.run_record(layout.run_dir(variant, seed, phase)) / layout.RUN_LOG))
 
 
-#: the plateau table's "converged" of a run imported, not trained here (it has no training log)
+#: the plateau table's "status" of a run imported, not trained here (it has no training log)
 IMPORTED = "imported: not trained here"
 
 
 def plateau_table(workspace) -> pd.DataFrame:
-    """The plateau criterion every training run recorded (metrics.json): one row per run (the Table 1
-    variants and the rho sweep's runs, per seed) with its final held-out L_simple, its relative change over
-    the last window and whether it converged (flatlib.training.trainer.plateau); an imported variant's runs are marked
-    :data:`IMPORTED`."""
+    """The convergence every training run measured (metrics.json, flatlib.training.trainer.plateau; issue 21): one
+    row per run (the Table 1 variants and the rho sweep's runs, per seed) with its final held-out L_simple, its
+    relative change over the last window, the p-value of that window's slope, the fitted change per doubling of
+    steps and its status ("plateaued" only when both show no descent; else "still descending", ...); an imported
+    variant's runs are marked :data:`IMPORTED`."""
     params = load_params(workspace)
     runs = [(v, s, layout.run_dir(v, s)) for v in params.variants for s in params.seeds]
     runs += [(f"sam rho={rho:g}", s, layout.rho_run_dir(rho, s)) for rho in params.rho_sweep.rhos
@@ -320,10 +321,14 @@ def plateau_table(workspace) -> pd.DataFrame:
         plateau = {} if imported else _json(workspace, layout.run_record(folder) / layout.RUN_METRICS).get("plateau") or {}
         records.append({"run": name, "seed": seed, "final held-out loss": plateau.get("final_eval_mse", float("nan")),
                         "relative change": plateau.get("rel_change", float("nan")),
+                        "slope p": plateau.get("slope_p", float("nan")),
+                        "change per doubling": plateau.get("per_doubling", float("nan")),
                         "window": plateau.get("window", float("nan")), "tolerance": plateau.get("tol", float("nan")),
-                        "converged": IMPORTED if imported else plateau.get("converged", False)})
+                        "level": plateau.get("level", float("nan")),
+                        "status": IMPORTED if imported else plateau.get("status", "not measured")})
     return with_kinds(pd.DataFrame(records).set_index(["run", "seed"]),
-                      {"final held-out loss": "loss", "relative change": "rel", "window": "rel", "tolerance": "rel"})
+                      {"final held-out loss": "loss", "relative change": "rel", "slope p": "rel",
+                       "change per doubling": "rel", "window": "rel", "tolerance": "rel", "level": "rel"})
 
 
 def sample_grid_path(workspace, variant: str, weights: str, respacing: int, seed: int | None = None) -> Path:

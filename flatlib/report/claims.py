@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from flatlib import layout, vocabulary
-from flatlib.vocabulary import FLATNESS_ROWS, IP_ROWS, NOT_EVALUATED, OUTCOMES, PAPER_RESPACINGS, ROW_OF, VARIANT_OF, label
+from flatlib.vocabulary import (FLATNESS_ROWS, IP_ROWS, NOT_EVALUATED, OUTCOMES, PAPER_RESPACINGS, PLATEAUED, ROW_OF,
+                                VARIANT_OF, label)
 from flatlib.schema import params_comments
 from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
                                       load_featurenet, load_fid, load_import_record, load_params, plateau_table,
@@ -414,7 +415,8 @@ def claims(workspace, group: str | None = None) -> pd.DataFrame:
     interval, in percent) and paper effect (the paper's), p and p adjusted (flatlib.measure.stats.decide), verdict (the
     four-valued outcome; "not evaluated" when the measurement was not configured), plain t (the outcome under
     per-comparison paired t-intervals), fragile, KID (the FID-based claims' outcome with KID) and FID vs KID,
-    seeds, runs (whether every training run the claim uses reached its plateau).
+    seeds, runs (how many training runs the claim uses plateaued, their change per doubling of steps, the others'
+    status).
     """
     if group is not None and group not in CLAIM_GROUPS:
         raise ValueError(f"group must be one of {CLAIM_GROUPS}, got {group!r}")
@@ -487,18 +489,23 @@ def counts_text(df: pd.DataFrame, family: str) -> str:
     return ", ".join(f"{n} {word}" for word, n in c.items() if n or word in ("reproduced", "contradicted"))
 
 
-NOT_CONVERGED = "NOT converged"
+NOT_PLATEAUED = "NOT plateaued"
 
 
 def _runs_note(table: pd.DataFrame, used) -> str:
-    """"all N converged" or the runs a claim uses that did not reach their plateau (``table``: plateau_table);
-    then the imported ones."""
+    """"all N plateaued" or "K of N plateaued", the range of the runs' change per doubling of steps, and each run the
+    claim uses that did not plateau with its status (``table``: plateau_table; issue 21); then the imported ones."""
     variants_ = {VARIANT_OF.get(r, r) for r in used}
     wanted = table[[run in variants_ or (RHO_RUNS in used and run.startswith("sam rho=")) for run, _ in table.index]]
-    imported = [f"{run} seed {seed}" for (run, seed), ok in wanted["converged"].items() if ok == IMPORTED]
-    trained = wanted[wanted["converged"].map(lambda ok: ok != IMPORTED)]
-    bad = [f"{run} seed {seed}" for (run, seed), ok in trained["converged"].items() if not ok]
-    note = f"all {len(trained)} converged" if not bad else f"{NOT_CONVERGED}: " + ", ".join(bad)
+    imported = [f"{run} seed {seed}" for (run, seed), status in wanted["status"].items() if status == IMPORTED]
+    trained = wanted[wanted["status"] != IMPORTED]
+    bad = [f"{run} seed {seed} ({status})" for (run, seed), status in trained["status"].items() if status != PLATEAUED]
+    note = f"all {len(trained)} plateaued" if not bad else f"{len(trained) - len(bad)} of {len(trained)} plateaued"
+    doubling = trained["change per doubling"].dropna()
+    if len(doubling):
+        note += f" (change per doubling {doubling.min():+.1%} to {doubling.max():+.1%})"
+    if bad:
+        note += f"; {NOT_PLATEAUED}: " + ", ".join(bad)
     if not imported:
         return note
     return (f"{note}; " if len(trained) else "") + "imported (not trained here): " + ", ".join(imported)
@@ -527,9 +534,9 @@ def show_verdicts(df: pd.DataFrame, workspace, name: str = "claims") -> None:
     differ = [cid for cid, r in df.iterrows() if r["FID vs KID"] == "differ"]
     if differ:
         print(f"FID and KID outcomes differ: {', '.join(differ)}.")
-    unconverged = [cid for cid, r in df.iterrows() if NOT_CONVERGED in r["runs"] and r["verdict"] != NOT_EVALUATED]
-    if unconverged:
-        print(f"Judged on runs that did not reach their loss plateau (see the runs column): {', '.join(unconverged)}.")
+    descending = [cid for cid, r in df.iterrows() if NOT_PLATEAUED in r["runs"] and r["verdict"] != NOT_EVALUATED]
+    if descending:
+        print(f"Judged on runs not shown to have plateaued (see the runs column): {', '.join(descending)}.")
     show(verdict_view(df))
 
 
@@ -623,7 +630,7 @@ def print_profile_note(workspace) -> None:
 # ------------------------------------------------------------------------------------- reproduction choices
 CHOICES = {
     "table1_fid": ["seeds", "data.name", "data.image_size", "data.holdout", "model.num_channels", "train.steps",
-                   "train.batch_size", "train.plateau_window", "train.plateau_tol",
+                   "train.batch_size", "train.plateau_window", "train.plateau_tol", "train.plateau_level",
                    "optim.lr", "optim.rho", "optim.adaptive", "variants", "train.ema_rate", "train.ema_warmup",
                    "swa.start_step", "swa.steps", "swa.window", "swa.lr_min", "sample.num", "sample.sets",
                    "sample.respacings",
@@ -638,7 +645,7 @@ CHOICES = {
     "exposure": ["exposure.num", "exposure.respacing", "exposure.aggregate", "sample.eps_scale"],
     "rho_sweep": ["optim.rho", "rho_sweep.rhos", "verdict.barely", "rho_sweep.sigma", "rho_sweep.respacing", "flatness.draws",
                   "fid.extractor"],
-    "summary": ["seeds", "verdict.confidence", "verdict.multiplicity", "verdict.barely", "fid.floor_draws", "data.name", "train.steps", "train.plateau_tol", "sample.num",
+    "summary": ["seeds", "verdict.confidence", "verdict.multiplicity", "verdict.barely", "fid.floor_draws", "data.name", "train.steps", "train.plateau_tol", "train.plateau_level", "sample.num",
                 "sample.sets", "fid.extractor", "optim.rho", "optim.adaptive",
                 "swa.window", "quant.per_channel", "flatness.sigmas", "flatness.hybrid_loss", "exposure.aggregate"],
 }

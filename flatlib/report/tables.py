@@ -199,7 +199,7 @@ def exposure_table(workspace) -> pd.DataFrame:
 
 def rho_values(workspace) -> dict[float, dict[str, np.ndarray]]:
     """rho -> {"FID": array[seed, sample set], "base loss", "LPF", "MC sharpness": array[seed],
-    "converged": array[seed] of bool}, rho ascending (0 = the ADM run)."""
+    "plateaued": array[seed] of bool (flatlib.training.trainer.plateau)}, rho ascending (0 = the ADM run)."""
     per_seed = load_rho_sweep(workspace)
     out = {}
     for rho in sorted(per_seed[0]["rows"] if per_seed else (), key=float):
@@ -207,7 +207,7 @@ def rho_values(workspace) -> dict[float, dict[str, np.ndarray]]:
         out[float(rho)] = {"FID": np.asarray([x["fid"] for x in r], dtype=float),
                            **{c: np.asarray([x[k] for x in r], dtype=float) for c, k in
                               (("base loss", "base_loss"), ("LPF", "lpf"), ("MC sharpness", "mc_sharpness"))},
-                           "converged": np.asarray([bool((x.get("plateau") or {}).get("converged")) for x in r])}
+                           "plateaued": np.asarray([bool((x.get("plateau") or {}).get("plateaued")) for x in r])}
     return out
 
 
@@ -218,7 +218,7 @@ NO_RHO_SWEEP = "no rho sweep in this profile (rho_sweep.seeds: [])"
 def rho_table(workspace) -> pd.DataFrame:
     """Per rho (0 = the ADM run, the SAM run's rho, the extra SAM runs; all trained alike, as long as the main
     runs): FID, base loss, LPF and MC sharpness (means ± intervals over training seeds) and how many seeds' runs
-    converged. Without a sweep, no rows and ``attrs["note"]`` says so."""
+    plateaued. Without a sweep, no rows and ``attrs["note"]`` says so."""
     params = load_params(workspace)
     confidence, cfg = params.verdict.confidence, params.rho_sweep
     records, kinds = [], {}
@@ -226,7 +226,7 @@ def rho_table(workspace) -> pd.DataFrame:
         rec = {"rho": rho}
         for column, kind in (("FID", "fid"), ("base loss", "loss"), ("LPF", "loss"), ("MC sharpness", "sharpness")):
             _put(rec, kinds, column, values[column], kind, confidence)
-        rec["converged"] = f"{int(values['converged'].sum())}/{len(values['converged'])}"
+        rec["plateaued"] = f"{int(values['plateaued'].sum())}/{len(values['plateaued'])}"
         records.append(rec)
     df = (pd.DataFrame(records) if records else pd.DataFrame(columns=["rho"])).set_index("rho")
     df.attrs.update(sigma=cfg.sigma, respacing=cfg.respacing, steps=params.train.steps)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flatlib import atomic, layout, vocabulary
+from flatlib import atomic, layout, seeding, vocabulary
 from flatlib.measure import flatness
 from flatlib.training.checkpoints import load_model, run_plateau
 from flatlib.cli import cli_parser
@@ -66,7 +66,7 @@ def stage_reference(params: Params, args) -> None:
     if isinstance(dataset, ArrayImageDataset) and params.fid.reference_size >= len(dataset):
         images = dataset.images
     else:
-        floats = evaluation_subset(dataset, params.fid.reference_size, params.seed)
+        floats = evaluation_subset(dataset, params.fid.reference_size, seeding.derive(params.seed, "fid_reference"))
         images = ((floats + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
     atomic.savez_compressed(layout.REFERENCE, samples=images.numpy())
     print(f"reference: {len(images)} images {tuple(images.shape[1:])} -> {layout.REFERENCE}")
@@ -141,7 +141,7 @@ def stage_fid_floor(params: Params, args) -> None:
     for name, count in counts.items():
         draws = []
         for draw in range(params.fid.floor_draws):
-            floats = evaluation_subset(source, count, params.seed + 1 + draw)
+            floats = evaluation_subset(source, count, seeding.derive(params.seed, "fid_floor", draw))
             draws.append(fid_of(((floats + 1) * 127.5).round().clamp(0, 255).to(torch.uint8), params.fid, device))
         out[name] = {key: [d[key] for d in draws] for key in draws[0]}
         print(f"real-vs-real floor, {count} images ({out['source']}): FID " + ", ".join(
@@ -174,26 +174,31 @@ def loss_set(params: Params, device) -> DiffusionLossSet:
     """The fixed (x0, t, eps) set: same images, timesteps and noise for every model, seed and measure."""
     cfg = params.flatness
     diffusion = diffusion_from_config(params.diffusion, params.model.learn_sigma)
-    images = evaluation_subset(dataset_from_config(params.data), cfg.num_triples, params.seed)
-    return DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max), seed=params.seed,
-                                     batch_size=cfg.batch_size, hybrid=cfg.hybrid_loss, device=device)
+    images = evaluation_subset(dataset_from_config(params.data), cfg.num_triples,
+                               seeding.derive(params.seed, "flatness_images"))
+    return DiffusionLossSet(diffusion, images, (cfg.t_min, cfg.t_max),
+                            seed=seeding.derive(params.seed, "flatness_triples"),
+                            batch_size=cfg.batch_size, hybrid=cfg.hybrid_loss, device=device)
 
 
 def flatness_report(model, losses, cfg: FlatnessConfig, seed: int, progress: bool) -> dict:
-    """LPF / MC sharpness per sigma, the 1-D loss curve and the Hessian's top eigenvalue and trace."""
+    """LPF / MC sharpness per sigma, the 1-D loss curve and the Hessian's top eigenvalue and trace; each measure
+    draws from its own stream of the evaluation ``seed`` (flatlib.seeding)."""
     report = {"lpf": {}}
     for sigma in cfg.sigmas:
-        out = flatness.lpf(model, losses, sigma, cfg.draws, seed, cfg.filter_relative, progress=progress)
+        out = flatness.lpf(model, losses, sigma, cfg.draws, seeding.derive(seed, "flatness_lpf"), cfg.filter_relative,
+                           progress=progress)
         report["lpf"][str(sigma)] = {k: out[k] for k in ("lpf", "std_err", "base_loss", "mc_sharpness")}
     alphas = np.linspace(-cfg.curve_span, cfg.curve_span, cfg.curve_points)
-    report["curve"] = flatness.loss_curve_1d(model, losses, alphas, seed, cfg.curve_directions, progress=progress)
+    report["curve"] = flatness.loss_curve_1d(model, losses, alphas, seeding.derive(seed, "flatness_curve"),
+                                             cfg.curve_directions, progress=progress)
     if cfg.hessian_iters:
         top = flatness.hessian_top_eigenvalue(model, losses.batch_terms(), cfg.hessian_iters, cfg.hessian_tol,
-                                              seed=seed, progress=progress)
+                                              seed=seeding.derive(seed, "flatness_eigen"), progress=progress)
         report["hessian_top_eigenvalue"] = {k: top[k] for k in ("eigenvalue", "iterations", "converged")}
     if cfg.hessian_samples:
-        trace = flatness.hessian_trace(model, losses.batch_terms(), cfg.hessian_samples, seed=seed,
-                                       progress=progress)
+        trace = flatness.hessian_trace(model, losses.batch_terms(), cfg.hessian_samples,
+                                       seed=seeding.derive(seed, "flatness_trace"), progress=progress)
         report["hessian_trace"] = {k: trace[k] for k in ("trace", "std_err")}
     return _to_builtin(report)
 
@@ -207,7 +212,8 @@ def stage_flatness(params: Params, args) -> None:
         if args.variant in cfg.surface_variants and weights in cfg.surface_weights:
             axis = np.linspace(-cfg.curve_span, cfg.curve_span, cfg.surface_points)
             results[weights]["surface"] = _to_builtin(
-                flatness.loss_surface_2d(model, losses, axis, axis, params.seed, progress=args.progress))
+                flatness.loss_surface_2d(model, losses, axis, axis, seeding.derive(params.seed, "flatness_curve"),
+                                         progress=args.progress))
         lpf = results[weights]["lpf"]
         print(f"{args.variant}/{weights} seed {args.seed}: base loss {next(iter(lpf.values()))['base_loss']:.4f}, "
               + ", ".join(f"MC sharpness(sigma={s}) {v['mc_sharpness']:.4f}" for s, v in lpf.items()))
@@ -241,7 +247,8 @@ def stage_rho_sweep(params: Params, args) -> None:
     for rho, folder in rho_runs(params, args.seed).items():
         model, run, _ = load_model(folder, "raw", device=device)
         samples = sample_run(model, run, cfg.respacing, params.sample.seeds, params.sample, device, args.progress)
-        sharp = flatness.lpf(model, losses, cfg.sigma, params.flatness.draws, params.seed,
+        sharp = flatness.lpf(model, losses, cfg.sigma, params.flatness.draws,
+                             seeding.derive(params.seed, "flatness_lpf"),
                              params.flatness.filter_relative, progress=args.progress)
         results[str(rho)] = dict(fid=fid_of_sets(samples, params, device)["fid"], mc_sharpness=sharp["mc_sharpness"],
                                  base_loss=sharp["base_loss"], lpf=sharp["lpf"], run=str(folder),
@@ -281,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         key, seeds = ("rho_sweep.seeds", params.rho_sweep.seeds) if args.stage in RHO_SWEEP else ("seeds", params.seeds)
         if args.stage in PER_VARIANT + RHO_SWEEP and args.seed not in seeds:
             raise ConfigError(f"stage {args.stage} needs --seed, one of params.yaml {key} {seeds}")
-        torch.manual_seed(params.seed)
+        torch.manual_seed(seeding.derive(params.seed, "evaluation"))
         line_buffered_stdout()
         STAGES[args.stage](params, args)
 

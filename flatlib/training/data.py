@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
+from flatlib import seeding
 from flatlib.config import ConfigError
 from flatlib.errors import CorruptFileError, MissingInputError
 from flatlib.schema import DataConfig
@@ -285,8 +286,8 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 class BatchStream(Sampler):
     """Deterministic infinite stream of index batches, resumable from any step.
 
-    Epoch ``e`` visits a permutation drawn from ``seed + e``; each of ``world_size`` ranks takes its own
-    ``batch_size`` slice of every global batch, and a partial global batch at the end of an epoch is dropped.
+    Epoch ``e`` visits a permutation drawn from stream (``seed``, data_order, ``e``) of :mod:`flatlib.seeding`;
+    each of ``world_size`` ranks takes its own ``batch_size`` slice of every global batch, and a partial global batch at the end of an epoch is dropped.
     Batch ``step`` therefore depends only on (seed, step, rank), so resuming needs nothing but the step.
     """
 
@@ -300,7 +301,7 @@ class BatchStream(Sampler):
 
     def indices(self, step: int) -> torch.Tensor:
         epoch, position = divmod(step, self.steps_per_epoch)
-        permutation = torch.randperm(self.num_items, generator=torch.Generator().manual_seed(self.seed + epoch))
+        permutation = torch.randperm(self.num_items, generator=seeding.generator(self.seed, "data_order", epoch))
         start = (position * self.world_size + self.rank) * self.batch_size
         return permutation[start:start + self.batch_size]
 

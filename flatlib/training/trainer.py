@@ -4,9 +4,9 @@ averaging code, is what computes the trained weights (flatlib.sources.TRAINING_C
 folder and the train stages' code deps); run folders, the command line and launching are flatlib.training.train.
 
 The objective is the hybrid loss of improved DDPM (flatlib.model.diffusion.training_losses). The seed fixes the
-initial weights, the data order and the training noise; runs of one seed share the first two across variants
-(paired). A checkpoint holds ``model{step:06d}.pt`` (guided-diffusion layout), ``ema_{rate}_{step:06d}.pt``,
-``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state) and
+initial weights, the data order and the training noise, each its own stream of flatlib.seeding (issue 21); runs of
+one seed share the first two across variants (paired). A checkpoint holds ``model{step:06d}.pt`` (guided-diffusion
+layout), ``ema_{rate}_{step:06d}.pt``, ``opt{step:06d}.pt`` (optimizer incl. Adam moments, step, RNG states, timestep-sampler state) and
 ``swa{step:06d}.pt`` in the SWA phase, and ``checksums.json`` their SHA-256; resuming from the newest intact
 ``opt*.pt`` continues bitwise identically (CPU). Every file is written atomically, the training state last, and
 a newest checkpoint that fails to load or to match its recorded SHA-256 is reported and skipped; SIGINT/SIGTERM
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from flatlib import atomic, layout
+from flatlib import atomic, layout, seeding
 from flatlib.config import ConfigError
 from flatlib.errors import CorruptFileError, Interrupted, MissingInputError
 from flatlib.model.device import compiled, resolve_device
@@ -49,6 +49,7 @@ from flatlib.training.checkpoints import (read_checkpoint, record_checksums, sav
                                          weights_path)
 from flatlib.training.data import BatchStream, batch_iterator, dataset_from_config, evaluation_subset, random_hflip
 from flatlib.training.optimizers import build_optimizer, is_two_pass
+from flatlib.vocabulary import DESCENDING, NOISY, NOT_LEARNED, PLATEAUED, RISING, TOO_FEW
 
 
 class Trainer:
@@ -62,8 +63,9 @@ class Trainer:
             raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {self.world_size} ranks")
         self.local_batch = cfg.train.batch_size // self.world_size
 
-        torch.manual_seed(cfg.seed + self.rank)  # global RNG: initialisation (same on all ranks via DDP) + dropout
+        torch.manual_seed(seeding.derive(cfg.seed, "init"))  # the same initial weights on every rank
         self.model = create_unet(cfg.model).to(self.device)
+        torch.manual_seed(seeding.derive(cfg.seed, "dropout", self.rank))  # the global RNG from here: dropout
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ddp_model = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1
@@ -74,9 +76,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
         self.ema = EMA(self.model, cfg.train.ema_rate, warmup=cfg.train.ema_warmup)
         self.swa = None
-        seed = cfg.seed * 1000 + self.rank
-        self.cpu_generator = torch.Generator().manual_seed(seed)            # timesteps, flips
-        self.noise_generator = torch.Generator(self.device).manual_seed(seed + 500)  # eps and IP xi
+        self.cpu_generator = seeding.generator(cfg.seed, "timesteps", self.rank)  # timesteps, flips
+        self.noise_generator = seeding.generator(cfg.seed, "noise", self.rank, device=self.device)  # eps, IP xi
 
         self.step = 0
         if phase == "swa":
@@ -232,8 +233,9 @@ class Trainer:
         self.plateau_set = None
         if cfg.train.plateau_triples and self.rank == 0:
             source = dataset_from_config(cfg.data, "holdout") if cfg.data.holdout else dataset
-            images = evaluation_subset(source, cfg.train.plateau_triples, cfg.seed)
-            self.plateau_set = DiffusionLossSet(self.diffusion, images, seed=cfg.seed, device=self.device)
+            images = evaluation_subset(source, cfg.train.plateau_triples, seeding.derive(cfg.seed, "heldout_images"))
+            triples = seeding.derive(cfg.seed, "heldout_triples")
+            self.plateau_set = DiffusionLossSet(self.diffusion, images, seed=triples, device=self.device)
         self.model.train()
         bar = progress_bar(self.last_step, f"{self.phase} {self.out_dir}", initial=self.step,
                            enabled=progress and self.rank == 0)
@@ -259,7 +261,7 @@ class Trainer:
                        final_mse=log.last.get("mse"), swa_snapshots=None if self.swa is None else self.swa.num_averaged)
         if self.plateau_set is not None and self.phase == "train":
             metrics["plateau"] = plateau_of_log(self.out_dir / layout.RUN_LOG, cfg.train.plateau_window,
-                                                cfg.train.plateau_tol)
+                                                cfg.train.plateau_tol, cfg.train.plateau_level)
         timings = dict(steps_run=self.step - start_step, seconds=round(elapsed, 2),
                        steps_per_second=round((self.step - start_step) / elapsed, 3) if elapsed else None,
                        device=str(self.device), world_size=self.world_size)
@@ -397,30 +399,46 @@ class StopSignal:
 UNTRAINED_LOSS = 0.9
 
 
-def plateau(steps, losses, window: float, tol: float) -> dict:
-    """The convergence criterion of a run: fit a line to ``losses`` (the fixed-set L_simple, ``eval_mse``)
-    logged in the last ``window`` fraction of the steps; ``rel_change`` is the fitted change across that
-    window relative to the fitted final loss, and the run has reached its plateau when ``|rel_change| < tol``
-    and it has learned (final loss below :data:`UNTRAINED_LOSS`).
-    A line, not two end points, so one noisy checkpoint neither hides a trend nor fakes one. Fewer than three
-    logged points in the window (a log_every too coarse for the run) cannot show a plateau: not converged."""
+
+def plateau(steps, losses, window: float, tol: float, level: float) -> dict:
+    """Measured convergence of a run (issue 21: no label the curve does not support), from ``losses`` (the fixed-set
+    L_simple, ``eval_mse``) logged in the last ``window`` fraction of the steps:
+
+    - ``rel_change``: the OLS line's change across the window relative to its fitted final loss;
+    - ``slope`` (per step) and ``slope_p``: the line's slope and its two-sided p-value (``scipy.stats.linregress``);
+    - ``per_doubling``: the slope of a fit on log2(step), relative to the final loss: the change another doubling of
+      training would bring if the trend held.
+
+    ``status`` is "plateaued" only when the slope is not distinguishable from zero at ``level`` (p >= level) AND
+    ``|per_doubling| < tol`` AND the run has learned (final loss below :data:`UNTRAINED_LOSS`); otherwise "still
+    descending" (or "rising") when the slope is significant, "not shown flat (noisy)" when it is not but the noisy
+    change per doubling reaches ``tol``, "not learned", or "too few points" (fewer than three logged points in the
+    window: no trend can be fitted). ``plateaued`` is that bool."""
+    from scipy.stats import linregress
+
     steps, losses = np.asarray(steps, dtype=float), np.asarray(losses, dtype=float)
-    start = steps[-1] - window * steps[-1]
+    start = steps[-1] - window * steps[-1] if len(steps) else 0.0
     inside = steps >= start
-    if inside.sum() < 3:  # too few points to fit a trend: not shown to have converged
-        return dict(rel_change=float("nan"), window=window, tol=tol, points=int(inside.sum()),
-                    final_eval_mse=float(losses[-1]) if len(losses) else float("nan"), learned=False,
-                    converged=False)
-    slope, intercept = np.polyfit(steps[inside], losses[inside], 1)
-    final = slope * steps[-1] + intercept
-    rel_change = float(slope * (steps[-1] - start) / final)
+    out = dict(window=window, tol=tol, level=level, points=int(inside.sum()))
+    if inside.sum() < 3:
+        return dict(out, rel_change=float("nan"), slope=float("nan"), slope_p=float("nan"), per_doubling=float("nan"),
+                    final_eval_mse=float(losses[-1]) if len(losses) else float("nan"), learned=False, status=TOO_FEW,
+                    plateaued=False)
+    line = linregress(steps[inside], losses[inside])
+    log_line = linregress(np.log2(np.maximum(steps[inside], 1)), losses[inside])
+    final = line.slope * steps[-1] + line.intercept
+    p = 1.0 if np.isnan(line.pvalue) else float(line.pvalue)  # NaN: an exactly constant curve, no slope at all
+    per_doubling = float(log_line.slope / final)
     learned = bool(final < UNTRAINED_LOSS)
-    return dict(rel_change=rel_change, window=window, tol=tol, points=int(inside.sum()),
-                final_eval_mse=float(final), learned=learned, converged=bool(abs(rel_change) < tol and learned))
+    trend = DESCENDING if line.slope < 0 else RISING
+    status = (NOT_LEARNED if not learned else trend if p < level else PLATEAUED if abs(per_doubling) < tol else NOISY)
+    return dict(out, rel_change=float(line.slope * (steps[-1] - start) / final), slope=float(line.slope), slope_p=p,
+                per_doubling=per_doubling, final_eval_mse=float(final), learned=learned, status=status,
+                plateaued=status == PLATEAUED)
 
 
-def plateau_of_log(path: Path, window: float, tol: float) -> dict:
+def plateau_of_log(path: Path, window: float, tol: float, level: float) -> dict:
     """:func:`plateau` of a run's ``log.csv`` (its ``eval_mse`` column)."""
     with open(path) as f:
         rows = [row for row in csv.DictReader(f) if row.get("eval_mse")]
-    return plateau([int(r["step"]) for r in rows], [float(r["eval_mse"]) for r in rows], window, tol)
+    return plateau([int(r["step"]) for r in rows], [float(r["eval_mse"]) for r in rows], window, tol, level)
