@@ -57,37 +57,37 @@ def forward_flops(model_cfg) -> float:
 
 
 def profile_params(name: str, seeds: int | None = None, dest: Path | None = None):
-    """The typed params of profile ``name`` (with training and rho-sweep seeds 0..seeds-1 if given), written to
+    """The typed params of profile ``name`` (with training seeds 0..seeds-1 if given), written to
     ``dest``/params.yaml when given, else to a temporary copy."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(dest or tmp) / "params.yaml"
         shutil.copy2(ROOT / "params.yaml", path)
         apply_profile(name, path)
         if seeds is not None:
-            text = apply_overrides(yaml.safe_load(path.read_text()), [f"seeds={list(range(seeds))}",
-                                                                       f"rho_sweep.seeds={list(range(seeds))}"])
+            text = apply_overrides(yaml.safe_load(path.read_text()), [f"seeds={list(range(seeds))}"])
             path.write_text(yaml.safe_dump(text, sort_keys=False))
         return load_params(path)
 
 
 def job_hours(params, stage: str, fwd: float, flop_rate: float, sam_factor: float) -> float:
-    """GPU-hours of one dvc.yaml stage instance (``train@sam-0``, ``rho_train@1``); 0 for the uncounted ones."""
+    """GPU-hours of one dvc.yaml stage instance (``train@sam-0``, ``rho_train@1-0.05``); 0 for the uncounted
+    ones."""
     group, _, key = stage.partition("@")
-    variant = key.rpartition("-")[0]
+    variant = key.rpartition("-")[0] if group not in ("rho_train", "rho_sweep") else ""
     t, s, f = params.train, params.sample, params.flatness
     is_sam = variant and params.run_config(variant).optim.optimizer.endswith("sam")
     step_images = t.batch_size * 3 * (sam_factor if is_sam else 1.0)   # a training image = 3 forward passes
     forwards = {
         "train": t.steps * step_images,
         "swa": params.swa.steps * step_images,
-        "rho_train": len(params.rho_sweep.rhos) * t.steps * t.batch_size * 3 * sam_factor,
+        "rho_train": t.steps * t.batch_size * 3 * sam_factor,
         "sample": ROWS_PER_VARIANT * s.num * s.sets * sum(s.respacings),
         "quant": ROWS_PER_VARIANT * s.num * s.sets * len(params.quant.bits) * params.quant.respacing,
         "flatness": ROWS_PER_VARIANT * f.num_triples * (1 + f.draws * len(f.sigmas) + f.curve_points * f.curve_directions
                                                         + 4 * (f.hessian_iters + f.hessian_samples))
         + (variant in f.surface_variants) * len(f.surface_weights) * f.num_triples * f.surface_points ** 2,
         "exposure": ROWS_PER_VARIANT * params.exposure.num * params.exposure.respacing * 2,
-        "rho_sweep": (len(params.rho_sweep.rhos) + 2) * s.num * s.sets * params.rho_sweep.respacing,
+        "rho_sweep": s.num * s.sets * params.rho_sweep.respacing,  # the adm and sam rows reuse Table 1's
     }.get(group, 0)
     return forwards * fwd / flop_rate / 3600
 
@@ -102,7 +102,8 @@ def cost(params, flop_rate: float, sam_factor: float) -> dict:
     t, variants, s = params.train, params.variants, params.sample
     seed = params.seeds[0]
     stages = ([f"{group}@{v}-{seed}" for group in ("train", "swa", "sample", "quant", "flatness", "exposure")
-               for v in variants] + [f"{group}@{seed}" for group in ("rho_train", "rho_sweep")])
+               for v in variants] + [f"{group}@{seed}-{rho}" for group in ("rho_train", "rho_sweep")
+                                     for rho in params.rho_sweep.rhos])
     hours = {stage: job_hours(params, stage, fwd, flop_rate, sam_factor) for stage in stages}
     checkpoint_bytes = n_params * 4 * (1 + 1 + 2)   # raw, one EMA, Adam's two moments
     runs = len(variants) + len(params.rho_sweep.rhos)

@@ -9,10 +9,10 @@ Every training run and every measurement of it exists once per training seed (``
     data/preflight.json                             the checks python -m flatlib.stages.preflight passed
     data/reference.npz, data/featurenet.pt          FID reference images, CPU-profile feature extractor
     runs/{variant}/seed{s}/, runs/{variant}_swa/seed{s}/   training run and its SWA phase (checkpoints, log.csv)
-    runs/rho_sweep/seed{s}/rho_{rho}/               the rho sweep's extra SAM runs
+    runs/rho_sweep/seed{s}/rho_{rho}/               the rho sweep's extra SAM runs (one per rho and seed)
     samples/{variant}/seed{s}/{weights}_T{T'}.npz|.png      Table 1 samples (every sample set) and their grids
     samples/quant/{variant}/seed{s}/{weights}_T{T'}_{b}bit.png   quantized-sampling grids
-    metrics/{fid,quant,flatness,exposure}/{variant}/seed{s}.json, metrics/rho_sweep/seed{s}.json
+    metrics/{fid,quant,flatness,exposure}/{variant}/seed{s}.json, metrics/rho_sweep/seed{s}/rho_{rho}.json
     metrics/train/{run folder under runs/}/         each run's log.csv, metrics.json (or import.json): what the report
                                                     reads of a run, beside the metrics (not the checkpoints)
     metrics/featurenet.json
@@ -53,13 +53,9 @@ def weights_run_dir(variant: str, seed: int, weights: str) -> Path:
     return run_dir(variant, seed, "swa" if weights == "swa" else "train")
 
 
-def rho_runs_dir(seed: int) -> Path:
-    """The rho sweep's extra runs of one training seed."""
-    return RHO_RUNS / seed_dir(seed)
-
-
 def rho_run_dir(rho: float, seed: int) -> Path:
-    return rho_runs_dir(seed) / f"rho_{rho}"
+    """The rho sweep's extra SAM run of one rho and training seed."""
+    return RHO_RUNS / seed_dir(seed) / f"rho_{rho}"
 
 
 # ------------------------------------------------------------------------------------ files of a run folder
@@ -130,8 +126,8 @@ def variant_metrics(kind: str, variant: str, seed: int) -> Path:
     return METRICS / kind / variant / f"{seed_dir(seed)}.json"
 
 
-def rho_sweep_metrics(seed: int) -> Path:
-    return RHO_SWEEP_METRICS / f"{seed_dir(seed)}.json"
+def rho_sweep_metrics(rho: float, seed: int) -> Path:
+    return RHO_SWEEP_METRICS / seed_dir(seed) / f"rho_{rho}.json"
 
 
 TRAIN_RECORDS = METRICS / "train"
@@ -201,10 +197,10 @@ def stage_of(relpath: str | Path) -> str:
     if parts[:2] == TRAIN_RECORDS.parts:
         return stage_of(RUNS.joinpath(*parts[2:]))
     if parts[:2] == RHO_SWEEP_METRICS.parts:
-        return f"rho_sweep@{_seed_of(parts[2])}"
+        return f"rho_sweep@{_seed_of(parts[2])}-{Path(parts[3]).stem.removeprefix('rho_')}"
     if parts[0] == RUNS.name:
         if parts[1] == RHO_RUNS.name:
-            return f"rho_train@{_seed_of(parts[2])}"
+            return f"rho_train@{_seed_of(parts[2])}-{parts[3].removeprefix('rho_')}"
         name = parts[1]
         return (f"swa@{name[:-4]}" if name.endswith("_swa") else f"train@{name}") + f"-{_seed_of(parts[2])}"
     if parts[:2] == QUANT_SAMPLES.parts:

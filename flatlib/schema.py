@@ -375,10 +375,11 @@ class LaunchConfig(StrictConfig):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RhoSweepConfig(StrictConfig):
-    """params.yaml ``rho_sweep``: extra SAM runs, as long as the main runs, compared with ADM (rho = 0) and the
-    SAM variant's run at their last step, per training seed of ``seeds``: the training seeds, or none (no
-    sweep, e.g. where adm or sam is imported). DVC's foreach over the sweep's stages reads that list."""
-    seeds: list
+    """params.yaml ``rho_sweep``: extra SAM runs, as long as the main runs, one per rho of ``rhos`` and training
+    seed, compared with ADM (rho = 0) and the SAM variant's run at their last step. ``rhos: []`` is no sweep
+    (DVC's matrix over the sweep's stages then has no instance). The ADM and SAM rows reuse the Table 1
+    measurements: FID of the raw weights at T' = ``respacing`` (one of sample.respacings) and MC sharpness at
+    ``sigma`` (one of flatness.sigmas); the extra runs are measured alike (Params checks it)."""
     rhos: list = ranged(gt=0)             # > 0: rho 0 is the adm run, optim.rho sam's (they reuse those runs)
     sigma: float = ranged(0.01, ge=0)
     respacing: int = ranged(20, ge=1)
@@ -472,15 +473,26 @@ class Params(StrictConfig):
             if not set(self.flatness.surface_weights) & set(self.weights_of(variant)):
                 raise ConfigError(f"flatness.surface_weights {self.flatness.surface_weights} are none of the weights "
                                   f"measured for {variant} {self.weights_of(variant)}")
-        sweep = self.rho_sweep.seeds
-        if sweep and sweep != self.seeds:
-            raise ConfigError(f"rho_sweep.seeds {sweep} must be the training seeds {self.seeds} (each sweep run is "
-                              "paired with the adm and sam runs of its seed) or [] (no rho sweep)")
+        sweep = self.rho_sweep
+        if not sweep.rhos:
+            return
         not_trained = [v for v in ("adm", "sam") if v not in self.variants or v in self.imports]
-        if sweep and not_trained:
+        if not_trained:
             raise ConfigError(f"the rho sweep extends the adm (rho 0) and sam (optim.rho) runs trained here, but "
                               f"these are not (imported, or no such variant): {', '.join(not_trained)}; set "
-                              "rho_sweep.seeds: [] (no rho sweep)")
+                              "rho_sweep.rhos: [] (no rho sweep)")
+        if self.variant_rho("sam") in sweep.rhos:
+            raise ConfigError(f"rho_sweep.rhos {sweep.rhos} holds the sam variant's rho {self.variant_rho('sam')}: "
+                              "the sweep reuses that run; list only other radii")
+        reused = {"rho_sweep.respacing": (sweep.respacing, "sample.respacings", self.sample.respacings),
+                  "rho_sweep.sigma": (sweep.sigma, "flatness.sigmas", self.flatness.sigmas)}
+        for key, (value, where, values) in reused.items():
+            if value not in values:
+                raise ConfigError(f"{key} {value} must be one of {where} {values}: the sweep's adm and sam rows "
+                                  "reuse those measurements")
+        if "raw" not in self.sample.weights:
+            raise ConfigError(f"sample.weights {self.sample.weights} must include raw: the rho sweep compares the "
+                              "raw weights of its runs with those of adm and sam")
 
     def _check_imports(self) -> None:
         """Each import names a variant that overrides nothing, fits the data set and is the UNet and diffusion of

@@ -58,7 +58,7 @@ def write_imported_params(path: Path, imports: dict, variants: dict | None = Non
     params["variants"] = variants or {"adm": {}, "ip": {}, "sam": {"optimizer": "adam-sam"}}
     params["imports"] = imports
     params["flatness"]["surface_weights"] = ["ema"]
-    params["rho_sweep"]["seeds"] = []
+    params["rho_sweep"]["rhos"] = []
     for section, values in sections.items():
         params[section].update(values)
     path.write_text(yaml.safe_dump(params, sort_keys=False))

@@ -80,9 +80,9 @@ def test_every_stage_lists_exactly_the_code_it_imports(stages):
 
 
 def test_the_dependency_check_catches_a_deleted_dependency(stages):
-    stage = dict(stages["rho_sweep@0"])
+    stage = dict(stages["flatness@adm-0"])
     stage["deps"] = [d for d in stage["deps"] if d != "flatlib/measure/flatness.py"]
-    assert missing_and_extra("rho_sweep@0", stage) == ({"flatlib/measure/flatness.py"}, set())
+    assert missing_and_extra("flatness@adm-0", stage) == ({"flatlib/measure/flatness.py"}, set())
 
 
 def test_the_training_stages_list_exactly_the_training_code(stages):
@@ -99,9 +99,11 @@ def test_the_training_stages_list_exactly_the_training_code(stages):
 def test_stage_outputs_follow_the_layout(stages):
     params = load_params(ROOT / "params.yaml")
     expected = {"preflight": [layout.PREFLIGHT], "reference": [layout.REFERENCE], "featurenet": [layout.FEATURENET, layout.FEATURENET_METRICS]}
-    for s in params.rho_sweep.seeds:
-        expected.update({f"rho_train@{s}": [layout.rho_runs_dir(s), layout.run_record(layout.rho_runs_dir(s))],
-                         f"rho_sweep@{s}": [layout.rho_sweep_metrics(s)]})
+    for s in params.seeds:
+        for rho in params.rho_sweep.rhos:
+            run = layout.rho_run_dir(rho, s)
+            expected.update({f"rho_train@{s}-{rho}": [run, layout.run_record(run)],
+                             f"rho_sweep@{s}-{rho}": [layout.rho_sweep_metrics(rho, s)]})
     for s in params.seeds:
         for v in params.variants:
             expected.update({f"train@{v}-{s}": [layout.run_dir(v, s), layout.run_record(layout.run_dir(v, s))],

@@ -148,7 +148,7 @@ def test_imported_variants_measure_the_weights_they_have(ddpmip_file):
                                                                 r"sample.weights \['raw'\]"),
     (["flatness.surface_weights=[raw]"], r"flatness.surface_weights \['raw'\] are none of the weights measured for "
                                          r"adm \['ema'\]"),
-    (["rho_sweep.seeds=[0]"], r"the rho sweep extends the adm .* and sam .* runs trained here, but these are not "
+    (["rho_sweep.rhos=[0.05]"], r"the rho sweep extends the adm .* and sam .* runs trained here, but these are not "
                               r"\(imported, or no such variant\): adm, sam;"),
 ])
 def test_an_import_that_does_not_fit_the_profile_fails_before_any_work(ddpmip_file, overrides, message):
@@ -158,10 +158,17 @@ def test_an_import_that_does_not_fit_the_profile_fails_before_any_work(ddpmip_fi
         check_imports(load_params(ddpmip_file, overrides))
 
 
-def test_rho_sweep_runs_on_the_training_seeds_or_none(params_file):
-    assert load_params(params_file, ["rho_sweep.seeds=[]"]).rho_sweep.seeds == []
-    with pytest.raises(ConfigError, match=r"rho_sweep.seeds \[0, 1\] must be the training seeds \[0, 1, 2\]"):
-        load_params(params_file, ["rho_sweep.seeds=[0, 1]"])
+def test_rho_sweep_is_switched_off_by_no_rhos_and_reuses_measured_rows(params_file):
+    assert load_params(params_file, ["rho_sweep.rhos=[]"]).rho_sweep.rhos == []
+    with pytest.raises(ConfigError, match=r"rho_sweep.respacing 50 must be one of sample.respacings \[20, 100\]"):
+        load_params(params_file, ["rho_sweep.respacing=50"])
+    with pytest.raises(ConfigError, match=r"rho_sweep.sigma 0.02 must be one of flatness.sigmas"):
+        load_params(params_file, ["rho_sweep.sigma=0.02"])
+    with pytest.raises(ConfigError, match=r"sample.weights \['ema'\] must include raw"):
+        load_params(params_file, ["sample.weights=[ema]", "flatness.surface_weights=[ema]"])
+    with pytest.raises(ConfigError, match=r"holds the sam variant's rho 0.1"):
+        load_params(params_file, ["rho_sweep.rhos=[0.05, 0.1]"])
+    assert load_params(params_file, ["rho_sweep.rhos=[]", "rho_sweep.sigma=0.02"]).rho_sweep.sigma == 0.02
 
 
 def test_params_rewritten_by_dvc_exp_run_set_read_the_same(params_file):

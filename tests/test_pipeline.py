@@ -151,7 +151,8 @@ def test_an_experiment_reruns_its_readers_in_a_clone_and_leaves_the_baseline(wor
     log = run(["dvc", "exp", "run", "--temp", "--name", "draws", "--set-param", f"flatness.draws={draws}", "summary"])
     params = load_params(workspace / "params.yaml")
     readers = ({f"flatness@{v}-{s}" for v in ("adm", "ip", "sam") for s in params.seeds}
-               | {f"rho_sweep@{s}" for s in params.rho_sweep.seeds} | {"preflight", "summary"})
+               | {f"rho_sweep@{s}-{rho}" for s in params.seeds for rho in params.rho_sweep.rhos}
+               | {"preflight", "summary"})
     assert set(re.findall(r"Running stage '([^']+)'", log)) == readers
     assert json.loads(run(["dvc", "params", "diff", "HEAD", "draws", "--json"])) == {
         "params.yaml": {"flatness.draws": {"old": draws - 1, "new": draws, "diff": 1}}}

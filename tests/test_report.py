@@ -16,6 +16,7 @@ from flatlib.profiles import apply_profile
 from flatlib.report import artifacts, display, figures
 from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_TABLE1
 from flatlib.report.claims import CLAIM_GROUPS
+from flatlib.report.tables import NO_RHO_SWEEP
 from flatlib.measure.stats import base_outcome
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,8 @@ VARIANTS, WEIGHTS, RESPACINGS = ("adm", "ip", "sam"), ("raw", "ema", "swa"), (20
 
 
 SEEDS = (0, 1, 2)
+#: the rho sweep's extra runs (rho_sweep.rhos): the usual 0.05 below the sam variant's 0.1, and a larger 0.5
+RHOS = (0.05, 0.5)
 #: seed-to-seed variation of every measurement: small against the paper-like effects below, so that a clear
 #: difference is decided and a difference of the size of this noise is not
 JITTER = {0: -1.0, 1: 0.0, 2: 1.0}
@@ -34,7 +37,7 @@ def write_params(root: Path, seeds=SEEDS, respacings=RESPACINGS) -> None:
     shutil.copy2(ROOT / "params.yaml", root / "params.yaml")
     apply_profile("smoke", root / "params.yaml")
     text = (root / "params.yaml").read_text().replace("seeds: [0]", f"seeds: {list(seeds)}").replace(
-        "respacings: [20, 100]", f"respacings: {list(respacings)}")
+        "respacings: [20, 100]", f"respacings: {list(respacings)}").replace("rhos: [0.5]", f"rhos: {list(RHOS)}")
     (root / "params.yaml").write_text(text)
 
 
@@ -57,7 +60,8 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
     Every value of seed s is its base value plus ``noise`` * JITTER[s] * scale (paired across rows), FID of
     sample set k additionally +-0.05. fid: {("sam", "raw", 20): value}; quant8: {variant: 8-bit FID of raw
     weights}; sharpness: {(variant, weights): MC sharpness}; gap: {variant: exposure gap}; rho_sharpness:
-    {rho: MC sharpness}; unconverged: {(run, seed)} whose plateau criterion failed."""
+    {rho of RHOS: MC sharpness} (rho 0 and 0.1 are the adm and sam raw rows); unconverged: {(run, seed)} whose
+    plateau criterion failed."""
     fid, quant8, sharpness, gap = fid or {}, quant8 or {}, sharpness or {}, gap or {}
     write_params(root, seeds, respacings)
     value = lambda v, w, t: fid.get((v, w, t), base_fid(v, w, t))  # noqa: E731
@@ -114,21 +118,17 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
                     path = root / f"samples/quant/{v}/seed{s}/{w}_T20_{bits}bit.png"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     Image.fromarray(np.full((32, 64), 10 * bits, np.uint8)).save(path)
-            for folder in (f"runs/{v}/seed{s}", f"runs/{v}_swa/seed{s}"):
+            for folder in (f"metrics/train/{v}/seed{s}", f"metrics/train/{v}_swa/seed{s}"):
                 (root / folder).mkdir(parents=True, exist_ok=True)
                 (root / folder / "log.csv").write_text("step,loss,mse,vb,lr,eval_mse\n2,1.0,0.9,0.1,0.0002,0.95\n"
                                                        "4,0.8,0.7,0.1,0.0002,0.75\n")
-            write_plateau(root / f"runs/{v}/seed{s}", (v, s) not in unconverged)
-        sweep = rho_sharpness or {0.0: 0.003, 0.1: 0.0029, 0.5: 0.001}
-        for rho in sweep:
-            if rho not in (0.0, 0.1):
-                write_plateau(root / f"runs/rho_sweep/seed{s}/rho_{rho}", (f"sam rho={rho:g}", s) not in unconverged)
-        write_json(root / f"metrics/rho_sweep/seed{s}.json", {
-            "sigma": 0.01, "respacing": 20,
-            "rows": {str(float(r)): {"fid": [40.0 - r + 10 * j + d for d in sets], "mc_sharpness": x * (1 + j),
-                                     "base_loss": 0.05, "lpf": 0.05 + x, "run": "runs/x",
-                                     "plateau": {"plateaued": True}}
-                     for r, x in sweep.items()}})
+            write_plateau(root / f"metrics/train/{v}/seed{s}", (v, s) not in unconverged)
+        sweep = rho_sharpness or {0.05: 0.0039, 0.5: 0.0009}  # adm 0.004: 0.05 barely flattens, sam (0.1) does
+        for rho, x in sweep.items():
+            write_plateau(root / f"metrics/train/rho_sweep/seed{s}/rho_{rho}", (f"sam rho={rho:g}", s) not in unconverged)
+            write_json(root / f"metrics/rho_sweep/seed{s}/rho_{rho}.json", {
+                "fid": [40.0 - rho + 10 * j + d for d in sets], "mc_sharpness": x * (1 + j), "std_err": 1e-4,
+                "base_loss": 0.05, "lpf": 0.05 + x, "plateau": {"plateaued": True}})
     return root
 
 
@@ -200,7 +200,7 @@ def test_combined_and_indirect_fid_claims(tmp_path):
 
 def test_flatness_quant_exposure_rho_verdicts(tmp_path):
     ws = make_workspace(tmp_path, sharpness={("adm", "swa"): 0.0005}, quant8={"sam": 20.0},
-                        gap={"sam": 9.0}, rho_sharpness={0.0: 0.003, 0.1: 0.001, 0.5: 0.001})
+                        gap={"sam": 9.0}, rho_sharpness={0.05: 0.001, 0.5: 0.001})
     df = report.claims(ws)
     assert df.loc["mc_sharpness", "verdict"] == "contradicted"
     assert "sigma=0.01" in df.loc["mc_sharpness", "measured"] and "sigma=0.005" in df.loc["mc_sharpness", "measured"]
@@ -216,7 +216,7 @@ def test_a_claim_on_a_run_still_descending_says_so(tmp_path, capsys):
                 "descending)")
     assert df.loc["sam_T20", "runs"] == sam_note
     assert df.loc["ema", "runs"] == "all 3 plateaued (change per doubling -0.5% to -0.5%)"
-    assert df.loc["rho", "runs"] == ("7 of 9 plateaued (change per doubling -5.0% to -0.5%); NOT plateaued: sam seed 1 "
+    assert df.loc["rho", "runs"] == ("10 of 12 plateaued (change per doubling -5.0% to -0.5%); NOT plateaued: sam seed 1 "
                                      "(still descending), sam rho=0.5 seed 2 (still descending)")
     assert df.loc["sam_vs_indirect", "runs"].endswith("NOT plateaued: sam seed 1 (still descending)")
     assert "converged" not in " ".join(df["runs"])
@@ -291,7 +291,7 @@ def test_other_tables_and_printed_text(tmp_path, capsys):
     assert exposure.loc["ADM", "gap (mean_before_last)"] == pytest.approx(5.0)
     assert exposure.loc["ADM", "gap at t=0"] == pytest.approx(8.0)
     rho = report.rho_table(ws)
-    assert list(rho.index) == [0.0, 0.1, 0.5] and rho.loc[0.5, "plateaued"] == "3/3"
+    assert list(rho.index) == [0.0, 0.05, 0.1, 0.5] and rho.loc[0.5, "plateaued"] == "3/3"
     report.show_table(report.table1(ws), ws, "table1_fid", title="T1")
     report.show_verdicts(report.claims(ws), ws)
     report.show_choices(ws, "quantization")
@@ -309,12 +309,12 @@ def test_other_tables_and_printed_text(tmp_path, capsys):
 @pytest.mark.parametrize("relpath, stage, call", [
     ("metrics/quant/sam/seed1.json", "quant@sam-1", report.quant_table),
     ("metrics/fid/adm/seed0.json", "fid@adm-0", report.table1),
-    ("metrics/rho_sweep/seed2.json", "rho_sweep@2", report.rho_table),
+    ("metrics/rho_sweep/seed2/rho_0.5.json", "rho_sweep@2-0.5", report.rho_table),
     ("metrics/exposure/sam/seed0.json", "exposure@sam-0", report.claims),
     ("metrics/flatness/ip/seed2.json", "flatness@ip-2", report.claims),
-    ("runs/sam_swa/seed1/log.csv", "swa@sam-1", lambda ws: artifacts.load_training_log(ws, "sam", 1, "swa")),
-    ("runs/sam/seed2/metrics.json", "train@sam-2", report.plateau_table),
-    ("runs/rho_sweep/seed1/rho_0.5/metrics.json", "rho_train@1", report.plateau_table),
+    ("metrics/train/sam_swa/seed1/log.csv", "swa@sam-1", lambda ws: artifacts.load_training_log(ws, "sam", 1, "swa")),
+    ("metrics/train/sam/seed2/metrics.json", "train@sam-2", report.plateau_table),
+    ("metrics/train/rho_sweep/seed1/rho_0.5/metrics.json", "rho_train@1-0.5", report.plateau_table),
     ("samples/adm/seed0/ema_T100.png", "sample@adm-0", lambda ws: report.plot_samples(ws, 100)),
 ])
 def test_missing_artifact_names_file_and_stage(tmp_path, relpath, stage, call):
@@ -370,12 +370,12 @@ def test_imported_rows_are_reported_and_what_they_cannot_test_is_not_evaluated(t
     shutil.copy2(ROOT / "params.yaml", ws / "params.yaml")
     apply_profile(profile, ws / "params.yaml")  # adm and ip imported from their EMA weights
     for v in ("adm", "ip"):
-        write_json(ws / f"runs/{v}/seed0/import.json", {"weights": {"ema": {"sha256": f"{v}0123456789abcdef"}}})
+        write_json(ws / f"metrics/train/{v}/seed0/import.json", {"weights": {"ema": {"sha256": f"{v}0123456789abcdef"}}})
     df = report.claims(ws)
     assert set(df.index[df["verdict"] != "not evaluated"]) == evaluated
     assert (df.loc[sorted(evaluated), "verdict"] == "inconclusive").all()  # one training seed
     assert "no ADM (adm is imported with ema weights only)" in df.loc["sam_T20", "measured"]
-    assert df.loc["rho", "measured"] == "(no rho sweep in this profile (rho_sweep.seeds: []))"
+    assert df.loc["rho", "measured"] == f"({NO_RHO_SWEEP})"
     assert df.loc["ip_flatness", "runs"] == "imported (not trained here): adm seed 0, ip seed 0"
     assert report.plateau_table(ws).loc[("adm", 0), "status"] == artifacts.IMPORTED
     report.print_profile_note(ws)
@@ -389,7 +389,7 @@ def test_imported_rows_are_reported_and_what_they_cannot_test_is_not_evaluated(t
     assert ("+EMA = data/ddpm_ip/cifar10/ADM-baseline.pt (sha256 adm012345678); +IP+EMA = "
             "data/ddpm_ip/cifar10/ADM-IP.pt (sha256 ip0123456789)") in out
     assert "Rows not evaluable with these weights: ADM (adm is imported with ema weights only); +SWA" in out
-    assert "(no rho sweep in this profile (rho_sweep.seeds: []))\nNo rho sweep figure" in out
+    assert f"({NO_RHO_SWEEP})\nNo rho sweep figure" in out
     assert ("No training curves" in out) == (profile == "ddpmip_cifar10")
     assert figures.figure_path(ws, "quant_samples_ema" + ("" if profile == "ddpmip_cifar10" else "_raw")).is_file()
     assert list(report.table1(ws).index)[:2] == ["+EMA", "+IP+EMA"]
@@ -428,9 +428,9 @@ def test_a_returned_figure_shows_as_its_saved_png_under_ipython(tmp_path):
 
 def test_check_workspace_says_what_to_run(tmp_path):
     ws = make_workspace(tmp_path)
-    report.check_workspace(ws, "summary")  # every run's metrics.json present
-    shutil.rmtree(ws / "runs")
-    with pytest.raises(artifacts.ArtifactMissing, match=r"runs/adm/seed0/metrics.json and \d+ more .*make repro.*"
+    report.check_workspace(ws, "summary")  # every run's record and every sample set present
+    shutil.rmtree(ws / "samples")  # a fresh clone: the samples are in DVC's cache, not in git
+    with pytest.raises(artifacts.ArtifactMissing, match=r"samples/adm/seed0 and \d+ more .*make repro.*"
                                                         r"docs/summary.html"):
         report.check_workspace(ws, "summary")
 

@@ -33,7 +33,7 @@ TINY_SECTIONS = {
 }
 TINY = {**load_yaml(ROOT / "params.yaml"), **TINY_SECTIONS}
 TINY["flatness"] = {**TINY["flatness"], "surface_variants": ["adm"], "t_max": 100}  # t_max <= diffusion.steps
-TINY["rho_sweep"] = {**TINY["rho_sweep"], "seeds": []}
+TINY["rho_sweep"] = {**TINY["rho_sweep"], "rhos": []}
 
 
 def resolve(params: dict, variant: str, seed: int | None = None) -> RunConfig:

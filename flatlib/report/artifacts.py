@@ -127,8 +127,8 @@ class ArtifactMissing(FileNotFoundError):
 
 
 def check_workspace(workspace, notebook: str) -> None:
-    """Fail early, with what to do, when the workspace lacks the runs and samples the notebooks read (a fresh
-    clone has the metrics in git, the runs and samples only after ``dvc repro``)."""
+    """Fail early, with what to do, when the workspace lacks the run records or samples the notebooks read (a fresh
+    clone has the metrics, the run records among them, in git; the samples only after ``dvc repro``)."""
     params = load_params(workspace)
     needed = [layout.run_record(layout.run_dir(v, s)) / layout.RUN_METRICS for v in params.variants
               for s in params.seeds if v not in params.imports]
@@ -137,7 +137,7 @@ def check_workspace(workspace, notebook: str) -> None:
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise ArtifactMissing(f"{missing[0]}{more}", "notebooks", hint=
-            f". A fresh clone has the metrics in git but not the runs and samples (DVC cache). Run `dvc repro "
+            f". A fresh clone has the metrics in git but not the samples (DVC cache). Run `dvc repro "
             f"notebooks` (or `make repro`) in the repository root, or read {layout.docs_page(notebook)}, "
             "the page rendered from the default run.")
 
@@ -282,9 +282,22 @@ def load_exposure(workspace, variant: str) -> list[dict]:
 
 
 def load_rho_sweep(workspace) -> list[dict]:
-    """metrics/rho_sweep/seedS.json per seed of rho_sweep.seeds (none: no sweep): [{sigma, respacing, rows: {rho:
-    {fid: [per set], mc_sharpness, base_loss, lpf, plateau}}}]."""
-    return [_json(workspace, layout.rho_sweep_metrics(s)) for s in load_params(workspace).rho_sweep.seeds]
+    """Per training seed, the rho sweep's rows {rho: {fid: [per sample set], mc_sharpness, base_loss, lpf, plateau}}
+    ([] without a sweep): rho 0 and the SAM variant's rho are the raw weights of the adm and sam runs as Table 1
+    measured them (FID at rho_sweep.respacing, LPF at rho_sweep.sigma: flatlib.schema checks both are measured),
+    each extra rho is its metrics/rho_sweep/seedS/rho_R.json."""
+    params = load_params(workspace)
+    cfg, out = params.rho_sweep, []
+    for seed in params.seeds if cfg.rhos else ():
+        rows = {}
+        for rho, variant in ((0.0, "adm"), (params.variant_rho("sam"), "sam")):
+            fid = _json(workspace, layout.variant_metrics("fid", variant, seed))["rows"]["raw"][f"T{cfg.respacing}"]
+            lpf = _json(workspace, layout.variant_metrics("flatness", variant, seed))["raw"]["lpf"][str(cfg.sigma)]
+            record = _json(workspace, layout.run_record(layout.run_dir(variant, seed)) / layout.RUN_METRICS)
+            rows[str(float(rho))] = dict(fid=fid["fid"], **lpf, plateau=record.get("plateau"))
+        rows.update({str(float(rho)): _json(workspace, layout.rho_sweep_metrics(rho, seed)) for rho in cfg.rhos})
+        out.append({"rows": rows})
+    return out
 
 
 def load_import_record(workspace, variant: str, seed: int, weights: str) -> dict:
@@ -314,7 +327,7 @@ def plateau_table(workspace) -> pd.DataFrame:
     params = load_params(workspace)
     runs = [(v, s, layout.run_dir(v, s)) for v in params.variants for s in params.seeds]
     runs += [(f"sam rho={rho:g}", s, layout.rho_run_dir(rho, s)) for rho in params.rho_sweep.rhos
-             for s in params.rho_sweep.seeds]
+             for s in params.seeds]
     records = []
     for name, seed, folder in runs:
         imported = name in params.imports

@@ -587,6 +587,7 @@ def plot_rho_sweep(workspace) -> Figure | None:
             fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", fontsize=7)
         ax.set_xticks(x, [f"{r:g}" + (" (ADM)" if r == 0 else f"\n{r * per_param:.2g}/param") for r in rhos])
         ax.set_xlabel(r"SAM radius $\rho$ (below it: $\rho/\sqrt{N}$, N parameters)")
+        ax.set_xlim(-0.5, len(rhos) - 0.5)  # fixed: autoscaled limits moved between the first draws
         ax.set_ylabel(ylabel)
         ax.set_title(("sample quality" if column == "FID" else "flatness") + r" vs $\rho$")
     fig.suptitle(r"$\rho$ sweep: full-length runs, mean ± interval over training seeds")

@@ -212,7 +212,7 @@ def rho_values(workspace) -> dict[float, dict[str, np.ndarray]]:
 
 
 #: why the rho sweep's tables and claim are empty when the profile runs no sweep
-NO_RHO_SWEEP = "no rho sweep in this profile (rho_sweep.seeds: [])"
+NO_RHO_SWEEP = "no rho sweep in this profile (rho_sweep.rhos: [])"
 
 
 def rho_table(workspace) -> pd.DataFrame:

@@ -9,7 +9,7 @@ the artifacts of flatlib.layout that the notebooks read.
     python -m flatlib.stages.pipeline quant --variant sam --seed 0     # metrics/quant/V/seedS.json, samples/quant/V/seedS/
     python -m flatlib.stages.pipeline flatness --variant sam --seed 0  # metrics/flatness/V/seedS.json
     python -m flatlib.stages.pipeline exposure --variant sam --seed 0  # metrics/exposure/V/seedS.json
-    python -m flatlib.stages.pipeline rho-sweep --seed 0               # metrics/rho_sweep/seedS.json
+    python -m flatlib.stages.pipeline rho-sweep --seed 0 --rho 0.05    # metrics/rho_sweep/seed0/rho_0.05.json
 
 (V: the variant, S: the training seed.) A Table 1 row is a (variant, weights) pair: ``adm/raw`` is "ADM",
 ``adm/ema`` "+EMA", ``adm/swa`` "+SWA" (SWA weights of the SWA phase ``runs/adm_swa/seedS``), ``ip/raw`` "+IP",
@@ -181,14 +181,18 @@ def loss_set(params: Params, device) -> DiffusionLossSet:
                             batch_size=cfg.batch_size, hybrid=cfg.hybrid_loss, device=device)
 
 
+def lpf_at(model, losses, cfg: FlatnessConfig, sigma: float, seed: int, progress: bool) -> dict:
+    """LPF, its standard error, the base loss and MC sharpness at ``sigma``: the same draws for every model (the
+    Table 1 rows and the rho sweep's runs alike)."""
+    out = flatness.lpf(model, losses, sigma, cfg.draws, seeding.derive(seed, "flatness_lpf"), cfg.filter_relative,
+                       progress=progress)
+    return {k: out[k] for k in ("lpf", "std_err", "base_loss", "mc_sharpness")}
+
+
 def flatness_report(model, losses, cfg: FlatnessConfig, seed: int, progress: bool) -> dict:
     """LPF / MC sharpness per sigma, the 1-D loss curve and the Hessian's top eigenvalue and trace; each measure
     draws from its own stream of the evaluation ``seed`` (flatlib.seeding)."""
-    report = {"lpf": {}}
-    for sigma in cfg.sigmas:
-        out = flatness.lpf(model, losses, sigma, cfg.draws, seeding.derive(seed, "flatness_lpf"), cfg.filter_relative,
-                           progress=progress)
-        report["lpf"][str(sigma)] = {k: out[k] for k in ("lpf", "std_err", "base_loss", "mc_sharpness")}
+    report = {"lpf": {str(sigma): lpf_at(model, losses, cfg, sigma, seed, progress) for sigma in cfg.sigmas}}
     alphas = np.linspace(-cfg.curve_span, cfg.curve_span, cfg.curve_points)
     report["curve"] = flatness.loss_curve_1d(model, losses, alphas, seeding.derive(seed, "flatness_curve"),
                                              cfg.curve_directions, progress=progress)
@@ -231,30 +235,20 @@ def stage_exposure(params: Params, args) -> None:
     _write_json(layout.variant_metrics("exposure", args.variant, args.seed), results)
 
 
-def rho_runs(params: Params, seed: int) -> dict[float, Path]:
-    """rho -> run folder of one training seed: 0 is the ADM run, the SAM variant's rho its run, then every
-    extra rho's run."""
-    runs = {0.0: layout.run_dir("adm", seed), float(params.variant_rho("sam")): layout.run_dir("sam", seed)}
-    runs.update({float(rho): layout.rho_run_dir(rho, seed) for rho in params.rho_sweep.rhos})
-    return dict(sorted(runs.items()))
-
-
 def stage_rho_sweep(params: Params, args) -> None:
-    """Per rho of one training seed: FID per sample set (raw weights, T'), base loss, MC sharpness, and
-    whether the run reached its plateau."""
+    """One extra run of the rho sweep (``--rho``, ``--seed``): FID per sample set of its raw weights at
+    ``rho_sweep.respacing`` and LPF / MC sharpness at ``rho_sweep.sigma``, measured as the sample, fid and flatness
+    stages measure the Table 1 rows (whose raw-weight values are the sweep's rho 0 and SAM rows), and the run's
+    convergence record."""
     cfg, device = params.rho_sweep, _device(params)
-    losses, results = loss_set(params, device), {}
-    for rho, folder in rho_runs(params, args.seed).items():
-        model, run, _ = load_model(folder, "raw", device=device)
-        samples = sample_run(model, run, cfg.respacing, params.sample.seeds, params.sample, device, args.progress)
-        sharp = flatness.lpf(model, losses, cfg.sigma, params.flatness.draws,
-                             seeding.derive(params.seed, "flatness_lpf"),
-                             params.flatness.filter_relative, progress=args.progress)
-        results[str(rho)] = dict(fid=fid_of_sets(samples, params, device)["fid"], mc_sharpness=sharp["mc_sharpness"],
-                                 base_loss=sharp["base_loss"], lpf=sharp["lpf"], run=str(folder),
-                                 plateau=run_plateau(folder))
-        print(f"rho={rho} seed {args.seed}: {results[str(rho)]}")
-    _write_json(layout.rho_sweep_metrics(args.seed), dict(sigma=cfg.sigma, respacing=cfg.respacing, rows=results))
+    folder = layout.rho_run_dir(args.rho, args.seed)
+    model, run, _ = load_model(folder, "raw", device=device)
+    samples = sample_run(model, run, cfg.respacing, params.sample.seeds, params.sample, device, args.progress)
+    result = dict(fid=fid_of_sets(samples, params, device)["fid"],
+                  **lpf_at(model, loss_set(params, device), params.flatness, cfg.sigma, params.seed, args.progress),
+                  plateau=run_plateau(folder))
+    print(f"rho={args.rho} seed {args.seed}: {result}")
+    _write_json(layout.rho_sweep_metrics(args.rho, args.seed), result)
 
 
 STAGES = {"reference": stage_reference, "featurenet": stage_featurenet, "sample": stage_sample, "fid": stage_fid,
@@ -270,9 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("stage", choices=sorted(STAGES), help="the stage to run")
     parser.add_argument("--variant", help=f"training variant (a key of params.yaml 'variants') of the stages "
                                            f"{', '.join(PER_VARIANT)}")
-    parser.add_argument("--seed", type=int, help=f"training seed (one of params.yaml 'seeds'; of 'rho_sweep.seeds' "
-                                                 f"for {' and '.join(RHO_SWEEP)}) of the stages "
+    parser.add_argument("--seed", type=int, help=f"training seed (one of params.yaml 'seeds') of the stages "
                                                  f"{', '.join(PER_VARIANT + RHO_SWEEP)}")
+    parser.add_argument("--rho", type=float, help=f"one of params.yaml 'rho_sweep.rhos' ({' and '.join(RHO_SWEEP)})")
     parser.add_argument("--params", default="params.yaml", help="parameter file")
     add_progress_flag(parser)
     add_debug_flag(parser)
@@ -285,9 +279,11 @@ def main(argv: list[str] | None = None) -> None:
         params = load_params(args.params)
         if args.stage in PER_VARIANT and args.variant not in params.variants:
             raise ConfigError(f"stage {args.stage} needs --variant, one of {sorted(params.variants)}")
-        key, seeds = ("rho_sweep.seeds", params.rho_sweep.seeds) if args.stage in RHO_SWEEP else ("seeds", params.seeds)
-        if args.stage in PER_VARIANT + RHO_SWEEP and args.seed not in seeds:
-            raise ConfigError(f"stage {args.stage} needs --seed, one of params.yaml {key} {seeds}")
+        if args.stage in PER_VARIANT + RHO_SWEEP and args.seed not in params.seeds:
+            raise ConfigError(f"stage {args.stage} needs --seed, one of params.yaml seeds {params.seeds}")
+        if args.stage in RHO_SWEEP and args.rho not in params.rho_sweep.rhos:
+            raise ConfigError(f"stage {args.stage} needs --rho, one of params.yaml rho_sweep.rhos "
+                              f"{params.rho_sweep.rhos}")
         torch.manual_seed(seeding.derive(params.seed, "evaluation"))
         line_buffered_stdout()
         STAGES[args.stage](params, args)

@@ -2,12 +2,12 @@
 
     python -m flatlib.stages.runs train --variant sam --seed 0   # runs/sam/seed0
     python -m flatlib.stages.runs swa --variant sam --seed 0     # runs/sam_swa/seed0
-    python -m flatlib.stages.runs rho --seed 0                   # runs/rho_sweep/seed0/rho_*
+    python -m flatlib.stages.runs rho --seed 0 --rho 0.05        # runs/rho_sweep/seed0/rho_0.05
 
 A variant of params.yaml ``variants`` is trained by :func:`flatlib.training.train.train_run` with the typed run
 config of ``Params.run_config`` (the swa phase: its SWA phase from the train phase's checkpoint), replacing a run
-of other params or training code; the rho phase trains the rho sweep's extra SAM runs of one seed, each the SAM
-variant's run but for ``optim.rho``. A variant that params.yaml ``imports`` names trains nothing: the train phase
+of other params or training code; the rho phase trains one extra SAM run of the rho sweep, the SAM variant's run
+of that seed but for ``optim.rho``. A variant that params.yaml ``imports`` names trains nothing: the train phase
 imports its raw and EMA weights, the swa phase its SWA weights, through flatlib.gd.importer (strict load,
 SHA-256 and flags in ``import.json``); without SWA weights its SWA folder holds only an ``import.json`` without
 weights, and its swa rows are not evaluated (``Params.weights_of``). A folder that holds anything else (another
@@ -57,12 +57,11 @@ def train_phase(params: Params, variant: str, seed: int, phase: str, progress: b
     publish_record(layout.run_dir(variant, seed, phase))
 
 
-def rho_runs(params: Params, seed: int, progress: bool = True) -> None:
-    """The rho sweep's extra runs of one training seed: the SAM variant's run with each ``rho_sweep.rhos``."""
-    for rho in params.rho_sweep.rhos:
-        train_run(params.run_config("sam", seed, rho=rho), layout.rho_run_dir(rho, seed), restart=True,
-                  progress=progress)
-        publish_record(layout.rho_run_dir(rho, seed))
+def rho_run(params: Params, seed: int, rho: float, progress: bool = True) -> None:
+    """One extra run of the rho sweep: the SAM variant's run of ``seed`` with ``optim.rho`` = ``rho``."""
+    train_run(params.run_config("sam", seed, rho=rho), layout.rho_run_dir(rho, seed), restart=True,
+              progress=progress)
+    publish_record(layout.rho_run_dir(rho, seed))
 
 
 def import_phase(params: Params, variant: str, seed: int, phase: str) -> None:
@@ -86,8 +85,9 @@ def import_phase(params: Params, variant: str, seed: int, phase: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = cli_parser("python -m flatlib.stages.runs", __doc__)
     parser.add_argument("phase", choices=PHASES, help="train: runs/V/seedS; swa: its SWA phase runs/V_swa/seedS; "
-                                                      "rho: the rho sweep's runs runs/rho_sweep/seedS/rho_R")
+                                                      "rho: a rho sweep's run runs/rho_sweep/seedS/rho_R")
     parser.add_argument("--variant", help="a key of params.yaml 'variants' (train and swa)")
+    parser.add_argument("--rho", type=float, help="one of params.yaml 'rho_sweep.rhos' (rho)")
     parser.add_argument("--seed", type=int, required=True, help="a training seed of params.yaml 'seeds'")
     parser.add_argument("--params", default="params.yaml", help="parameter file")
     add_progress_flag(parser)
@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.seed not in params.seeds or (args.phase != "rho") != (args.variant in params.variants):
             raise ConfigError(f"--variant {args.variant} --seed {args.seed}: choose a seed of {params.seeds} and, "
                               f"for train and swa only, a variant of {sorted(params.variants)} (params.yaml)")
+        if (args.phase == "rho") != (args.rho in params.rho_sweep.rhos):
+            raise ConfigError(f"--rho {args.rho}: the rho phase, and it alone, takes a rho of rho_sweep.rhos "
+                              f"{params.rho_sweep.rhos} (params.yaml)")
         if args.phase != "rho" and args.variant in params.imports:
             if int(os.environ.get("RANK", 0)) == 0:
                 check_imports(params)
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         elif params.launch.nproc_per_node > 1 and "RANK" not in os.environ:
             launch_ranks(argv, params.launch.nproc_per_node)
         elif args.phase == "rho":
-            rho_runs(params, args.seed, args.progress)
+            rho_run(params, args.seed, args.rho, args.progress)
         else:
             train_phase(params, args.variant, args.seed, args.phase, args.progress)
 
