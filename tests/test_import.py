@@ -112,7 +112,7 @@ def test_flags_read_as_the_scripts_read_them():
     ("--use_kl True", "hybrid"),
     ("--rescale_timesteps True --diffusion_steps 4000", "--rescale_timesteps True is supported only"),
     ("--noise_schedule sqrt", "linear or cosine"),
-    ("--image_size 32 --num_head_channels 48", "cannot be split into heads"),
+    ("--image_size 32 --num_head_channels 48", "num_head_channels 48 must divide num_channels 128"),
     ("--ema_rate 0.9999,0.999", "lists several rates"),
     ("--image_size 16", "no default channel_mult for --image_size 16"),
 ])

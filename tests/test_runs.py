@@ -114,8 +114,12 @@ def test_several_ranks_go_through_torchrun_and_end_with_their_status(workspace, 
     write_imported_params(workspace / "params.yaml", IMPORTS, launch={"nproc_per_node": 2})
     runs.main(["train", "--variant", "sam", "--seed", "0"])
     runs.main(["train", "--variant", "adm", "--seed", "0"])  # imported: no ranks to launch
-    runs.main(["rho", "--seed", "0"])  # the rho sweep's runs start through the launcher too
-    assert launched == [(["train", "--variant", "sam", "--seed", "0"], 2), (["rho", "--seed", "0"], 2)]
+    write_imported_params(workspace / "params.yaml", {}, launch={"nproc_per_node": 2}, rho_sweep={"rhos": [0.05]})
+    runs.main(["rho", "--seed", "0", "--rho", "0.05"])  # the rho sweep's runs start through the launcher too
+    with pytest.raises(SystemExit):
+        runs.main(["rho", "--seed", "0", "--rho", "0.2"])  # not a rho of the sweep: one line, nothing launched
+    assert launched == [(["train", "--variant", "sam", "--seed", "0"], 2),
+                        (["rho", "--seed", "0", "--rho", "0.05"], 2)]
     monkeypatch.undo()
 
     def stopped(config):

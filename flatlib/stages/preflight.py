@@ -57,7 +57,7 @@ def disk_needed(params: Params, workspace: Path) -> tuple[int, str]:
     train, swa, rho, sample = params.train, params.swa, params.rho_sweep, params.sample
     trained_runs = len(params.seeds) * len([v for v in params.variants if v not in params.imports])
     checkpoints = (trained_runs * _saves(0, train.steps, train.save_every)
-                   + len(rho.seeds) * len(rho.rhos) * _saves(0, train.steps, train.save_every))
+                   + len(params.seeds) * len(rho.rhos) * _saves(0, train.steps, train.save_every))
     swa_checkpoints = trained_runs * _saves(swa.start_step, swa.start_step + swa.steps, train.save_every)
     imported = [workspace / path for entry in params.imports.values() for path in entry.files.values()]
     sample_files = len(params.seeds) * sum(len(params.weights_of(v)) for v in params.variants) * len(sample.respacings)
