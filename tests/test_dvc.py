@@ -149,3 +149,9 @@ def test_every_plot_reads_a_file_the_summary_writes_with_a_template_that_exists(
         used |= set(spec["y"])
         assert (ROOT / ".dvc" / "plots" / f"{spec['template']}.json").is_file(), name
     assert used == files  # and every plot file is plotted
+
+
+def test_the_lock_file_holds_no_stage_that_dvc_yaml_lacks(stages):
+    """dvc.lock records the committed default run: an entry of a stage since renamed or removed is stale."""
+    recorded = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+    assert recorded <= set(stages), sorted(recorded - set(stages))
