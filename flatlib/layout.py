@@ -12,7 +12,7 @@ Every training run and every measurement of it exists once per training seed (``
     runs/rho_sweep/seed{s}/rho_{rho}/               the rho sweep's extra SAM runs (one per rho and seed)
     samples/{variant}/seed{s}/{weights}_T{T'}.npz|.png      Table 1 samples (every sample set) and their grids
     samples/quant/{variant}/seed{s}/{weights}_T{T'}_{b}bit.png   quantized-sampling grids
-    metrics/{fid,quant,flatness,exposure}/{variant}/seed{s}.json, metrics/rho_sweep/seed{s}/rho_{rho}.json
+    metrics/{fid,quant,flatness,exposure,length}/{variant}/seed{s}.json, metrics/rho_sweep/seed{s}/rho_{rho}.json
     metrics/train/{run folder under runs/}/         each run's log.csv, metrics.json (or import.json): what the report
                                                     reads of a run, beside the metrics (not the checkpoints)
     metrics/featurenet.json
@@ -116,8 +116,9 @@ METRICS = Path("metrics")
 FEATURENET_METRICS = METRICS / "featurenet.json"
 FID_FLOOR = METRICS / "fid_floor.json"       # the real-vs-real FID floor at the sample counts (stage fid_floor)
 RHO_SWEEP_METRICS = METRICS / "rho_sweep"
-#: metrics written once per variant and seed: metrics/{kind}/{variant}/seed{s}.json
-PER_VARIANT_METRICS = ("fid", "quant", "flatness", "exposure")
+#: metrics written once per variant and seed: metrics/{kind}/{variant}/seed{s}.json ("length": the saved checkpoints
+#: besides the final one, issue 21)
+PER_VARIANT_METRICS = ("fid", "quant", "flatness", "exposure", "length")
 
 
 def variant_metrics(kind: str, variant: str, seed: int) -> Path:
