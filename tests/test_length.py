@@ -1,5 +1,7 @@
 """Issue 21 items 3-5: the checkpoints stage length measures (flatlib.stages.length) and the equal-progress
 picker on synthetic training logs."""
+import json
+
 import pytest
 
 from flatlib.config import ConfigError
@@ -30,3 +32,67 @@ def test_a_fraction_of_training_is_the_nearest_saved_checkpoint():
     steps = [250, 500, 750, 1000, 1250, 1500, 1750, 2000]
     assert [nearest_step(steps, f * 2000) for f in (0.5, 0.75, 0.6)] == [1000, 1500, 1250]
     assert nearest_step([2, 4], 3) == 2                 # a tie: the earlier checkpoint
+
+
+# ------------------------------------------------------------------------- the report on a synthetic workspace
+from tests.test_report import JITTER, SEEDS, VARIANTS, base_fid, make_workspace  # noqa: E402
+
+from flatlib.report import figures, length  # noqa: E402
+
+FINAL, FRACTIONS, LAST_K, ADM_EQUAL = 4, {"0.5": 2, "0.75": 3}, [2, 3, 4], 3
+
+
+def write_length(root, fid_at) -> None:
+    """metrics/length/V/seedS.json as stage length writes them: raw and EMA at steps 2 and 3 (fractions 0.5 and
+    0.75 of 4), the last three checkpoints, adm's equal-progress checkpoint 3; ``fid_at(variant, weights, T',
+    step)`` -> FID (plus the seed's jitter; sample sets +-0.05); MC sharpness as the final (make_workspace)."""
+    for s in SEEDS:
+        j = 0.01 * JITTER[s]
+        for v in VARIANTS:
+            sharp = {"adm": 0.004, "ip": 0.0035, "sam": 0.001}[v] * (1 + j)
+            rows = {str(step): {w: {"fid": {f"T{t}": {"fid": [fid_at(v, w, t, step) + 10 * j + d for d in (-.05, .05)],
+                                                      "kid_mean": [0.1, 0.1], "fid_all": fid_at(v, w, t, step) + 10 * j}
+                                            for t in (20, 100)},
+                                    "lpf": {sig: {"lpf": 0.9 + sharp * k, "std_err": 1e-4, "base_loss": 0.9,
+                                                  "mc_sharpness": sharp * k} for sig, k in (("0.005", .5), ("0.01", 1.))}}
+                                for w in ("raw", "ema")} for step in (2, 3)}
+            record = dict(final_step=FINAL, fractions=FRACTIONS, last_k=LAST_K, num_samples=16, sets=2, rows=rows)
+            if v == "adm":
+                record["equal_progress"] = dict(step=ADM_EQUAL, target=0.2, eval_mse=0.21)
+            path = root / f"metrics/length/{v}/seed{s}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record))
+
+
+def test_verdicts_against_training_length_mark_a_change_before_the_end(tmp_path):
+    """At 75% of training +SAM is much worse than ADM (contradicted), at the end better (reproduced): marked. A
+    claim with an SWA row has no outcome before the SWA phase; ADM at SAM's held-out loss (step 3) beats SAM."""
+    ws = make_workspace(tmp_path)
+    write_length(ws, lambda v, w, t, step: base_fid(v, w, t) * (0.2 if (v, step) == ("adm", ADM_EQUAL) else 1.0)
+                 + (40.0 if (v, step) == ("sam", 3) else 0.0))
+    table = length.length_verdicts(ws)
+    assert list(table.columns) == ["50% (step 2)", "75% (step 3)", "100% (step 4)", "changes 75% -> 100%"]
+    assert table.loc["sam_T20", "75% (step 3)"].startswith("contradicted")
+    assert table.loc["sam_T20", "100% (step 4)"].startswith("reproduced")
+    assert table.loc["sam_T20", "changes 75% -> 100%"] == "CHANGES"
+    assert table.loc["ema", "changes 75% -> 100%"] == ""
+    assert table.loc["sam_swa", "50% (step 2)"] == table.loc["mc_sharpness", "50% (step 2)"] == "not evaluated"
+    assert table.loc["ip_flatness", "50% (step 2)"].startswith("reproduced")
+    effects = length.length_effects(ws)
+    assert sorted(effects.loc[effects["part"] == "T'=20: +SAM vs ADM", "step"]) == [2, 3, 4]
+    assert figures.plot_length_effects(ws) is not None and (ws / "reports/figures/length_effects.png").is_file()
+
+    control = length.equal_progress(ws)
+    assert control.loc["sam_T20", "survives"] == "NO" and control.loc["sam_swa", "survives"] == "-"
+    assert list(length.equal_progress_steps(ws)["ADM checkpoint"]) == [ADM_EQUAL] * len(SEEDS)
+
+
+def test_iterate_noise_sets_the_spread_over_the_last_checkpoints_beside_the_seeds(tmp_path):
+    """Raw FID at the last three checkpoints final - 1, final + 1, final: sd 1 between iterates against 0.1
+    between seeds (make_workspace's jitter), and the mean over them equal to the final."""
+    ws = make_workspace(tmp_path)
+    write_length(ws, lambda v, w, t, step: base_fid(v, w, t) + {2: -1.0, 3: 1.0}[step])
+    df = length.iterate_noise(ws)
+    row = df.loc[("ADM", 20)]
+    assert row["sd between iterates"] == pytest.approx(1.0) and row["sd between seeds"] == pytest.approx(0.1)
+    assert row["iterate share"] == pytest.approx(100.0) and row["mean of last 3"] == pytest.approx(row["final"])

@@ -36,10 +36,7 @@ from flatlib.progress import add_progress_flag, line_buffered_stdout
 from flatlib.schema import Params, load_params
 from flatlib.stages.pipeline import fid_of_sets, loss_set, lpf_at
 from flatlib.training.checkpoints import load_model, saved_steps
-from flatlib.vocabulary import PAPER_RESPACINGS
-
-#: the weights a checkpoint has (SWA weights exist only after the SWA phase, at the final step)
-CHECKPOINT_WEIGHTS = ("raw", "ema")
+from flatlib.vocabulary import CHECKPOINT_WEIGHTS, PAPER_RESPACINGS
 
 
 def nearest_step(steps: list[int], target: float) -> int:
