@@ -37,7 +37,7 @@ def test_a_fraction_of_training_is_the_nearest_saved_checkpoint():
 # ------------------------------------------------------------------------- the report on a synthetic workspace
 from tests.test_report import JITTER, SEEDS, VARIANTS, base_fid, make_workspace  # noqa: E402
 
-from flatlib.report import figures, length  # noqa: E402
+from flatlib.report import length  # noqa: E402
 
 FINAL, FRACTIONS, LAST_K, ADM_EQUAL = 4, {"0.5": 2, "0.75": 3}, [2, 3, 4], 3
 
@@ -80,7 +80,7 @@ def test_verdicts_against_training_length_mark_a_change_before_the_end(tmp_path)
     assert table.loc["ip_flatness", "50% (step 2)"].startswith("reproduced")
     effects = length.length_effects(ws)
     assert sorted(effects.loc[effects["part"] == "T'=20: +SAM vs ADM", "step"]) == [2, 3, 4]
-    assert figures.plot_length_effects(ws) is not None and (ws / "reports/figures/length_effects.png").is_file()
+    assert length.show_training_length(ws) is not None and (ws / "reports/figures/length_effects.png").is_file()
 
     control = length.equal_progress(ws)
     assert control.loc["sam_T20", "survives"] == "NO" and control.loc["sam_swa", "survives"] == "-"

@@ -30,7 +30,7 @@ from flatlib.report.claims import (claims, print_extractor_note, print_profile_n
 from flatlib.report.figures import (plot_claims_forest, plot_exposure_gap, plot_fid_vs_paper, plot_hessian,  # noqa: F401
                                     plot_loss_curves, plot_loss_surfaces, plot_noise_norms, plot_quant_fid,
                                     plot_length_effects, plot_quant_samples, plot_rho_sweep, plot_samples, plot_training_loss)
-from flatlib.report.length import show_equal_progress, show_iterate_noise, show_length_verdicts  # noqa: F401
+from flatlib.report.length import show_training_length  # noqa: F401
 from flatlib.report.artifacts import check_workspace, plateau_table, respacings  # noqa: F401
 from flatlib.report.scoreboard import show_scoreboard  # noqa: F401
 from flatlib.report.tables import (exposure_table, flatness_table, paper_table1, quant_table,  # noqa: F401

@@ -650,7 +650,8 @@ CHOICES = {
     "exposure": ["exposure.num", "exposure.respacing", "exposure.aggregate", "sample.eps_scale"],
     "rho_sweep": ["optim.rho", "rho_sweep.rhos", "verdict.barely", "rho_sweep.sigma", "rho_sweep.respacing", "flatness.draws",
                   "fid.extractor"],
-    "summary": ["seeds", "verdict.confidence", "verdict.multiplicity", "verdict.barely", "fid.floor_draws", "data.name", "train.steps", "train.plateau_tol", "train.plateau_level", "sample.num",
+    "summary": ["seeds", "verdict.confidence", "verdict.multiplicity", "verdict.barely", "length.fractions",
+                "length.last_k", "fid.floor_draws", "data.name", "train.steps", "train.plateau_tol", "train.plateau_level", "sample.num",
                 "sample.sets", "fid.extractor", "optim.rho", "optim.adaptive",
                 "swa.window", "quant.per_channel", "flatness.sigmas", "flatness.hybrid_loss", "exposure.aggregate"],
 }

@@ -20,6 +20,8 @@ from flatlib.measure.stats import base_outcome, estimate
 from flatlib.report.artifacts import (EQUAL_PROGRESS, HALF_WIDTH, AtCheckpoints, fmt, load_fid, load_length,
                                       load_params, seed_values, with_kinds)
 from flatlib.report.claims import CHECKPOINT_GROUPS, _decisive, _relative, evaluate
+from flatlib.report.display import Shown, show
+from flatlib.report.figures import plot_length_effects
 from flatlib.report.tables import show_table
 from flatlib.vocabulary import NOT_EVALUATED, PAPER_RESPACINGS, VARIANT_OF, label
 
@@ -211,3 +213,15 @@ def show_iterate_noise(workspace) -> None:
                  if share >= 0.5]
     print("Rows whose iterate variance is at least half the between-seed variance (read the mean over the last "
           f"checkpoints beside the final iterate): {', '.join(dominated) if dominated else 'none'}.")
+
+
+def show_training_length(workspace):
+    """Issue 21's checks of the verdicts in one notebook cell: the verdicts against training length, the
+    equal-progress control for SAM and the raw weights' iterate noise; returns the figure of the paired effects
+    against training step (shown as the cell's result)."""
+    heading = "Do the verdicts hold at other training lengths, at equal progress, over the last iterates?"
+    show(Shown(f"<h2>{heading}</h2>", heading))
+    show_length_verdicts(workspace)
+    show_equal_progress(workspace)
+    show_iterate_noise(workspace)
+    return plot_length_effects(workspace)
