@@ -50,11 +50,11 @@ def write_length(root, fid_at) -> None:
         j = 0.01 * JITTER[s]
         for v in VARIANTS:
             sharp = {"adm": 0.004, "ip": 0.0035, "sam": 0.001}[v] * (1 + j)
-            rows = {str(step): {w: {"fid": {f"T{t}": {"fid": [fid_at(v, w, t, step) + 10 * j + d for d in (-.05, .05)],
-                                                      "kid_mean": [0.1, 0.1], "fid_all": fid_at(v, w, t, step) + 10 * j}
-                                            for t in (20, 100)},
-                                    "lpf": {sig: {"lpf": 0.9 + sharp * k, "std_err": 1e-4, "base_loss": 0.9,
-                                                  "mc_sharpness": sharp * k} for sig, k in (("0.005", .5), ("0.01", 1.))}}
+            lpf = {sig: {"lpf": 0.9 + sharp * k, "std_err": 1e-4, "base_loss": 0.9, "mc_sharpness": sharp * k}
+                   for sig, k in (("0.005", .5), ("0.01", 1.))}
+            scores = lambda w, t, step: {"fid": [fid_at(v, w, t, step) + 10 * j + d for d in (-.05, .05)],  # noqa: E731
+                                         "kid_mean": [0.1, 0.1], "fid_all": fid_at(v, w, t, step) + 10 * j}
+            rows = {str(step): {w: {"fid": {f"T{t}": scores(w, t, step) for t in (20, 100)}, "lpf": lpf}
                                 for w in ("raw", "ema")} for step in (2, 3)}
             record = dict(final_step=FINAL, fractions=FRACTIONS, last_k=LAST_K, num_samples=16, sets=2, rows=rows)
             if v == "adm":
@@ -96,3 +96,26 @@ def test_iterate_noise_sets_the_spread_over_the_last_checkpoints_beside_the_seed
     row = df.loc[("ADM", 20)]
     assert row["sd between iterates"] == pytest.approx(1.0) and row["sd between seeds"] == pytest.approx(0.1)
     assert row["iterate share"] == pytest.approx(100.0) and row["mean of last 3"] == pytest.approx(row["final"])
+
+
+def test_the_stage_measures_each_checkpoint_once_and_never_the_final_step(tmp_path, monkeypatch):
+    """Fractions 0.5 and 0.75 of 8 steps saved every 2 (raw and EMA), the last 4 raw iterates, adm's equal-progress
+    checkpoint: each step once, with the union of its weights; the final step is Table 1's."""
+    from flatlib.schema import load_params
+    from flatlib.stages.length import plan
+    from tests.test_report import write_params
+
+    write_params(tmp_path, seeds=(0,))
+    monkeypatch.chdir(tmp_path)
+    params = load_params("params.yaml", ["train.steps=8", "train.save_every=2", "train.log_every=1",
+                                         "length.fractions=[0.5, 0.75]", "length.last_k=4"])
+    for step in (2, 4, 6, 8, 10):                       # a step past train.steps is never measured
+        (tmp_path / "runs/adm/seed0").mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"runs/adm/seed0/opt{step:06d}.pt").write_bytes(b"")
+    for variant, losses in (("adm", {2: .5, 4: .3, 6: .25, 8: .2}), ("sam", {2: .6, 4: .45, 6: .34, 8: .31})):
+        (tmp_path / f"metrics/train/{variant}/seed0").mkdir(parents=True)
+        write_log(tmp_path / f"metrics/train/{variant}/seed0/log.csv", losses)
+    todo = plan(params, "adm", 0)
+    assert todo["fractions"] == {"0.5": 4, "0.75": 6} and todo["last_k"] == [2, 4, 6, 8]
+    assert todo["equal_progress"] == {"step": 4, "target": .31, "eval_mse": .3}
+    assert todo["measure"] == {2: ["raw"], 4: ["raw", "ema"], 6: ["raw", "ema"]}

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from flatlib import layout, vocabulary
-from flatlib.vocabulary import (CHECKPOINT_WEIGHTS, FLATNESS_ROWS, IP_ROWS, NOT_EVALUATED, OUTCOMES, PAPER_RESPACINGS, PLATEAUED, ROW_OF,
-                                VARIANT_OF, label)
+from flatlib.vocabulary import (CHECKPOINT_WEIGHTS, FLATNESS_ROWS, IP_ROWS, NOT_EVALUATED, OUTCOMES,
+                                PAPER_RESPACINGS, PLATEAUED, ROW_OF, VARIANT_OF, label)
 from flatlib.schema import params_comments
 from flatlib.report.artifacts import (IMPORTED, AtCheckpoints, NotEvaluable, exposure_entries, flatness_entries,
                                       fmt, fmt_interval, load_featurenet, load_fid, load_import_record, load_params,

@@ -45,8 +45,9 @@ def length_steps(workspace) -> dict[str, int]:
 
 
 #: why a claim has no outcome at a saved checkpoint (printed once under the tables)
-NOT_AT_CHECKPOINTS = (f"{NOT_EVALUATED.capitalize()} at a saved checkpoint: a claim with an SWA row (the SWA phase follows the "
-                      "final step) or a measure taken at the final step only (the 1-D and 2-D loss landscapes)")
+NOT_AT_CHECKPOINTS = (f"{NOT_EVALUATED.capitalize()} at a saved checkpoint: a claim with an SWA row (the SWA phase "
+                      "follows the final step) or a measure taken at the final step only (the 1-D and 2-D loss "
+                      "landscapes)")
 
 
 def _cell(ev, cid: str) -> str:
