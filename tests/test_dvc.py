@@ -113,7 +113,7 @@ def test_stage_outputs_follow_the_layout(stages):
                              f"quant@{v}-{s}": [layout.quant_dir(v, s), layout.variant_metrics("quant", v, s)],
                              f"flatness@{v}-{s}": [layout.variant_metrics("flatness", v, s)],
                              f"exposure@{v}-{s}": [layout.variant_metrics("exposure", v, s)],
-                             f"length@{v}-{s}": [layout.variant_metrics("length", v, s)]})
+                             f"length@{v}-{s}": [layout.length_metrics(v, s)]})
     expected["summary"] = [layout.SUMMARY, layout.PLOTS, layout.CLAIM_PARTS, layout.CLAIM_SEEDS]
     expected["fid_floor"] = [layout.FID_FLOOR]
     expected["notebooks"] = [layout.REPORTS]

@@ -173,7 +173,7 @@ def load_length(workspace, variant: str, seed: int) -> dict:
     """metrics/length/V/seedS.json (flatlib.stages.length): {final_step, fractions: {fraction: step}, last_k: [steps],
     equal_progress: {step, target, eval_mse} (adm), rows: {step: {weights: {fid: {"T20": scores}, lpf: {sigma:
     ...}}}}}: the saved checkpoints measured besides the final step, which is Table 1's."""
-    return _json(workspace, layout.variant_metrics("length", variant, seed))
+    return _json(workspace, layout.length_metrics(variant, seed))
 
 
 def checkpoint_step(workspace: AtCheckpoints, variant: str, seed: int) -> int:

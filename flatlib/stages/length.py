@@ -85,7 +85,7 @@ def plan(params: Params, variant: str, seed: int) -> dict:
 
 def stage_length(params: Params, args) -> None:
     device = resolve_device(params.sample.device)
-    out_file = layout.variant_metrics("length", args.variant, args.seed)
+    out_file = layout.length_metrics(args.variant, args.seed)
     if args.variant in params.imports:
         atomic.write_json(out_file, dict(imported=True, rows={}), indent=1, sort_keys=True)
         print(f"{args.variant} is imported: no checkpoints to measure")
