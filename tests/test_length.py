@@ -37,12 +37,13 @@ def test_a_fraction_of_training_is_the_nearest_saved_checkpoint():
 # ------------------------------------------------------------------------- the report on a synthetic workspace
 from tests.test_report import JITTER, SEEDS, VARIANTS, base_fid, make_workspace  # noqa: E402
 
+from flatlib.profiles import apply_profile  # noqa: E402
 from flatlib.report import length  # noqa: E402
 
 FINAL, FRACTIONS, LAST_K, ADM_EQUAL = 4, {"0.5": 2, "0.75": 3}, [2, 3, 4], 3
 
 
-def write_length(root, fid_at) -> None:
+def write_length(root, fid_at, fractions=FRACTIONS) -> None:
     """metrics/length/V/seedS.json as stage length writes them: raw and EMA at steps 2 and 3 (fractions 0.5 and
     0.75 of 4), the last three checkpoints, adm's equal-progress checkpoint 3; ``fid_at(variant, weights, T',
     step)`` -> FID (plus the seed's jitter; sample sets +-0.05); MC sharpness as the final (make_workspace)."""
@@ -56,7 +57,7 @@ def write_length(root, fid_at) -> None:
                                          "kid_mean": [0.1, 0.1], "fid_all": fid_at(v, w, t, step) + 10 * j}
             rows = {str(step): {w: {"fid": {f"T{t}": scores(w, t, step) for t in (20, 100)}, "lpf": lpf}
                                 for w in ("raw", "ema")} for step in (2, 3)}
-            record = dict(final_step=FINAL, fractions=FRACTIONS, last_k=LAST_K, num_samples=16, sets=2, rows=rows)
+            record = dict(final_step=FINAL, fractions=fractions, last_k=LAST_K, num_samples=16, sets=2, rows=rows)
             if v == "adm":
                 record["equal_progress"] = dict(step=ADM_EQUAL, target=0.2, eval_mse=0.21)
             path = root / f"metrics/length/{v}/seed{s}.json"
@@ -119,3 +120,23 @@ def test_the_stage_measures_each_checkpoint_once_and_never_the_final_step(tmp_pa
     assert todo["fractions"] == {"0.5": 4, "0.75": 6} and todo["last_k"] == [2, 4, 6, 8]
     assert todo["equal_progress"] == {"step": 4, "target": .31, "eval_mse": .3}
     assert todo["measure"] == {2: ["raw"], 4: ["raw", "ema"], 6: ["raw", "ema"]}
+
+
+def test_a_fraction_whose_checkpoint_is_the_final_step_reads_table_1(tmp_path):
+    """Few saved steps: 75% of training is the final checkpoint, whose raw and EMA rows are Table 1's (measured
+    once), so its verdicts are the final ones wherever no SWA row is needed."""
+    ws = make_workspace(tmp_path)
+    write_length(ws, lambda v, w, t, step: base_fid(v, w, t) + 40.0 * (v == "sam"), {"0.5": 2, "0.75": FINAL})
+    table = length.length_verdicts(ws)
+    assert table.loc["sam_T20", "50% (step 2)"].startswith("contradicted")
+    assert table.loc["sam_T20", "75% (step 4)"] == table.loc["sam_T20", "100% (step 4)"]
+    assert table.loc["sam_swa", "75% (step 4)"] == "not evaluated" and table["changes 75% -> 100%"].eq("").all()
+
+
+def test_nothing_trained_here_has_no_length_checks(tmp_path, capsys):
+    """An import is one set of weights, no checkpoints: the notebook's cell says so and draws nothing."""
+    ws = make_workspace(tmp_path, seeds=(0,))
+    apply_profile("ddpmip_cifar10", ws / "params.yaml")
+    assert length.show_training_length(ws) is None
+    out = capsys.readouterr().out
+    assert "No training-length measurements" in out and "No equal-progress control" in out
