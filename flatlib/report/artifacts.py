@@ -176,23 +176,16 @@ def load_length(workspace, variant: str, seed: int) -> dict:
     return _json(workspace, layout.length_metrics(variant, seed))
 
 
-def checkpoint_step(workspace: AtCheckpoints, variant: str, seed: int) -> int:
-    """The step ``workspace`` reads of (variant, seed): NotEvaluable where stage length measured none."""
+def _at_checkpoint(workspace: AtCheckpoints, kind: str, variant: str, seed: int, final: dict) -> dict:
+    """A per-seed FID or flatness file (``final``) as at the checkpoint ``workspace`` picks: Table 1's own raw and
+    EMA rows where that checkpoint is the final step, else stage length's; NotEvaluable where it measured none."""
+    if kind not in ("fid", "flatness"):
+        raise NotEvaluable(f"{kind} is measured at the final step only")
     record = load_length(workspace, variant, seed)
     step = (record.get(EQUAL_PROGRESS, {}).get("step") if workspace.pick == EQUAL_PROGRESS
             else record.get("fractions", {}).get(workspace.pick))
     if step is None:
         raise NotEvaluable(f"no {workspace.pick} checkpoint of {variant} seed {seed} in metrics/length/")
-    return step
-
-
-def _at_checkpoint(workspace: AtCheckpoints, kind: str, variant: str, seed: int, final: dict) -> dict:
-    """A per-seed FID or flatness file (``final``) as at the checkpoint ``workspace`` picks: Table 1's own raw and
-    EMA rows where that checkpoint is the final step, else stage length's."""
-    if kind not in ("fid", "flatness"):
-        raise NotEvaluable(f"{kind} is measured at the final step only")
-    record = load_length(workspace, variant, seed)
-    step = checkpoint_step(workspace, variant, seed)
     if step == record["final_step"]:
         rows = final["rows"] if kind == "fid" else {w: {"lpf": entry["lpf"]} for w, entry in final.items()}
     else:
