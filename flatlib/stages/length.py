@@ -29,7 +29,7 @@ import torch
 from flatlib import atomic, layout, seeding
 from flatlib.cli import cli_parser
 from flatlib.config import ConfigError
-from flatlib.errors import add_debug_flag, cli_errors
+from flatlib.errors import MissingInputError, add_debug_flag, cli_errors
 from flatlib.measure.sample import sample_run
 from flatlib.model.device import resolve_device
 from flatlib.progress import add_progress_flag, line_buffered_stdout
@@ -66,7 +66,8 @@ def plan(params: Params, variant: str, seed: int) -> dict:
     final = params.train.steps
     steps = [s for s in saved_steps(layout.run_dir(variant, seed)) if s <= final]
     if final not in steps:
-        raise ConfigError(f"{layout.run_dir(variant, seed)} holds no checkpoint of its final step {final}")
+        raise MissingInputError(f"{layout.run_dir(variant, seed)} holds no checkpoint of its final step {final}: "
+                                f"run `dvc repro {layout.stage_of(layout.run_dir(variant, seed))}`")
     out = dict(final_step=final, fractions={str(f): nearest_step(steps, f * final) for f in params.length.fractions},
                last_k=steps[-params.length.last_k:])
     measure = {s: list(CHECKPOINT_WEIGHTS) for s in out["fractions"].values()}
