@@ -13,6 +13,7 @@ Every training run and every measurement of it exists once per training seed (``
     samples/{variant}/seed{s}/{weights}_T{T'}.npz|.png      Table 1 samples (every sample set) and their grids
     samples/quant/{variant}/seed{s}/{weights}_T{T'}_{b}bit.png   quantized-sampling grids
     metrics/{fid,quant,flatness,exposure}/{variant}/seed{s}.json, metrics/rho_sweep/seed{s}/rho_{rho}.json
+    metrics/length/{variant}/seed{s}.json           saved checkpoints besides the final one (issue 21)
     metrics/train/{run folder under runs/}/         each run's log.csv, metrics.json (or import.json): what the report
                                                     reads of a run, beside the metrics (not the checkpoints)
     metrics/featurenet.json
@@ -118,12 +119,18 @@ FID_FLOOR = METRICS / "fid_floor.json"       # the real-vs-real FID floor at the
 RHO_SWEEP_METRICS = METRICS / "rho_sweep"
 #: metrics written once per variant and seed: metrics/{kind}/{variant}/seed{s}.json
 PER_VARIANT_METRICS = ("fid", "quant", "flatness", "exposure")
+#: stage length's measurements of a run's saved checkpoints besides the final step (issue 21)
+LENGTH_METRICS = METRICS / "length"
 
 
 def variant_metrics(kind: str, variant: str, seed: int) -> Path:
     if kind not in PER_VARIANT_METRICS:
         raise ValueError(f"unknown per-variant metrics {kind!r}; choose one of {PER_VARIANT_METRICS}")
     return METRICS / kind / variant / f"{seed_dir(seed)}.json"
+
+
+def length_metrics(variant: str, seed: int) -> Path:
+    return LENGTH_METRICS / variant / f"{seed_dir(seed)}.json"
 
 
 def rho_sweep_metrics(rho: float, seed: int) -> Path:
@@ -196,6 +203,8 @@ def stage_of(relpath: str | Path) -> str:
         return "fid_floor"
     if parts[:2] == TRAIN_RECORDS.parts:
         return stage_of(RUNS.joinpath(*parts[2:]))
+    if parts[:2] == LENGTH_METRICS.parts:
+        return f"length@{parts[2]}-{_seed_of(parts[3])}"
     if parts[:2] == RHO_SWEEP_METRICS.parts:
         return f"rho_sweep@{_seed_of(parts[2])}-{Path(parts[3]).stem.removeprefix('rho_')}"
     if parts[0] == RUNS.name:

@@ -386,6 +386,18 @@ class RhoSweepConfig(StrictConfig):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class LengthConfig(StrictConfig):
+    """params.yaml ``length`` (issue 21 items 3-5; stage length, flatlib.stages.length): the saved checkpoints of a
+    training run measured besides its final step, each as Table 1 measures the final one (FID of every sample set
+    at the paper's T' of sample.respacings, MC sharpness at flatness.sigmas): the raw and EMA weights at the
+    checkpoint nearest each of ``fractions`` of train.steps (verdicts against training length), the raw weights of
+    the last ``last_k`` checkpoints (the final iterate's noise), and for adm the raw and EMA weights at the
+    checkpoint whose held-out loss is closest to SAM's final one (the equal-progress control)."""
+    fractions: list = ranged(gt=0, lt=1)  # 1.0 is Table 1's final measurement, never measured twice; []: none
+    last_k: int = ranged(4, ge=1)         # 1: the final iterate only (no iterate noise measured)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Params(StrictConfig):
     """Every section of params.yaml. ``seed`` seeds what every run shares (reference subset, FeatureNet, the
     fixed (x0, t, eps) set, perturbation directions); ``seeds`` are the training seeds, one run per variant
@@ -411,6 +423,7 @@ class Params(StrictConfig):
     flatness: FlatnessConfig
     exposure: ExposureConfig
     rho_sweep: RhoSweepConfig
+    length: LengthConfig
     verdict: VerdictConfig
 
     def __post_init__(self):

@@ -10,6 +10,8 @@ empty, and a claim about the paper's T'=100 is "not evaluated" without it (:data
 from __future__ import annotations
 
 WEIGHT_KINDS = ("raw", "ema", "swa")
+#: the weights every saved checkpoint of a run has (SWA weights exist only after the SWA phase, at the final step)
+CHECKPOINT_WEIGHTS = ("raw", "ema")
 #: the paper's name of each row, in the paper's order
 PAPER_ROWS = {("adm", "raw"): "ADM", ("adm", "ema"): "+EMA", ("adm", "swa"): "+SWA",
               ("ip", "raw"): "+IP", ("ip", "ema"): "+IP+EMA", ("ip", "swa"): "+IP+SWA",

@@ -112,7 +112,8 @@ def test_stage_outputs_follow_the_layout(stages):
                              f"fid@{v}-{s}": [layout.variant_metrics("fid", v, s)],
                              f"quant@{v}-{s}": [layout.quant_dir(v, s), layout.variant_metrics("quant", v, s)],
                              f"flatness@{v}-{s}": [layout.variant_metrics("flatness", v, s)],
-                             f"exposure@{v}-{s}": [layout.variant_metrics("exposure", v, s)]})
+                             f"exposure@{v}-{s}": [layout.variant_metrics("exposure", v, s)],
+                             f"length@{v}-{s}": [layout.length_metrics(v, s)]})
     expected["summary"] = [layout.SUMMARY, layout.PLOTS, layout.CLAIM_PARTS, layout.CLAIM_SEEDS]
     expected["fid_floor"] = [layout.FID_FLOOR]
     expected["notebooks"] = [layout.REPORTS]
@@ -125,7 +126,8 @@ def test_stage_outputs_follow_the_layout(stages):
 
 def test_every_artifact_a_stage_reads_is_written_by_a_stage(stages):
     written = {p for s in stages.values() for p in s["outs"] + s["metrics"]}
-    inputs = {"params.yaml", "metrics", "samples"}  # the summary and the notebooks read whole trees
+    # the summary and the notebooks read whole trees, stage length every run record (metrics/train)
+    inputs = {"params.yaml", "metrics", "samples", layout.TRAIN_RECORDS.as_posix()}
     for name, stage in stages.items():
         for dep in stage["deps"]:
             if dep.split("/")[0] in ("flatlib", "notebooks") or dep in inputs:

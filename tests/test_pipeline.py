@@ -59,6 +59,8 @@ def test_every_stage_ran_and_wrote_its_artifacts(workspace):
         assert set(plateau) >= {"rel_change", "per_doubling", "slope_p", "status"}  # recorded (4 smoke steps)
     for kind in layout.PER_VARIANT_METRICS:
         assert sorted(p.parent.name for p in (workspace / layout.METRICS / kind).glob("*/*.json")) == ["adm", "ip", "sam"]
+    length = json.loads((workspace / layout.length_metrics("adm", seed)).read_text())  # 4 steps saved every 2
+    assert length["fractions"] == {"0.5": 2, "0.75": 2} and set(length["rows"]) == {"2"} and "equal_progress" in length
     assert {"fid20_adm", "sharp_sam", "gap_sam", "dfid8_sam", "reproduced"} <= set(
         json.loads((workspace / layout.SUMMARY).read_text()))
     assert all((workspace / layout.plot_file(name)).is_file() for name in layout.PLOT_NAMES)
@@ -150,7 +152,8 @@ def test_an_experiment_reruns_its_readers_in_a_clone_and_leaves_the_baseline(wor
     draws = load_params(workspace / "params.yaml").flatness.draws + 1
     log = run(["dvc", "exp", "run", "--temp", "--name", "draws", "--set-param", f"flatness.draws={draws}", "summary"])
     params = load_params(workspace / "params.yaml")
-    readers = ({f"flatness@{v}-{s}" for v in ("adm", "ip", "sam") for s in params.seeds}
+    readers = ({f"{stage}@{v}-{s}" for stage in ("flatness", "length") for v in ("adm", "ip", "sam")
+                for s in params.seeds}
                | {f"rho_sweep@{s}-{rho}" for s in params.seeds for rho in params.rho_sweep.rhos}
                | {"preflight", "summary"})
     assert set(re.findall(r"Running stage '([^']+)'", log)) == readers

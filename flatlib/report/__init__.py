@@ -15,6 +15,8 @@ Modules
     figures     ``plot_*``: each saves ``reports/figures/NAME.png`` with deterministic bytes and returns the Figure
     scoreboard  ``show_scoreboard``: the answer, the counts, the scale and one row per claim (the summary notebook
                 shows it first; flatlib.stages.publish copies it to docs/index.html and the README)
+    length      verdicts against training length, the equal-progress control for SAM, the raw weights' iterate
+                noise (issue 21; stage length's saved checkpoints)
     claims      ``claims(workspace, group)``: every paper claim with its paired difference, interval and
                 four-valued outcome (flatlib.measure.stats), the forest plot's data; profile notes and the params.yaml reproduction choices
                 behind each notebook
@@ -27,8 +29,8 @@ from flatlib.report.claims import (claims, print_extractor_note, print_profile_n
                                    show_verdicts)
 from flatlib.report.figures import (plot_claims_forest, plot_exposure_gap, plot_fid_vs_paper, plot_hessian,  # noqa: F401
                                     plot_loss_curves, plot_loss_surfaces, plot_noise_norms, plot_quant_fid,
-                                    plot_quant_samples,
-                                    plot_rho_sweep, plot_samples, plot_training_loss)
+                                    plot_length_effects, plot_quant_samples, plot_rho_sweep, plot_samples, plot_training_loss)
+from flatlib.report.length import show_training_length  # noqa: F401
 from flatlib.report.artifacts import check_workspace, plateau_table, respacings  # noqa: F401
 from flatlib.report.scoreboard import show_scoreboard  # noqa: F401
 from flatlib.report.tables import (exposure_table, flatness_table, paper_table1, quant_table,  # noqa: F401

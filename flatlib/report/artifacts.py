@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,58 @@ def check_workspace(workspace, notebook: str) -> None:
             "the page rendered from the default run.")
 
 
+class NotEvaluable(Exception):
+    """The measurement a claim needs was not configured (e.g. no 8-bit run); not a missing file."""
+
+
+#: :class:`AtCheckpoints`' pick of the equal-progress control (else a key of length.fractions)
+EQUAL_PROGRESS = "equal_progress"
+
+
+@dataclasses.dataclass(frozen=True)
+class AtCheckpoints:
+    """A workspace read at saved checkpoints instead of the final step (issue 21 items 3 and 4): the loaders of
+    FID and flatness give each variant of ``variants`` (every variant when empty) as stage length measured it at
+    the checkpoint ``pick`` names in its metrics/length file (a fraction of training, "0.5", or
+    :data:`EQUAL_PROGRESS`), raw and EMA rows only (the SWA phase follows the final step), LPF / MC sharpness only;
+    the other variants stay final. Everything else reads the workspace (``os.fspath`` is its root)."""
+    root: str
+    pick: str
+    variants: tuple = ()
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.root)
+
+    def reads(self, variant: str) -> bool:
+        return not self.variants or variant in self.variants
+
+
+def load_length(workspace, variant: str, seed: int) -> dict:
+    """metrics/length/V/seedS.json (flatlib.stages.length): {final_step, fractions: {fraction: step}, last_k: [steps],
+    equal_progress: {step, target, eval_mse} (adm), rows: {step: {weights: {fid: {"T20": scores}, lpf: {sigma:
+    ...}}}}}: the saved checkpoints measured besides the final step, which is Table 1's."""
+    return _json(workspace, layout.length_metrics(variant, seed))
+
+
+def _at_checkpoint(workspace: AtCheckpoints, kind: str, variant: str, seed: int, final: dict) -> dict:
+    """A per-seed FID or flatness file (``final``) as at the checkpoint ``workspace`` picks: Table 1's own raw and
+    EMA rows where that checkpoint is the final step, else stage length's; NotEvaluable where it measured none."""
+    if kind not in ("fid", "flatness"):
+        raise NotEvaluable(f"{kind} is measured at the final step only")
+    record = load_length(workspace, variant, seed)
+    step = (record.get(EQUAL_PROGRESS, {}).get("step") if workspace.pick == EQUAL_PROGRESS
+            else record.get("fractions", {}).get(workspace.pick))
+    if step is None:
+        raise NotEvaluable(f"no {workspace.pick} checkpoint of {variant} seed {seed} in metrics/length/")
+    if step == record["final_step"]:
+        rows = final["rows"] if kind == "fid" else {w: {"lpf": entry["lpf"]} for w, entry in final.items()}
+    else:
+        rows = {w: entry["fid"] if kind == "fid" else {"lpf": entry["lpf"]}
+                for w, entry in record["rows"][str(step)].items()}
+    rows = {w: rows[w] for w in vocabulary.CHECKPOINT_WEIGHTS if w in rows}
+    return dict(final, rows=rows) if kind == "fid" else rows
+
+
 def workspace_path(workspace, relpath="") -> Path:
     return Path(workspace) / relpath
 
@@ -198,7 +251,11 @@ def seeds(workspace) -> list[int]:
 
 
 def _per_seed(workspace, kind: str, variant: str) -> list[dict]:
-    return [_json(workspace, layout.variant_metrics(kind, variant, s)) for s in seeds(workspace)]
+    """metrics/KIND/V/seedS.json of every seed (under :class:`AtCheckpoints`, as at its checkpoints)."""
+    files = [_json(workspace, layout.variant_metrics(kind, variant, s)) for s in seeds(workspace)]
+    if isinstance(workspace, AtCheckpoints) and workspace.reads(variant):
+        return [_at_checkpoint(workspace, kind, variant, s, f) for s, f in zip(seeds(workspace), files)]
+    return files
 
 
 #: what a FID-like metric is, by feature extractor (fid.extractor): "FID" and "KID" only with Inception features

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 from flatlib import layout, vocabulary
-from flatlib.vocabulary import (FLATNESS_ROWS, IP_ROWS, NOT_EVALUATED, OUTCOMES, PAPER_RESPACINGS, PLATEAUED, ROW_OF,
-                                VARIANT_OF, label)
+from flatlib.vocabulary import (CHECKPOINT_WEIGHTS, FLATNESS_ROWS, IP_ROWS, NOT_EVALUATED, OUTCOMES,
+                                PAPER_RESPACINGS, PLATEAUED, ROW_OF, VARIANT_OF, label)
 from flatlib.schema import params_comments
-from flatlib.report.artifacts import (IMPORTED, exposure_entries, flatness_entries, fmt, fmt_interval,
-                                      load_featurenet, load_fid, load_import_record, load_params, plateau_table,
-                                      floor_text, load_quant, metric_label, num_parameters, paper_dataset,
-                                      seed_values, workspace_path)
+from flatlib.report.artifacts import (IMPORTED, AtCheckpoints, NotEvaluable, exposure_entries, flatness_entries,
+                                      fmt, fmt_interval, load_featurenet, load_fid, load_import_record, load_params,
+                                      plateau_table, floor_text, load_quant, metric_label, num_parameters,
+                                      paper_dataset, seed_values, workspace_path)
 from flatlib.report.display import SECTIONS, Shown, show, table_view, verdict_view
 from flatlib.report.paper import PAPER_EXPOSURE_GAP, PAPER_QUANT_8BIT, PAPER_UNET_PARAMS, paper_fid
 from flatlib.report.tables import NO_RHO_SWEEP, flatness_values, rho_values, save_table, sigmas
@@ -27,10 +27,6 @@ from flatlib.measure.stats import Part, base_outcome, decide, kind_of, rule_text
 
 
 # ------------------------------------------------------------------------------------------------ claims
-class NotEvaluable(Exception):
-    """The measurement a claim needs was not configured (e.g. no 8-bit run); not a missing file."""
-
-
 #: stands for the rho sweep's extra runs among the rows a claim uses
 RHO_RUNS = "rho sweep runs"
 #: the families of claims corrected for multiplicity apart (flatlib.measure.stats.decide)
@@ -48,6 +44,8 @@ def unmeasured_rows(workspace) -> dict[str, str]:
             why[row] = f"{variant} is imported with {'/'.join(params.imports[variant].files)} weights only"
         elif weights not in params.weights_of(variant):
             why[row] = f"{weights} is not in sample.weights"
+        elif isinstance(workspace, AtCheckpoints) and workspace.reads(variant) and weights not in CHECKPOINT_WEIGHTS:
+            why[row] = f"no {weights} weights at a saved checkpoint"
     return why
 
 
@@ -340,6 +338,8 @@ def claim_specs() -> list[Claim]:
 
 
 CLAIM_GROUPS = tuple(SECTIONS)
+#: the claims' groups stage length measures at saved checkpoints (FID and MC sharpness; issue 21)
+CHECKPOINT_GROUPS = ("fid", "flatness")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -356,11 +356,16 @@ class Evaluation:
 
 def evaluate(workspace) -> Evaluation:
     """Every claim evaluated together: the variance model pools over every claim's parts of one kind, and the
-    multiplicity correction runs over each family of claims (flatlib.measure.stats.decide)."""
+    multiplicity correction runs over each family of claims (flatlib.measure.stats.decide). Under an
+    :class:`AtCheckpoints` view only the claims of :data:`CHECKPOINT_GROUPS` (the same rule, over the claims
+    evaluable there)."""
     cfg = load_params(workspace).verdict
     specs = {c.id: c for c in claim_specs()}
     parts, kid_parts, why = {}, {}, {}
     for cid, spec in specs.items():
+        if isinstance(workspace, AtCheckpoints) and spec.group not in CHECKPOINT_GROUPS:
+            why[cid] = "measured at the final step only"
+            continue
         try:
             parts[cid] = spec.parts(workspace, "fid")
         except NotEvaluable as err:
@@ -645,7 +650,8 @@ CHOICES = {
     "exposure": ["exposure.num", "exposure.respacing", "exposure.aggregate", "sample.eps_scale"],
     "rho_sweep": ["optim.rho", "rho_sweep.rhos", "verdict.barely", "rho_sweep.sigma", "rho_sweep.respacing", "flatness.draws",
                   "fid.extractor"],
-    "summary": ["seeds", "verdict.confidence", "verdict.multiplicity", "verdict.barely", "fid.floor_draws", "data.name", "train.steps", "train.plateau_tol", "train.plateau_level", "sample.num",
+    "summary": ["seeds", "verdict.confidence", "verdict.multiplicity", "verdict.barely", "length.fractions",
+                "length.last_k", "fid.floor_draws", "data.name", "train.steps", "train.plateau_tol", "train.plateau_level", "sample.num",
                 "sample.sets", "fid.extractor", "optim.rho", "optim.adaptive",
                 "swa.window", "quant.per_channel", "flatness.sigmas", "flatness.hybrid_loss", "exposure.aggregate"],
 }

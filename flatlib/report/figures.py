@@ -645,3 +645,42 @@ def plot_claims_forest(workspace) -> Figure | None:
         "paper's direction. Added claims are marked.",
         "Forest plot: one horizontal row per claim part, a dot with an error bar against a vertical zero line, and "
         "a hollow diamond where the paper gives a number.")
+
+
+@styled
+def plot_length_effects(workspace) -> Figure | None:
+    """The paired effect against training step (issue 21 item 4): one panel per FID and flatness claim, each part's
+    relative paired difference (A - B) / B with its interval (the verdicts' variance model) at each fraction of
+    training and at the end (flatlib.report.length), coloured by the claim's outcome at that step."""
+    from flatlib.report.length import length_effects
+    from flatlib.measure.stats import base_outcome
+    effects = length_effects(workspace)
+    if effects.empty:
+        return None
+    claims_ = list(dict.fromkeys(effects["claim"]))
+    cols = min(4, len(claims_))
+    rows_ = -(-len(claims_) // cols)
+    fig, axes = _subplots(rows_, cols, figsize=(3.0 * cols, 2.4 * rows_ + 0.6), squeeze=False)
+    for ax, cid in zip(axes.flat, claims_):
+        for part, group in effects[effects["claim"] == cid].groupby("part", sort=False):
+            group = group.sort_values("step")
+            ax.plot(group["step"], 100 * group["relative"], lw=0.8, color="0.6")
+            for _, r in group.iterrows():
+                ax.errorbar(r["step"], 100 * r["relative"], yerr=[[100 * (r["relative"] - r["relative low"])],
+                                                                  [100 * (r["relative high"] - r["relative"])]],
+                            fmt="o", ms=3, capsize=2, lw=1, color=OUTCOME_COLORS[base_outcome(r["outcome"])])
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_title(cid, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(claims_):]:
+        ax.set_axis_off()
+    fig.supxlabel("training step (checkpoint)", fontsize=8)
+    fig.supylabel("(A - B) / B, % (below 0: the paper's direction)", fontsize=8)
+    fig.tight_layout()
+    return save_figure(
+        fig, workspace, "length_effects",
+        "The paired effect of every part of each FID and flatness claim against training step: mean ± interval over "
+        "training seeds, coloured by the claim's outcome at that step (raw and EMA weights at saved checkpoints; the "
+        "last step is Table 1's).",
+        "Small multiples, one per claim: dots with error bars at each checkpoint step joined by grey lines, a "
+        "horizontal zero line.")
