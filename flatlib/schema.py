@@ -392,9 +392,12 @@ class LengthConfig(StrictConfig):
     at the paper's T' of sample.respacings, MC sharpness at flatness.sigmas): the raw and EMA weights at the
     checkpoint nearest each of ``fractions`` of train.steps (verdicts against training length), the raw weights of
     the last ``last_k`` checkpoints (the final iterate's noise), and for adm the raw and EMA weights at the
-    checkpoint whose held-out loss is closest to SAM's final one (the equal-progress control)."""
+    checkpoint whose held-out loss is closest to SAM's final one (the equal-progress control). Sampling is at the
+    T' of ``respacings`` only (a subset of sample.respacings): a claim at another T' has no outcome at a
+    checkpoint."""
     fractions: list = ranged(gt=0, lt=1)  # 1.0 is Table 1's final measurement, never measured twice; []: none
     last_k: int = ranged(4, ge=1)         # 1: the final iterate only (no iterate noise measured)
+    respacings: list = ranged(ge=1)       # the T' measured, each one of sample.respacings (Params checks it)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -469,6 +472,10 @@ class Params(StrictConfig):
         if not flat.t_min < flat.t_max <= steps:
             raise ConfigError(f"flatness.t_min {flat.t_min} and t_max {flat.t_max}: need t_min < t_max <= "
                               f"diffusion.steps = {steps} (t is drawn from [t_min, t_max))")
+        not_sampled = sorted(set(self.length.respacings) - set(self.sample.respacings))
+        if not_sampled:
+            raise ConfigError(f"length.respacings {not_sampled} are not among sample.respacings "
+                              f"{self.sample.respacings}: a checkpoint is measured as the final weights are")
         if self.quant.respacing not in self.sample.respacings:
             raise ConfigError(f"quant.respacing {self.quant.respacing} must be one of sample.respacings "
                               f"{self.sample.respacings}: the full-precision FID is taken from those samples")

@@ -154,7 +154,7 @@ def iterate_noise(workspace) -> pd.DataFrame:
     params, records = load_params(workspace), []
     k = params.length.last_k
     for variant in _trained(workspace) if k > 1 and "raw" in params.sample.weights else ():
-        for t in (t for t in params.sample.respacings if t in PAPER_RESPACINGS):
+        for t in (t for t in params.length.respacings if t in PAPER_RESPACINGS):
             fids = _last_k_fid(workspace, variant, t)
             final, mean_k = estimate(fids[:, -1], params.verdict.confidence), estimate(fids.mean(axis=1),
                                                                                          params.verdict.confidence)

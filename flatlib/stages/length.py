@@ -4,7 +4,7 @@
 
 Each checkpoint is measured as Table 1 measures the final weights (flatlib.stages.pipeline: the same sampling
 path, image seeds and count sample.num x sample.sets, FID per sample set and on all of them, MC sharpness at
-flatness.sigmas on the fixed loss set), at the paper's T' of sample.respacings:
+flatness.sigmas on the fixed loss set), at the paper's T' of length.respacings (a subset of sample.respacings):
 
 - **training length** (item 4): raw and EMA weights at the checkpoint nearest each of ``length.fractions`` of
   train.steps, so every FID and flatness verdict can be decided again at that length (flatlib.report.length);
@@ -92,7 +92,7 @@ def stage_length(params: Params, args) -> None:
         print(f"{args.variant} is imported: no checkpoints to measure")
         return
     todo = plan(params, args.variant, args.seed)
-    respacings = [t for t in params.sample.respacings if t in PAPER_RESPACINGS]
+    respacings = [t for t in params.length.respacings if t in PAPER_RESPACINGS]
     losses, rows = loss_set(params, device), {}
     for step, kinds in todo.pop("measure").items():
         for weights in kinds:

@@ -1,6 +1,6 @@
 """A DVC pipeline's independent stages at once: on one node (one GPU per job) or on SLURM (submitit job arrays).
 
-    python -m flatlib.stages.parallel --jobs 2                               # this machine, two stages at a time (CPU)
+    python -m flatlib.stages.parallel --jobs 2 --threads-per-job 1           # this machine, two stages at a time (CPU)
     python -m flatlib.stages.parallel --gpus 0,1,2,3,4,5,6,7                 # one 8-GPU node: one GPU per job
     python -m flatlib.stages.parallel --executor slurm --jobs 64 --slurm-partition gpu --timeout-min 2880
     dvc repro                                                         # afterwards: nothing reruns (preflight aside)
@@ -87,12 +87,15 @@ def pending(workspace: Path, stages: list[str]) -> list[str]:
     return [stage for stage in stages if stage in changed]
 
 
-def run_stage(workspace: str, stage: str, devices: str | None = None) -> StageRun:
-    """One job: ``dvc repro --single-item stage`` in ``workspace``, on ``devices`` (CUDA_VISIBLE_DEVICES) if
-    given; its output goes to ``LOGS/stage.log``. A module-level function, so submitit can pickle it."""
+def run_stage(workspace: str, stage: str, devices: str | None = None, threads: int | None = None) -> StageRun:
+    """One job: ``dvc repro --single-item stage`` in ``workspace``, on ``devices`` (CUDA_VISIBLE_DEVICES) and with
+    ``threads`` CPU threads (OMP_NUM_THREADS, which torch reads) if given; its output goes to ``LOGS/stage.log``.
+    A module-level function, so submitit can pickle it."""
     env = dict(os.environ)
     if devices is not None:
         env["CUDA_VISIBLE_DEVICES"] = devices
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     log = Path(workspace) / LOGS / f"{stage}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
@@ -102,8 +105,9 @@ def run_stage(workspace: str, stage: str, devices: str | None = None) -> StageRu
     return StageRun(stage, code, start, time.time(), str(log))
 
 
-def run_on_node(workspace: Path, stages: list[str], slots: list[str | None]) -> list[StageRun]:
-    """Plain processes on this machine, one per slot at a time (a slot: the GPUs of one job, or None)."""
+def run_on_node(workspace: Path, stages: list[str], slots: list[str | None], threads: int | None) -> list[StageRun]:
+    """Plain processes on this machine, one per slot at a time (a slot: the GPUs of one job, or None), each with
+    ``threads`` CPU threads if given."""
     free: queue.Queue = queue.Queue()
     for slot in slots:
         free.put(slot)
@@ -111,7 +115,7 @@ def run_on_node(workspace: Path, stages: list[str], slots: list[str | None]) -> 
     def job(stage):
         slot = free.get()
         try:
-            return run_stage(str(workspace), stage, slot)
+            return run_stage(str(workspace), stage, slot, threads)
         finally:
             free.put(slot)
 
@@ -144,7 +148,7 @@ def run_waves(workspace: Path, args) -> list[StageRun]:
             continue
         print(f"flatlib.stages.parallel: a wave of {len(stages)} stage(s): {' '.join(stages)}", flush=True)
         if args.executor == "node":
-            done = run_on_node(workspace, stages, node_slots(args))
+            done = run_on_node(workspace, stages, node_slots(args), args.threads_per_job)
         else:
             done = run_with_submitit(workspace, stages, args)
         runs += done
@@ -178,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpus", help="node: comma-separated GPU ids, --gpus-per-job of them per job")
     parser.add_argument("--gpus-per-job", type=int, default=1,
                         help="GPUs per job (with launch.nproc_per_node equal to it, a DDP run per job)")
+    parser.add_argument("--threads-per-job", type=int,
+                        help="node: CPU threads of each job (OMP_NUM_THREADS); default: inherited. On the 2-core CPU "
+                             "profile 1 with --jobs 2 (make repro): one small model's step is not faster on 2 threads")
     parser.add_argument("--cpus-per-job", type=int, default=8, help="slurm: CPUs per job")
     parser.add_argument("--timeout-min", type=int, default=60 * 24, help="slurm: time limit of one job (minutes)")
     parser.add_argument("--slurm-partition", help="slurm: partition")
