@@ -4,6 +4,12 @@ stage and a total. ``foreach`` and ``matrix`` stages are expanded and ``${...}``
 
     python benchmarks/stage_times.py                          # every stage
     python benchmarks/stage_times.py --skip notebooks --out stage_times.json
+    python benchmarks/stage_times.py --from-runs .dvc/tmp/parallel/runs.json   # table of make repro's last run
+
+``--from-runs`` runs nothing: it reads the jobs flatlib.stages.parallel recorded (start and end of each
+``dvc repro --single-item`` job, so DVC's bookkeeping is included) and prints one Markdown row per stage group:
+instances, job-seconds, their share, and the wall-clock span of the group's jobs (jobs overlap: shares are of
+the job-seconds, not of the wall clock).
 """
 import argparse
 import itertools
@@ -48,16 +54,38 @@ def fill(cmd: str, params: dict, **local) -> str:
     return re.sub(r"\$\{([^}]+)\}", lambda m: str(local[m[1]] if m[1] in local else lookup(params, m[1])), cmd)
 
 
+def table_of_runs(runs: list[dict]) -> str:
+    """Markdown: per stage group (dvc.yaml stage name), instances, job-seconds, share and wall-clock span."""
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(run["stage"].split("@")[0], []).append(run)
+    total = sum(r["end"] - r["start"] for r in runs)
+    rows = ["| stage | instances | job-seconds | share | wall-clock span (s) |", "|---|---|---|---|---|"]
+    for name, jobs in groups.items():
+        seconds = sum(r["end"] - r["start"] for r in jobs)
+        span = max(r["end"] for r in jobs) - min(r["start"] for r in jobs)
+        rows.append(f"| {name} | {len(jobs)} | {seconds:,.0f} | {seconds / total:.0%} | {span:,.0f} |")
+    wall = max(r["end"] for r in runs) - min(r["start"] for r in runs)
+    rows.append(f"| **total** | {len(runs)} | {total:,.0f} | 100% | {wall:,.0f} |")
+    return "\n".join(rows)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = cli_parser("python benchmarks/stage_times.py", __doc__)
     parser.add_argument("--params", default="params.yaml", help="parameter file that fills dvc.yaml's ${...}")
     parser.add_argument("--skip", nargs="*", default=[], help="stage names to leave out (e.g. notebooks)")
     parser.add_argument("--out", help="also write the timings to this JSON file")
+    parser.add_argument("--from-runs", help="run nothing: print the per-stage table of flatlib.stages.parallel's "
+                                            "runs.json (.dvc/tmp/parallel/runs.json)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.from_runs:
+        with open(args.from_runs) as f:
+            print(table_of_runs(json.load(f)))
+        return 0
     params = load_yaml(args.params)
     stages = [(n, c) for n, c in expand(load_yaml("dvc.yaml"), params) if n.split("@")[0] not in args.skip]
     timings, start = {}, time.perf_counter()
