@@ -128,7 +128,7 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
             write_plateau(root / f"metrics/train/rho_sweep/seed{s}/rho_{rho}", (f"sam rho={rho:g}", s) not in unconverged)
             write_json(root / f"metrics/rho_sweep/seed{s}/rho_{rho}.json", {
                 "fid": [40.0 - rho + 10 * j + d for d in sets], "mc_sharpness": x * (1 + j), "std_err": 1e-4,
-                "base_loss": 0.05, "lpf": 0.05 + x, "plateau": {"plateaued": True}})
+                "base_loss": 0.05, "lpf": 0.05 + x})
     return root
 
 

@@ -338,6 +338,11 @@ def load_exposure(workspace, variant: str) -> list[dict]:
     return _per_seed(workspace, "exposure", variant)
 
 
+def _plateau(workspace, run_dir) -> dict | None:
+    """The plateau criterion a run's train phase recorded (its run record's metrics.json, metrics/train/)."""
+    return _json(workspace, layout.run_record(run_dir) / layout.RUN_METRICS).get("plateau")
+
+
 def load_rho_sweep(workspace) -> list[dict]:
     """Per training seed, the rho sweep's rows {rho: {fid: [per sample set], mc_sharpness, base_loss, lpf, plateau}}
     ([] without a sweep): rho 0 and the SAM variant's rho are the raw weights of the adm and sam runs as Table 1
@@ -350,9 +355,11 @@ def load_rho_sweep(workspace) -> list[dict]:
         for rho, variant in ((0.0, "adm"), (params.variant_rho("sam"), "sam")):
             fid = _json(workspace, layout.variant_metrics("fid", variant, seed))["rows"]["raw"][f"T{cfg.respacing}"]
             lpf = _json(workspace, layout.variant_metrics("flatness", variant, seed))["raw"]["lpf"][str(cfg.sigma)]
-            record = _json(workspace, layout.run_record(layout.run_dir(variant, seed)) / layout.RUN_METRICS)
-            rows[str(float(rho))] = dict(fid=fid["fid"], **lpf, plateau=record.get("plateau"))
-        rows.update({str(float(rho)): _json(workspace, layout.rho_sweep_metrics(rho, seed)) for rho in cfg.rhos})
+            rows[str(float(rho))] = dict(fid=fid["fid"], **lpf,
+                                         plateau=_plateau(workspace, layout.run_dir(variant, seed)))
+        rows.update({str(float(rho)): dict(_json(workspace, layout.rho_sweep_metrics(rho, seed)),
+                                           plateau=_plateau(workspace, layout.rho_run_dir(rho, seed)))
+                     for rho in cfg.rhos})
         out.append({"rows": rows})
     return out
 

@@ -28,7 +28,7 @@ import torch
 
 from flatlib import atomic, layout, seeding, vocabulary
 from flatlib.measure import flatness
-from flatlib.training.checkpoints import load_model, run_plateau
+from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
 from flatlib.config import ConfigError
 from flatlib.model.device import resolve_device
@@ -238,15 +238,14 @@ def stage_exposure(params: Params, args) -> None:
 def stage_rho_sweep(params: Params, args) -> None:
     """One extra run of the rho sweep (``--rho``, ``--seed``): FID per sample set of its raw weights at
     ``rho_sweep.respacing`` and LPF / MC sharpness at ``rho_sweep.sigma``, measured as the sample, fid and flatness
-    stages measure the Table 1 rows (whose raw-weight values are the sweep's rho 0 and SAM rows), and the run's
-    convergence record."""
+    stages measure the Table 1 rows (whose raw-weight values are the sweep's rho 0 and SAM rows). The run's
+    convergence is in its run record (metrics/train/), where the report reads every run's."""
     cfg, device = params.rho_sweep, _device(params)
     folder = layout.rho_run_dir(args.rho, args.seed)
     model, run, _ = load_model(folder, "raw", device=device)
     samples = sample_run(model, run, cfg.respacing, params.sample.seeds, params.sample, device, args.progress)
     result = dict(fid=fid_of_sets(samples, params, device)["fid"],
-                  **lpf_at(model, loss_set(params, device), params.flatness, cfg.sigma, params.seed, args.progress),
-                  plateau=run_plateau(folder))
+                  **lpf_at(model, loss_set(params, device), params.flatness, cfg.sigma, params.seed, args.progress))
     print(f"rho={args.rho} seed {args.seed}: {result}")
     _write_json(layout.rho_sweep_metrics(args.rho, args.seed), result)
 

@@ -58,11 +58,6 @@ def read_run_config(run_dir: str | Path) -> dict:
     return load_yaml(path)
 
 
-def run_plateau(run_dir: str | Path) -> dict | None:
-    """The plateau criterion a finished train phase recorded in its ``metrics.json`` (None if not measured)."""
-    path = Path(run_dir) / layout.RUN_METRICS
-    return json.loads(path.read_text()).get("plateau") if path.is_file() else None
-
 
 def record_checksums(run_dir: str | Path, paths: list[Path]) -> None:
     """Add the SHA-256 of ``paths`` (files of ``run_dir``) to its ``checksums.json``."""
