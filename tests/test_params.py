@@ -39,6 +39,7 @@ def test_variant_merges_into_optim_once(params_file):
     ("optim.lr=0.0", "optim.lr must be > 0"),
     ("variants={adm: {}, sam: {lr: -1e-4}}", r"variants.sam.lr must be > 0, got -0.0001"),
     ("quant.respacing=50", "quant.respacing 50 must be one of sample.respacings"),
+    ("length.respacings=[50]", r"length.respacings \[50\] are not among sample.respacings \[20, 100\]"),
     ("exposure.aggregate=median", "exposure.aggregate must be one of"),
     ("variants={sam: {rhoo: 0.2}}", r"'rhoo' \(did you mean 'rho'\?\)"),
     ("flatness.surface_variants=[adm, swa]", r"flatness.surface_variants \['swa'\]"),
