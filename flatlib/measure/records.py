@@ -79,6 +79,7 @@ class FloorDraws(TypedDict):
 
 @closed
 class FloorCounts(TypedDict):
+    """The image counts the floor is measured at."""
     set: int  # the images of one sample set (sample.num)
     all: int  # of all sets of a seed (sample.num x sample.sets)
 
@@ -129,6 +130,7 @@ class Surface(Curve):
 
 @closed
 class HessianTop(TypedDict):
+    """The Hessian's dominant eigenvalue by power iteration (flatlib.measure.flatness.hessian_top_eigenvalue)."""
     eigenvalue: float
     iterations: int
     converged: bool
@@ -136,6 +138,7 @@ class HessianTop(TypedDict):
 
 @closed
 class HessianTrace(TypedDict):
+    """Hutchinson's estimate of the Hessian's trace and its standard error (flatlib.measure.flatness.hessian_trace)."""
     trace: float
     std_err: float
 
