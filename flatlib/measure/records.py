@@ -279,8 +279,9 @@ class Preflight(TypedDict):
     imports: NotRequired[dict[str, dict[str, str]]]
 
 
-#: results/summary.json (flatlib.stages.summary.write): the headline numbers and outcome counts, flat
-Summary = dict[str, float]
+#: results/summary.json (flatlib.stages.summary.write): the headline numbers and outcome counts, flat (a map outside a
+#: TypedDict is not strict unless its values say so)
+Summary = dict[str, pydantic.StrictFloat]
 
 
 # ---------------------------------------------------------------------------------------- write and read
