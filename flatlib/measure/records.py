@@ -3,7 +3,7 @@ its record with :func:`write`, the report reads it with :func:`read`, and both c
 kind, so a writer and the report cannot drift apart silently. A missing, misspelt or mistyped key is one
 :class:`~flatlib.errors.CorruptFileError` naming the file and the key.
 
-A schema is a TypedDict checked by pydantic: strict (no text read as a number, no bool as an int) and closed (a key
+A schema is a TypedDict checked by pydantic: strict (no text or bool read as a number) and closed (a key
 it does not name is an error). Maps keyed by weights kind, T' ("T20"), sigma ("0.01"), bits ("8") or step ("1500")
 are dicts. A key is optional only where its writer leaves it out by configuration, or where the report still reads
 the files of runs that predate it. Every writer imports torch and this module, which the report imports, must not:
