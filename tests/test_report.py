@@ -41,7 +41,7 @@ def write_params(root: Path, seeds=SEEDS, respacings=RESPACINGS) -> None:
     (root / "params.yaml").write_text(text)
 
 
-def write_json(path: Path, payload) -> None:  # as flatlib.stages.pipeline._write_json
+def write_json(path: Path, payload) -> None:  # as flatlib.measure.records.write writes metrics
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
 
@@ -105,7 +105,7 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
                 training = [16.0, 15.0, 14.0]
                 expo[w] = {"t": t, "sampling_norm": [x + g for x in training], "training_norm": training,
                            "gap": [g, g, g + 3.0], "aggregate": "mean_before_last", "gap_aggregate": g,
-                           "num_images": 8, "unit_noise_norm": 16.0}
+                           "gap_mean": g + 1.0, "gap_max": g + 3.0, "num_images": 8, "unit_noise_norm": 16.0}
             write_json(root / f"metrics/flatness/{v}/seed{s}.json", flat)
             write_json(root / f"metrics/exposure/{v}/seed{s}.json", expo)
             for w in WEIGHTS:
@@ -133,7 +133,8 @@ def make_workspace(root: Path, fid=None, quant8=None, sharpness=None, gap=None, 
 
 
 def write_plateau(folder: Path, plateaued: bool) -> None:
-    write_json(folder / "metrics.json", {"phase": "train", "plateau": {
+    write_json(folder / "metrics.json", {"phase": "train", "step": 4, "final_loss": 0.8, "final_mse": 0.7,
+                                         "swa_snapshots": None, "plateau": {
         "rel_change": -0.002 if plateaued else -0.02, "slope": -1e-7 if plateaued else -1e-5,
         "slope_p": 0.4 if plateaued else 0.001, "per_doubling": -0.005 if plateaued else -0.05, "window": 0.25,
         "tol": 0.02, "level": 0.05, "points": 9, "final_eval_mse": 0.16, "learned": True,

@@ -1,2 +1,3 @@
 """Measurements of trained models: sampling (``sample``), FID (``metrics``), quantization (``quant``), flatness
-(``flatness``), exposure bias (``exposure``) and intervals over seeds (``stats``)."""
+(``flatness``), exposure bias (``exposure``), intervals over seeds (``stats``), and the schemas of the files they
+are written to (``records``)."""

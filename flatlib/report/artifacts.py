@@ -1,5 +1,6 @@
 """Rounding rules and loaders of the pipeline's artifacts (paths from flatlib.layout; a missing file raises
-ArtifactMissing naming the DVC stage that writes it), and the typed params of the workspace."""
+ArtifactMissing naming the DVC stage that writes it; every metrics file is read through its schema,
+flatlib.measure.records), and the typed params of the workspace."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from flatlib import layout, vocabulary
+from flatlib.measure import records
 from flatlib.schema import Params, load_params as _parse_params
 
 # --------------------------------------------------------------------------------------------- rounding
@@ -173,7 +175,7 @@ def load_length(workspace, variant: str, seed: int) -> dict:
     """metrics/length/V/seedS.json (flatlib.stages.length): {final_step, fractions: {fraction: step}, last_k: [steps],
     equal_progress: {step, target, eval_mse} (adm), rows: {step: {weights: {fid: {"T20": scores}, lpf: {sigma:
     ...}}}}}: the saved checkpoints measured besides the final step, which is Table 1's."""
-    return _json(workspace, layout.length_metrics(variant, seed))
+    return _record(workspace, "length", layout.length_metrics(variant, seed))
 
 
 def _at_checkpoint(workspace: AtCheckpoints, kind: str, variant: str, seed: int, final: dict) -> dict:
@@ -206,8 +208,14 @@ def _require(workspace, relpath) -> Path:
     return path
 
 
-def _json(workspace, relpath):
-    return json.loads(_require(workspace, relpath).read_text())
+def _record(workspace, kind: str, relpath) -> dict:
+    """The metrics file ``relpath``, read through the schema of ``kind`` (flatlib.measure.records)."""
+    return records.read(kind, _require(workspace, relpath))
+
+
+def _variant_record(workspace, kind: str, variant: str, seed: int) -> dict:
+    """metrics/KIND/V/seedS.json (KIND: one of flatlib.layout.PER_VARIANT_METRICS)."""
+    return _record(workspace, kind, layout.variant_metrics(kind, variant, seed))
 
 
 def load_params(workspace) -> Params:
@@ -252,7 +260,7 @@ def seeds(workspace) -> list[int]:
 
 def _per_seed(workspace, kind: str, variant: str) -> list[dict]:
     """metrics/KIND/V/seedS.json of every seed (under :class:`AtCheckpoints`, as at its checkpoints)."""
-    files = [_json(workspace, layout.variant_metrics(kind, variant, s)) for s in seeds(workspace)]
+    files = [_variant_record(workspace, kind, variant, s) for s in seeds(workspace)]
     if isinstance(workspace, AtCheckpoints) and workspace.reads(variant):
         return [_at_checkpoint(workspace, kind, variant, s, f) for s, f in zip(seeds(workspace), files)]
     return files
@@ -303,7 +311,7 @@ def load_fid_floor(workspace) -> dict | None:
     """metrics/fid_floor.json (the real-vs-real floor, flatlib.stages.pipeline fid-floor), or None for a run that predates
     it."""
     path = workspace_path(workspace, layout.FID_FLOOR)
-    return json.loads(path.read_text()) if path.is_file() else None
+    return records.read("fid_floor", path) if path.is_file() else None
 
 
 def floor_text(workspace) -> str:
@@ -340,7 +348,7 @@ def load_exposure(workspace, variant: str) -> list[dict]:
 
 def _plateau(workspace, run_dir) -> dict | None:
     """The plateau criterion a run's train phase recorded (its run record's metrics.json, metrics/train/)."""
-    return _json(workspace, layout.run_record(run_dir) / layout.RUN_METRICS).get("plateau")
+    return _record(workspace, "train", layout.run_record(run_dir) / layout.RUN_METRICS).get("plateau")
 
 
 def load_rho_sweep(workspace) -> list[dict]:
@@ -353,11 +361,11 @@ def load_rho_sweep(workspace) -> list[dict]:
     for seed in params.seeds if cfg.rhos else ():
         rows = {}
         for rho, variant in ((0.0, "adm"), (params.variant_rho("sam"), "sam")):
-            fid = _json(workspace, layout.variant_metrics("fid", variant, seed))["rows"]["raw"][f"T{cfg.respacing}"]
-            lpf = _json(workspace, layout.variant_metrics("flatness", variant, seed))["raw"]["lpf"][str(cfg.sigma)]
+            fid = _variant_record(workspace, "fid", variant, seed)["rows"]["raw"][f"T{cfg.respacing}"]
+            lpf = _variant_record(workspace, "flatness", variant, seed)["raw"]["lpf"][str(cfg.sigma)]
             rows[str(float(rho))] = dict(fid=fid["fid"], **lpf,
                                          plateau=_plateau(workspace, layout.run_dir(variant, seed)))
-        rows.update({str(float(rho)): dict(_json(workspace, layout.rho_sweep_metrics(rho, seed)),
+        rows.update({str(float(rho)): dict(_record(workspace, "rho_sweep", layout.rho_sweep_metrics(rho, seed)),
                                            plateau=_plateau(workspace, layout.rho_run_dir(rho, seed)))
                      for rho in cfg.rhos})
         out.append({"rows": rows})
@@ -366,11 +374,12 @@ def load_rho_sweep(workspace) -> list[dict]:
 
 def load_import_record(workspace, variant: str, seed: int, weights: str) -> dict:
     """The import.json of the run folder that holds an imported variant's ``weights`` (flatlib.gd.importer)."""
-    return _json(workspace, layout.run_record(layout.weights_run_dir(variant, seed, weights)) / layout.IMPORT_RECORD)
+    path = _require(workspace, layout.run_record(layout.weights_run_dir(variant, seed, weights)) / layout.IMPORT_RECORD)
+    return json.loads(path.read_text())
 
 
 def load_featurenet(workspace) -> dict:
-    return _json(workspace, layout.FEATURENET_METRICS)
+    return _record(workspace, "featurenet", layout.FEATURENET_METRICS)
 
 
 def load_training_log(workspace, variant: str, seed: int, phase: str = "train") -> pd.DataFrame:
@@ -392,18 +401,18 @@ def plateau_table(workspace) -> pd.DataFrame:
     runs = [(v, s, layout.run_dir(v, s)) for v in params.variants for s in params.seeds]
     runs += [(f"sam rho={rho:g}", s, layout.rho_run_dir(rho, s)) for rho in params.rho_sweep.rhos
              for s in params.seeds]
-    records = []
+    table = []
     for name, seed, folder in runs:
         imported = name in params.imports
-        plateau = {} if imported else _json(workspace, layout.run_record(folder) / layout.RUN_METRICS).get("plateau") or {}
-        records.append({"run": name, "seed": seed, "final held-out loss": plateau.get("final_eval_mse", float("nan")),
-                        "relative change": plateau.get("rel_change", float("nan")),
-                        "slope p": plateau.get("slope_p", float("nan")),
-                        "change per doubling": plateau.get("per_doubling", float("nan")),
-                        "window": plateau.get("window", float("nan")), "tolerance": plateau.get("tol", float("nan")),
-                        "level": plateau.get("level", float("nan")),
-                        "status": IMPORTED if imported else plateau.get("status", "not measured")})
-    return with_kinds(pd.DataFrame(records).set_index(["run", "seed"]),
+        plateau = {} if imported else _plateau(workspace, folder) or {}
+        table.append({"run": name, "seed": seed, "final held-out loss": plateau.get("final_eval_mse", float("nan")),
+                      "relative change": plateau.get("rel_change", float("nan")),
+                      "slope p": plateau.get("slope_p", float("nan")),
+                      "change per doubling": plateau.get("per_doubling", float("nan")),
+                      "window": plateau.get("window", float("nan")), "tolerance": plateau.get("tol", float("nan")),
+                      "level": plateau.get("level", float("nan")),
+                      "status": IMPORTED if imported else plateau.get("status", "not measured")})
+    return with_kinds(pd.DataFrame(table).set_index(["run", "seed"]),
                       {"final held-out loss": "loss", "relative change": "rel", "slope p": "rel",
                        "change per doubling": "rel", "window": "rel", "tolerance": "rel", "level": "rel"})
 

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import torch
 
-from flatlib import atomic, layout, seeding
+from flatlib import layout, seeding
 from flatlib.cli import cli_parser
 from flatlib.config import ConfigError
 from flatlib.errors import MissingInputError, add_debug_flag, cli_errors
+from flatlib.measure import records
 from flatlib.measure.sample import sample_run
 from flatlib.model.device import resolve_device
 from flatlib.progress import add_progress_flag, line_buffered_stdout
@@ -88,7 +89,7 @@ def stage_length(params: Params, args) -> None:
     device = resolve_device(params.sample.device)
     out_file = layout.length_metrics(args.variant, args.seed)
     if args.variant in params.imports:
-        atomic.write_json(out_file, dict(imported=True, rows={}), indent=1, sort_keys=True)
+        records.write("length", out_file, dict(imported=True, rows={}))
         print(f"{args.variant} is imported: no checkpoints to measure")
         return
     todo = plan(params, args.variant, args.seed)
@@ -104,8 +105,7 @@ def stage_length(params: Params, args) -> None:
             rows.setdefault(str(step), {})[weights] = dict(fid=fid, lpf=lpf)
             print(f"{args.variant}/{weights} seed {args.seed} step {step}: FID " + ", ".join(
                 f"T'={t[1:]} {v['fid_all']:.3f}" for t, v in fid.items()))
-    atomic.write_json(out_file, dict(todo, num_samples=params.sample.num, sets=params.sample.sets, rows=rows),
-                      indent=1, sort_keys=True)
+    records.write("length", out_file, dict(todo, num_samples=params.sample.num, sets=params.sample.sets, rows=rows))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from flatlib import atomic, layout, seeding, vocabulary
-from flatlib.measure import flatness
+from flatlib.measure import flatness, records
 from flatlib.training.checkpoints import load_model
 from flatlib.cli import cli_parser
 from flatlib.config import ConfigError
@@ -42,10 +41,6 @@ from flatlib.schema import FIDConfig, FlatnessConfig, Params, load_params
 from flatlib.progress import add_progress_flag, line_buffered_stdout
 from flatlib.measure.quant import quantize_model
 from flatlib.measure.sample import sample_run, save_grid, save_samples
-
-
-def _write_json(path: Path, payload) -> None:
-    atomic.write_json(path, payload, indent=1, sort_keys=True)
 
 
 def _to_builtin(value):
@@ -78,7 +73,7 @@ def stage_featurenet(params: Params, args) -> None:
                                       batch_size=cfg.batch_size, lr=cfg.lr, seed=params.seed,
                                       device=resolve_device("auto"), progress=args.progress)
     save_feature_net(layout.FEATURENET, model, meta=dict(scores, data=dataclasses.asdict(params.data)))
-    _write_json(layout.FEATURENET_METRICS, scores)
+    records.write("featurenet", layout.FEATURENET_METRICS, scores)
     print(f"featurenet: {scores}")
 
 
@@ -122,9 +117,9 @@ def stage_fid(params: Params, args) -> None:
             rows.setdefault(weights, {})[f"T{respacing}"] = scores
             print(f"{vocabulary.label(args.variant, weights):>10} seed {args.seed} T'={respacing}: FID per sample set "
                   + ", ".join(f"{x:.3f}" for x in scores["fid"]))
-    _write_json(layout.variant_metrics("fid", args.variant, args.seed),
-                dict(extractor=params.fid.extractor, num_samples=params.sample.num, sets=params.sample.sets,
-                     rows=rows))
+    records.write("fid", layout.variant_metrics("fid", args.variant, args.seed),
+                  dict(extractor=params.fid.extractor, num_samples=params.sample.num, sets=params.sample.sets,
+                       rows=rows))
 
 
 def stage_fid_floor(params: Params, args) -> None:
@@ -146,7 +141,7 @@ def stage_fid_floor(params: Params, args) -> None:
         out[name] = {key: [d[key] for d in draws] for key in draws[0]}
         print(f"real-vs-real floor, {count} images ({out['source']}): FID " + ", ".join(
             f"{x:.3f}" for x in out[name]["fid"]))
-    _write_json(layout.FID_FLOOR, out)
+    records.write("fid_floor", layout.FID_FLOOR, out)
 
 
 def stage_quant(params: Params, args) -> None:
@@ -167,7 +162,8 @@ def stage_quant(params: Params, args) -> None:
             print(f"{args.variant}/{weights} seed {args.seed} {bits}-bit: FID {np.mean(row[str(bits)]['fid']):.3f} "
                   f"(32-bit {np.mean(row['32']['fid']):.3f}), weight error {report['rel_error']:.4f}")
         results[weights] = row
-    _write_json(layout.variant_metrics("quant", args.variant, args.seed), dict(respacing=cfg.respacing, rows=results))
+    records.write("quant", layout.variant_metrics("quant", args.variant, args.seed),
+                  dict(respacing=cfg.respacing, rows=results))
 
 
 def loss_set(params: Params, device) -> DiffusionLossSet:
@@ -221,7 +217,7 @@ def stage_flatness(params: Params, args) -> None:
         lpf = results[weights]["lpf"]
         print(f"{args.variant}/{weights} seed {args.seed}: base loss {next(iter(lpf.values()))['base_loss']:.4f}, "
               + ", ".join(f"MC sharpness(sigma={s}) {v['mc_sharpness']:.4f}" for s, v in lpf.items()))
-    _write_json(layout.variant_metrics("flatness", args.variant, args.seed), results)
+    records.write("flatness", layout.variant_metrics("flatness", args.variant, args.seed), results)
 
 
 def stage_exposure(params: Params, args) -> None:
@@ -232,7 +228,7 @@ def stage_exposure(params: Params, args) -> None:
                                            progress=args.progress)
         print(f"{args.variant}/{weights} seed {args.seed}: exposure gap ({cfg.aggregate}) "
               f"{results[weights]['gap_aggregate']:+.4f}")
-    _write_json(layout.variant_metrics("exposure", args.variant, args.seed), results)
+    records.write("exposure", layout.variant_metrics("exposure", args.variant, args.seed), results)
 
 
 def stage_rho_sweep(params: Params, args) -> None:
@@ -247,7 +243,7 @@ def stage_rho_sweep(params: Params, args) -> None:
     result = dict(fid=fid_of_sets(samples, params, device)["fid"],
                   **lpf_at(model, loss_set(params, device), params.flatness, cfg.sigma, params.seed, args.progress))
     print(f"rho={args.rho} seed {args.seed}: {result}")
-    _write_json(layout.rho_sweep_metrics(args.rho, args.seed), result)
+    records.write("rho_sweep", layout.rho_sweep_metrics(args.rho, args.seed), result)
 
 
 STAGES = {"reference": stage_reference, "featurenet": stage_featurenet, "sample": stage_sample, "fid": stage_fid,

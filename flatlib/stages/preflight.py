@@ -25,13 +25,14 @@ from pathlib import Path
 
 import torch
 
-from flatlib import atomic, layout
+from flatlib import layout
 from flatlib.cli import cli_parser
 from flatlib.config import load_yaml
 from flatlib.training.data import check_dataset
 from flatlib.errors import FlatlibError, add_debug_flag, cli_errors
 from flatlib.gd.weights import check_state_dict, read_state_dict
 from flatlib.gd.importer import check_imports, import_flags, import_source
+from flatlib.measure import records
 from flatlib.measure.metrics import EXTRACTORS, sha256_file
 from flatlib.training.optimizers import OPTIMIZERS
 from flatlib.schema import Params, check_choice, check_swa_phase
@@ -246,8 +247,7 @@ def main(argv: list[str] | None = None) -> None:
                                + "\n".join(f"  - {problem}" for problem in found))
         if args.out:
             digests = import_digests(Params.from_dict(load_yaml(args.params), "params"), args.workspace)
-            atomic.write_json(args.out, {"checks": list(CHECKS), **({"imports": digests} if digests else {})},
-                              indent=1)
+            records.write("preflight", args.out, {"checks": list(CHECKS), **({"imports": digests} if digests else {})})
         print(f"flatlib.stages.preflight: ok ({', '.join(CHECKS)})")
 
 

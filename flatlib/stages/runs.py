@@ -32,6 +32,7 @@ from flatlib.cli import cli_parser
 from flatlib.config import ConfigError
 from flatlib.errors import add_debug_flag, cli_errors
 from flatlib.gd.importer import check_imports, holds_import, import_checkpoint, import_flags, import_source
+from flatlib.measure import records
 from flatlib.progress import add_progress_flag
 from flatlib.schema import Params, load_params
 from flatlib.training.train import hold_run_folder, train_run
@@ -41,9 +42,12 @@ PHASES = ("train", "swa", "rho")
 
 def publish_record(folder) -> None:
     """Copy a run folder's small files (:data:`flatlib.layout.RECORD_FILES`: log, metrics, import record) to its
-    :func:`flatlib.layout.run_record`, a declared output of the stage beside the checkpoints (rank 0 alone)."""
+    :func:`flatlib.layout.run_record`, a declared output of the stage beside the checkpoints (rank 0 alone). The
+    metrics, which the trainer writes and the report reads, are checked first (flatlib.measure.records)."""
     if int(os.environ.get("RANK", 0)) != 0:
         return
+    if (folder / layout.RUN_METRICS).is_file():
+        records.read("train", folder / layout.RUN_METRICS)
     for name in layout.RECORD_FILES:
         if (folder / name).is_file():
             atomic.write_bytes(layout.run_record(folder) / name, (folder / name).read_bytes())

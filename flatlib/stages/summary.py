@@ -27,6 +27,7 @@ import pandas as pd
 from flatlib import atomic, layout
 from flatlib.cli import cli_parser
 from flatlib.errors import MissingInputError, add_debug_flag, cli_errors
+from flatlib.measure import records
 from flatlib.vocabulary import NOT_EVALUATED, OUTCOMES, label
 from flatlib.report import claims, exposure_table, flatness_table, quant_table, table1
 from flatlib.report.claims import ADDED, PAPER, claim_parts, claim_seed_values, counts
@@ -129,7 +130,7 @@ def write(workspace) -> dict[str, float | int]:
     workspace = Path(workspace)
     summary = headline(workspace)
     (workspace / layout.PLOTS).mkdir(parents=True, exist_ok=True)
-    atomic.write_json(workspace / layout.SUMMARY, summary, indent=1)
+    records.write("summary", workspace / layout.SUMMARY, summary)
     for name in layout.PLOT_NAMES:  # 6 significant digits: small files, short diffs
         data = PLOT_DATA[name](workspace)
         atomic.write_text(workspace / layout.plot_file(name), data.to_csv(index=False, float_format="%.6g"))
