@@ -140,14 +140,20 @@ def test_one_param_change_invalidates_only_its_readers(workspace):
         params.write_text(original)
 
 
+def commit_the_baseline():
+    """Commit the smoke workspace as it is (experiments are git commits over a baseline), once."""
+    for key, value in (("user.name", "flatlib tests"), ("user.email", "tests@flatlib.invalid")):
+        run(["git", "config", key, value])
+    if run(["git", "status", "--porcelain"]):
+        run(["git", "add", "-A"])
+        run(["git", "commit", "-q", "-m", "smoke baseline"])
+
+
 def test_an_experiment_reruns_its_readers_in_a_clone_and_leaves_the_baseline(workspace):
     """The README's experiment workflow: `dvc exp run --temp -S flatness.draws=3 summary` commits the experiment
     without touching the workspace; `dvc params diff`, `dvc metrics diff` and `dvc plots diff` compare it with
     the baseline commit."""
-    for key, value in (("user.name", "flatlib tests"), ("user.email", "tests@flatlib.invalid")):
-        run(["git", "config", key, value])  # experiments are git commits
-    run(["git", "add", "-A"])
-    run(["git", "commit", "-q", "-m", "smoke baseline"])
+    commit_the_baseline()
     baseline = {p: (workspace / p).read_bytes() for p in ("params.yaml", "dvc.lock", layout.SUMMARY)}
     draws = load_params(workspace / "params.yaml").flatness.draws + 1
     log = run(["dvc", "exp", "run", "--temp", "--name", "draws", "--set-param", f"flatness.draws={draws}", "summary"])
@@ -166,6 +172,28 @@ def test_an_experiment_reruns_its_readers_in_a_clone_and_leaves_the_baseline(wor
     assert all(p[0]["revisions"] == ["HEAD", "draws"] for p in plots.values())
     assert {p: (workspace / p).read_bytes() for p in baseline} == baseline  # the workspace is the baseline still
     assert run(["git", "status", "--porcelain"]) == ""
+    assert json.loads(run(["dvc", "status", "--json"])) == {"preflight": ["always changed"]}
+
+
+def test_other_respacings_and_two_seeds_run_end_to_end_with_a_coherent_summary(workspace):
+    """Issue 19: T' and the seeds come from params.yaml alone. With ``sample.respacings: [20, 50]`` and ``seeds: [0,
+    1]`` (an experiment in a temporary clone) every stage runs, the notebooks and publish included; the summary has
+    T'=50 keys where it had T'=100 ones, the claims on T'=100 are "not evaluated", the report has a T'=50 grid."""
+    commit_the_baseline()
+    run(["dvc", "exp", "run", "--temp", "--name", "t50", "--set-param", "sample.respacings=[20, 50]",
+         "--set-param", "seeds=[0, 1]"])
+    changed = json.loads(run(["dvc", "metrics", "diff", "HEAD", "t50", "--json"]))[layout.SUMMARY.as_posix()]
+    rows = ("adm", "ema", "sam", "sam_ema")
+    assert {f"fid100_{row}" for row in rows} <= {key for key, diff in changed.items() if diff["new"] is None}
+    assert {f"fid50_{row}" for row in rows} <= {key for key, diff in changed.items() if diff["old"] is None}
+    assert changed["not_evaluated"]["old"] == 0 < changed["not_evaluated"]["new"]
+    experiment = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"]).split()
+    experiment = next(ref for ref in experiment if ref.endswith("/t50"))
+    figures = run(["git", "ls-tree", "--name-only", experiment, f"{layout.DOCS_FIGURES.as_posix()}/"]).split()
+    assert {Path(path).name for path in figures} >= {"samples_T20.png", "samples_T50.png"}
+    assert "samples_T100.png" not in {Path(path).name for path in figures}
+    records = run(["git", "ls-tree", "-r", "--name-only", experiment, layout.TRAIN_RECORDS.as_posix()]).split()
+    assert {Path(path).relative_to(layout.TRAIN_RECORDS).parts[1] for path in records} == {"seed0", "seed1"}
     assert json.loads(run(["dvc", "status", "--json"])) == {"preflight": ["always changed"]}
 
 

@@ -17,7 +17,8 @@ PAPER_TABLE1 = {
 }
 #: CIFAR-10, T'=20: FID at full precision (32) and with 8-bit weights.
 PAPER_QUANT_8BIT = {"ADM": {32: 34.47, 8: 48.02}, "+SAM": {32: 9.01, 8: 8.94}}
-#: Parameters of the paper's CIFAR-10 UNet with the official README flags (DESIGN.md's provenance section).
+#: Parameters of the paper's CIFAR-10 UNet with the official repository's README flags (52,546,438 exactly:
+#: NAMED_CONFIGS["cifar10"], checked against guided-diffusion's create_model in tests/test_unet.py).
 PAPER_UNET_PARAMS = 52.5e6
 #: Exposure-bias gap of the predicted-noise norm (sampling minus training), CIFAR-10.
 PAPER_EXPOSURE_GAP = {"ADM": 11.39, "+SAM": 3.32}
