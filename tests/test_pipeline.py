@@ -22,6 +22,7 @@ from flatlib import layout
 from flatlib.config import ConfigError
 from flatlib.schema import load_params
 from flatlib.profiles import apply_profile
+from flatlib.stages import summary
 from tests.test_pages import needs_chromium, probe_all, too_wide, unmatched
 from tests.workspace import ROOT, copy_repository
 from tests.workspace import run as run_in
@@ -183,7 +184,7 @@ def test_other_respacings_and_two_seeds_run_end_to_end_with_a_coherent_summary(w
     run(["dvc", "exp", "run", "--temp", "--name", "t50", "--set-param", "sample.respacings=[20, 50]",
          "--set-param", "seeds=[0, 1]"])
     changed = json.loads(run(["dvc", "metrics", "diff", "HEAD", "t50", "--json"]))[layout.SUMMARY.as_posix()]
-    rows = ("adm", "ema", "sam", "sam_ema")
+    rows = summary.FID_ROWS  # the summary's headline FID rows, one key fid{T'}_{row} each
     assert {f"fid100_{row}" for row in rows} <= {key for key, diff in changed.items() if diff["new"] is None}
     assert {f"fid50_{row}" for row in rows} <= {key for key, diff in changed.items() if diff["old"] is None}
     assert changed["not_evaluated"]["old"] == 0 < changed["not_evaluated"]["new"]
